@@ -1,0 +1,51 @@
+"""``nox -s test`` runs the suite; ``nox -s lint`` runs ruff.
+
+The test session reuses the repo's ``.venv`` when it exists (it holds torch, ~6 GB, which
+would be wasteful to install twice); otherwise nox builds its own.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+VENV = ROOT / ".venv"
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _test_env(tmp: str) -> dict:
+    """Keep W&B, matplotlib and datasets inside a temp dir, offline."""
+    return {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": tmp,
+        "WANDB_CACHE_DIR": f"{tmp}/wandb-cache",
+        "WANDB_DATA_DIR": f"{tmp}/wandb-data",
+        "WANDB_CONFIG_DIR": f"{tmp}/wandb-config",
+        "WANDB_SILENT": "true",
+        "MPLCONFIGDIR": f"{tmp}/mpl",
+        "YOLOZOO_DATA": f"{tmp}/data",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+@nox.session(venv_backend="none" if VENV.is_dir() else "virtualenv")
+def test(session: nox.Session) -> None:
+    python = str(VENV / "bin" / "python") if VENV.is_dir() else "python"
+    if not VENV.is_dir():
+        session.install("-e", ".[dev]")
+    with tempfile.TemporaryDirectory(prefix="yolozoo-test-") as tmp:
+        env = {**_test_env(tmp), "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        session.run(python, "-m", "pytest", "-q", *session.posargs, env=env, external=True)
+
+
+@nox.session(venv_backend="none" if VENV.is_dir() else "virtualenv")
+def lint(session: nox.Session) -> None:
+    if not VENV.is_dir():
+        session.install("ruff")
+    ruff = str(VENV / "bin" / "ruff") if VENV.is_dir() else "ruff"
+    session.run(ruff, "check", "yolozoo", "bench", "tests", "reports", "noxfile.py", external=True)

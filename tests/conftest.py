@@ -1,0 +1,29 @@
+"""Shared fixtures; tests run on the CPU with W&B offline and every write in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """W&B, matplotlib and the dataset cache write only under this test's tmp_path."""
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "MPLCONFIGDIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("YOLOZOO_DATA", os.environ.get("YOLOZOO_TEST_DATA", str(tmp_path / "data")))
+
+
+@pytest.fixture
+def smoke_overrides(tmp_path) -> list[str]:
+    """Overrides that keep a smoke run's outputs in tmp_path."""
+    return ["preset=smoke", f"out_dir={tmp_path / 'runs'}", f"results_dir={tmp_path / 'results'}",
+            f"data.root={tmp_path / 'data'}"]

@@ -1,0 +1,62 @@
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from yolozoo.config import ModelConfig
+from yolozoo.models import build_model, count_flops, count_params, make_priors
+
+BACKBONES = ["resnet18", "lcnet_100", "mobilenetv3_small_100", "efficientnet_lite0"]
+
+
+def model_cfg(**kw):
+    return OmegaConf.structured(ModelConfig(**kw))
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_forward_backward_64px(backbone):
+    model = build_model(model_cfg(backbone=backbone, width=0.25), num_classes=7)
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    out = model(images)
+    A = (8 * 8 + 4 * 4 + 2 * 2)
+    assert out.cls_logits.shape == (2, A, 7) and out.boxes.shape == (2, A, 4) and len(out.priors) == A
+    assert torch.isfinite(out.boxes).all()
+    assert (out.boxes[..., 2:] >= out.boxes[..., :2]).all()  # ltrb >= 0 decode to valid boxes
+    (out.cls_logits.mean() + out.boxes.mean()).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_width_scales_neck_and_head():
+    small = build_model(model_cfg(width=0.25), 10)
+    large = build_model(model_cfg(width=1.0), 10)
+    assert small.neck.out_channels == [32, 64, 128] and large.neck.out_channels == [128, 256, 512]
+    assert count_params(large) > count_params(small)
+    assert count_flops(large, 64) > count_flops(small, 64) > 0
+
+
+def test_neck_sized_from_feature_info():
+    model = build_model(model_cfg(backbone="mobilenetv3_small_100", width=0.5), 3)
+    assert model.backbone.channels == [model.backbone.body.feature_info.channels()[i] for i in model.backbone.indices]
+    assert model.backbone.strides == [8, 16, 32]
+
+
+def test_priors_layout():
+    pri = make_priors([(2, 3), (1, 2)], [8, 16], prior_scale=4.0)
+    assert pri.centers.tolist()[:4] == [[4, 4], [12, 4], [20, 4], [4, 12]]
+    assert pri.centers.tolist()[6:] == [[8, 8], [24, 8]]
+    assert pri.strides.tolist() == [8] * 6 + [16] * 2 and pri.level.tolist() == [0] * 6 + [1] * 2
+    assert pri.sizes[0].tolist() == [32, 32] and pri.boxes()[0].tolist() == [-12, -12, 20, 20]
+
+
+def test_missing_pretrained_file_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        build_model(model_cfg(pretrained=str(tmp_path / "nope.pth")), 3)
+
+
+def test_pretrained_path_loads_strictly(tmp_path):
+    model = build_model(model_cfg(), 3)
+    path = tmp_path / "bb.pth"
+    torch.save(model.backbone.body.state_dict(), path)
+    other = build_model(model_cfg(pretrained=str(path)), 3)
+    for (k, a), b in zip(model.backbone.body.state_dict().items(), other.backbone.body.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -1,0 +1,198 @@
+"""The typed config tree, presets, and ``key=value`` command-line overrides.
+
+Config is read in one place: ``load_config(argv)`` resolves preset -> overrides into a
+:class:`Config` (an OmegaConf structured config in struct mode), so an unknown key or a
+value of the wrong type fails before any work starts, naming the key and listing the
+valid ones. Builders read the config; classes take explicit arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class ConfigError(ValueError):
+    """A bad override or config file; the message names the key and what is wrong."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # digits | coco | voc | yolo
+    root: Optional[str] = None  # dataset location (digits: cache dir, default data/ or $YOLOZOO_DATA)
+    img_size: int = 128  # letterboxed square input size
+    num_train: int = 3000  # digits: scenes to generate
+    num_val: int = 500
+    gen_seed: int = 0  # digits: generation seed (independent of the training seed)
+    train_split: Optional[str] = None  # voc: "2007_trainval,2012_trainval"; coco: "train2017"
+    val_split: Optional[str] = None  # voc: "2007_test"; coco: "val2017"
+    flip: float = 0.0  # horizontal flip probability (0 for digits: a flipped digit is another glyph)
+    color_jitter: float = 0.3
+    mosaic: float = 0.0  # probability of a 4-image mosaic
+    num_workers: int = 2
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "lcnet_100"  # any timm model with features_only
+    pretrained: str = "false"  # false | imagenet | path to a state dict
+    width: float = 0.5  # neck/head channel multiplier (the study's channel_sparsity)
+    prior_scale: float = 4.0  # anchor-free prior box side, in strides
+
+
+@dataclass
+class LossConfig:
+    iou_type: str = "ciou"
+    cls: float = 1.0  # weights of the named terms
+    box: float = 5.0
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adamw | sgd
+    lr: float = 0.004
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    warmup: float = 0.1  # fraction of steps in the one-cycle warm-up
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 20
+    batch_size: int = 32
+    precision: str = "32-true"  # 16-mixed / bf16-mixed for AMP on GPU
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"  # ddp on multi-GPU machines
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float = 10.0
+    deterministic: bool = False
+    limit_train_batches: float = 1.0
+    limit_val_batches: float = 1.0
+    check_val_every_n_epoch: int = 1
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class EvalConfig:
+    score_thresh: float = 0.001
+    iou_thresh: float = 0.6  # NMS
+    max_det: int = 100
+    latency_batches: int = 10  # batches timed for latency (batch 1) and throughput
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "offline"  # offline | online | disabled
+    project: str = "yolozoo"
+    group: Optional[str] = None
+
+
+@dataclass
+class Config:
+    preset: str = "default"
+    name: Optional[str] = None  # run name; default derived from the config
+    seed: int = 0
+    out_dir: str = "runs"  # checkpoints, W&B files
+    results_dir: str = "results"  # result records
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    assigner: dict = field(default_factory=lambda: {"name": "tal"})  # name + its keyword hyperparameters
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def parse_overrides(argv: list[str]) -> dict[str, str]:
+    """``["a.b=1", ...]`` -> ``{"a.b": "1"}``; anything not ``key=value`` is an error."""
+    out = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected key=value, got {arg!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _valid_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in node.items():
+        if isinstance(v, DictConfig) and k != "assigner":
+            keys += _valid_keys(v, f"{prefix}{k}.")
+        else:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+def _merge(cfg: DictConfig, update: DictConfig, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, update)
+    except (ConfigAttributeError, ConfigKeyError) as e:
+        key = e.full_key or e.key
+        parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+        valid = [k for k in _valid_keys(cfg) if k.startswith(parent)]
+        raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}") from None
+    except ValidationError as e:
+        raise ConfigError(f"{source}: bad value for {e.full_key!r}: {str(e.msg).splitlines()[0]}") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(argv: list[str] | dict[str, str] | None = None) -> DictConfig:
+    """Resolve defaults <- preset <- ``key=value`` overrides into a validated, read-only config.
+
+    Also checks what only the registries know: the assigner name and its options.
+    """
+    overrides = dict(argv) if isinstance(argv, dict) else parse_overrides(argv or [])
+    preset = overrides.pop("preset", "default")
+    path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {preset!r}; valid: {', '.join(list_presets())}")
+    cfg = OmegaConf.structured(Config)
+    OmegaConf.set_struct(cfg, True)
+    OmegaConf.set_struct(cfg.assigner, False)  # keys depend on the assigner; checked below
+    try:
+        preset_cfg = OmegaConf.load(path) or OmegaConf.create()
+    except Exception as e:  # yaml errors carry the line
+        raise ConfigError(f"{path}: {e}") from None
+    cfg = _merge(cfg, preset_cfg, str(path))
+    cfg.preset = preset
+    cfg = _merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()]), "command line")
+    check_config(cfg)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Validate what the type system cannot: registry names and options, value ranges."""
+    from .assigners.base import ASSIGNERS
+    from .registry import UnknownNameError
+
+    options = {k: v for k, v in cfg.assigner.items() if k != "name"}
+    try:
+        ASSIGNERS.check_options(cfg.assigner.get("name", ""), options)
+    except UnknownNameError as e:
+        raise ConfigError(f"assigner: {e}") from None
+    if not 0 < cfg.model.width <= 4:
+        raise ConfigError(f"model.width must be in (0, 4], got {cfg.model.width}")
+    if cfg.data.img_size % 32:
+        raise ConfigError(f"data.img_size must be a multiple of 32 (the largest stride), got {cfg.data.img_size}")
+    if cfg.wandb.mode not in ("offline", "online", "disabled"):
+        raise ConfigError(f"wandb.mode must be offline, online or disabled, got {cfg.wandb.mode!r}")
+
+
+def to_dict(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)

@@ -1,0 +1,197 @@
+"""The one sample format every dataset yields, and the base class that produces it.
+
+A format parser (COCO JSON, VOC XML, YOLO txt, the built-in digits) only turns its files
+into a list of :class:`ImageRecord` plus class names. Everything else -- reading the
+image, sanitising boxes, transforms, the COCO ground truth used by evaluation -- lives
+here once.
+
+Sample format (``dataset[i]``)::
+
+    image:  tv_tensors.Image uint8 [3, H, W]
+    target: {
+        "boxes":      tv_tensors.BoundingBoxes float32 [N, 4] XYXY, pixels of ``image``
+        "labels":     int64 [N], 0-based class index
+        "difficult":  bool [N] (VOC 'difficult'; ignored by evaluation, never trained on as
+                      a miss)
+        "image_id":   int, 1-based, equal to the image's id in ``coco_gt()``
+        "orig_size":  (H0, W0) of the file on disk, before transforms
+    }
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.io import ImageReadMode, decode_image
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """Bad input: the message names the file (and line or key where there is one)."""
+
+
+@dataclass
+class ImageRecord:
+    """One image and its annotations, as parsed from disk. Boxes are XYXY pixels."""
+
+    file: Path
+    width: int
+    height: int
+    boxes: np.ndarray  # float32 [N, 4] xyxy px
+    labels: np.ndarray  # int64 [N], 0-based
+    difficult: np.ndarray = field(default=None)  # bool [N]
+    image_id: int = 0  # 1-based; assigned by DetectionDataset when 0
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if self.difficult is None:
+            self.difficult = np.zeros(len(self.labels), dtype=bool)
+        self.difficult = np.asarray(self.difficult, dtype=bool).reshape(-1)
+
+
+@dataclass
+class SanitizeReport:
+    """Counts of boxes changed while loading, so a user can see what was fixed."""
+
+    clipped: int = 0
+    dropped: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.clipped or self.dropped)
+
+
+def sanitize_records(records: list[ImageRecord], num_classes: int, min_size: float = 1.0) -> SanitizeReport:
+    """Clip boxes to the image and drop degenerate ones (in place); raise on bad class ids.
+
+    A class id outside ``[0, num_classes)`` is an error (it means the annotation and the
+    class list disagree), not something to silently drop.
+    """
+    report = SanitizeReport()
+    for rec in records:
+        bad = (rec.labels < 0) | (rec.labels >= num_classes)
+        if bad.any():
+            raise DatasetError(
+                f"{rec.file}: class id {int(rec.labels[bad][0])} out of range [0, {num_classes})"
+            )
+        if not len(rec.boxes):
+            continue
+        clipped = rec.boxes.copy()
+        np.clip(clipped[:, 0::2], 0, rec.width, out=clipped[:, 0::2])
+        np.clip(clipped[:, 1::2], 0, rec.height, out=clipped[:, 1::2])
+        keep = ((clipped[:, 2] - clipped[:, 0]) >= min_size) & ((clipped[:, 3] - clipped[:, 1]) >= min_size)
+        changed = (np.abs(clipped - rec.boxes).sum(1) > 1e-3) & keep
+        report.clipped += int(changed.sum())
+        report.dropped += int((~keep).sum())
+        rec.boxes, rec.labels, rec.difficult = clipped[keep], rec.labels[keep], rec.difficult[keep]
+    return report
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """Read an image file as uint8 [3, H, W] RGB; a clear error names the file."""
+    try:
+        data = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read image ({e.strerror or e})") from e
+    try:
+        return decode_image(data, mode=ImageReadMode.RGB)
+    except RuntimeError as e:
+        raise DatasetError(f"{path}: unreadable image ({e})") from e
+
+
+class DetectionDataset(Dataset):
+    """A list of :class:`ImageRecord` served in the sample format above.
+
+    Args:
+        records: parsed annotations; ``image_id`` 0 means "assign 1-based in order".
+        classes: class names; label ``k`` is ``classes[k]``.
+        transforms: a torchvision.transforms.v2 callable on ``(image, target)``.
+        name: shown in logs and errors.
+    """
+
+    def __init__(
+        self,
+        records: list[ImageRecord],
+        classes: list[str],
+        transforms: Callable | None = None,
+        name: str = "dataset",
+    ):
+        self.records = records
+        self.classes = list(classes)
+        self.transforms = transforms
+        self.name = name
+        for i, rec in enumerate(records):
+            if rec.image_id == 0:
+                rec.image_id = i + 1
+        report = sanitize_records(records, len(self.classes))
+        if report:
+            log.warning(
+                "%s: clipped %d out-of-bounds boxes, dropped %d degenerate boxes",
+                name, report.clipped, report.dropped,
+            )
+        self.sanitize_report = report
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def load(self, index: int) -> tuple[tv_tensors.Image, dict]:
+        """The untransformed sample ``index``."""
+        rec = self.records[index]
+        image = read_image(rec.file)
+        h, w = image.shape[-2:]
+        if (h, w) != (rec.height, rec.width):
+            raise DatasetError(
+                f"{rec.file}: image is {w}x{h} but its annotation says {rec.width}x{rec.height}"
+            )
+        target = {
+            "boxes": tv_tensors.BoundingBoxes(
+                torch.from_numpy(rec.boxes), format="XYXY", canvas_size=(h, w)
+            ),
+            "labels": torch.from_numpy(rec.labels),
+            "difficult": torch.from_numpy(rec.difficult),
+            "image_id": rec.image_id,
+            "orig_size": (h, w),
+        }
+        return tv_tensors.Image(image), target
+
+    def __getitem__(self, index: int):
+        image, target = self.load(index)
+        if self.transforms is not None:
+            image, target = self.transforms(image, target)
+        return image, target
+
+    def coco_gt(self) -> dict:
+        """Ground truth as a COCO dict: 1-based image/annotation ids, category id = label + 1.
+
+        VOC ``difficult`` boxes become ``iscrowd=1`` / ``ignore=1`` so a detection on them
+        is neither a true nor a false positive.
+        """
+        images, annotations = [], []
+        for rec in self.records:
+            images.append({"id": rec.image_id, "width": rec.width, "height": rec.height,
+                           "file_name": str(rec.file)})
+            for box, label, difficult in zip(rec.boxes.tolist(), rec.labels.tolist(), rec.difficult.tolist()):
+                x0, y0, x1, y1 = box
+                annotations.append({
+                    "id": len(annotations) + 1,
+                    "image_id": rec.image_id,
+                    "category_id": label + 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": int(difficult),
+                    "ignore": int(difficult),
+                })
+        categories = [{"id": k + 1, "name": n} for k, n in enumerate(self.classes)]
+        return {"images": images, "annotations": annotations, "categories": categories}

@@ -1,0 +1,63 @@
+"""The LightningDataModule: datasets by name from the registry, transforms, loaders."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from .data.collate import collate_detection
+from .data.registry import create_dataset
+from .data.transforms import MosaicDataset, build_transforms
+
+
+class DetectionDataModule(L.LightningDataModule):
+    """Train/val loaders for registered dataset ``name``.
+
+    Args:
+        name, root, options: passed to ``create_dataset`` (options are the builder's).
+        img_size: letterboxed square size.
+        batch_size, num_workers: loader settings (val uses the same batch size).
+        flip, color_jitter, mosaic: training augmentation strengths (0 disables).
+        seed: seeds the mosaic sampler.
+    """
+
+    def __init__(self, name: str, root: str | None, options: dict, img_size: int, batch_size: int,
+                 num_workers: int, flip: float = 0.0, color_jitter: float = 0.3, mosaic: float = 0.0,
+                 seed: int = 0):
+        super().__init__()
+        self.name, self.root, self.options = name, root, dict(options)
+        self.img_size, self.batch_size, self.num_workers = img_size, batch_size, num_workers
+        self.flip, self.color_jitter, self.mosaic, self.seed = flip, color_jitter, mosaic, seed
+        self.train_dataset = self.val_dataset = None
+
+    def prepare_data(self):
+        # Runs on one process: builds caches (digits generation) before workers start.
+        for split in ("train", "val"):
+            create_dataset(self.name, split, self.root, **self.options)
+
+    def setup(self, stage: str | None = None):
+        if self.val_dataset is None:
+            self.val_dataset = create_dataset(self.name, "val", self.root,
+                                              transforms=build_transforms(self.img_size, train=False), **self.options)
+        if self.train_dataset is None and stage in (None, "fit"):
+            train = create_dataset(self.name, "train", self.root, transforms=build_transforms(
+                self.img_size, train=True, flip=self.flip, color_jitter=self.color_jitter), **self.options)
+            if self.mosaic > 0:
+                train = MosaicDataset(train, self.img_size, prob=self.mosaic, seed=self.seed)
+            self.train_dataset = train
+
+    @property
+    def classes(self) -> list[str]:
+        self.setup("validate")
+        return self.val_dataset.classes
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle,
+                          num_workers=self.num_workers, collate_fn=collate_detection,
+                          persistent_workers=self.num_workers > 0, pin_memory=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False)

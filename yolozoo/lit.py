@@ -1,0 +1,107 @@
+"""The thin LightningModule: parts are passed in; it wires them and logs train/ and val/."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from .assigners.stats import assignment_stats
+from .data.transforms import letterbox_scale
+from .evaluation import evaluate_detections
+from .losses import weighted_sum
+from .postprocess import postprocess
+
+
+class DetectorModule(L.LightningModule):
+    """Trains ``model`` with ``assigner`` + ``loss``; validates with COCO mAP.
+
+    Args:
+        model: a :class:`~yolozoo.models.Detector`.
+        assigner: a label assigner (see :mod:`yolozoo.assigners`).
+        loss: callable ``(cls_logits, boxes, assign) -> dict`` of unweighted terms.
+        loss_weights: weight per term name.
+        optim: ``name`` (adamw|sgd), ``lr``, ``weight_decay``, ``momentum``, ``warmup``.
+        postprocess_kw: ``score_thresh``, ``iou_thresh``, ``max_det`` for validation.
+        img_size: letterboxed input size (maps predictions back to the original images).
+    """
+
+    def __init__(self, model: nn.Module, assigner, loss, loss_weights: dict, optim: dict,
+                 postprocess_kw: dict, img_size: int):
+        super().__init__()
+        self.model, self.assigner, self.loss = model, assigner, loss
+        self.loss_weights, self.optim, self.postprocess_kw, self.img_size = loss_weights, optim, postprocess_kw, img_size
+        self._val_preds: list[dict] = []
+        self.val_metrics: dict = {}  # the last validation's full metrics (incl. per class)
+
+    def forward(self, images):
+        return self.model(images)
+
+    def training_step(self, batch, batch_idx):
+        out = self.model(batch["images"])
+        assign = self.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
+                               batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
+        terms = self.loss(out.cls_logits, out.boxes, assign)
+        total = weighted_sum(terms, self.loss_weights)
+        if not torch.isfinite(total):
+            parts = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+            raise FloatingPointError(
+                f"loss is {total.item()} at epoch {self.current_epoch}, step {self.global_step} ({parts}); "
+                "try a lower optim.lr or trainer.precision=32-true"
+            )
+        bs = batch["images"].shape[0]
+        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=False, on_epoch=True,
+                      batch_size=bs)
+        stats = assignment_stats(assign, batch["gt_mask"], out.priors)
+        self.log_dict({f"train/assign/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True,
+                      batch_size=bs)
+        return total
+
+    def validation_step(self, batch, batch_idx):
+        out = self.model(batch["images"])
+        dets = postprocess(out.cls_logits, out.boxes, **self.postprocess_kw)
+        for det, image_id, (h, w) in zip(dets, batch["image_ids"].tolist(), batch["orig_sizes"].tolist()):
+            boxes = det["boxes"] / letterbox_scale(h, w, self.img_size)
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+            self._val_preds.append({"image_id": image_id, "boxes": boxes.cpu(), "scores": det["scores"].cpu(),
+                                    "labels": det["labels"].cpu()})
+
+    def on_validation_epoch_start(self):
+        self._val_preds = []
+
+    def on_validation_epoch_end(self):
+        preds = self._val_preds
+        if self.trainer.world_size > 1:  # every rank evaluated a shard: gather them all
+            gathered = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, preds)
+            # DistributedSampler pads with repeated images: keep one prediction per image
+            preds = list({p["image_id"]: p for part in gathered for p in part}.values())
+        dataset = self.trainer.datamodule.val_dataset
+        metrics = evaluate_detections(dataset.coco_gt(), preds, dataset.classes)
+        self.val_metrics = metrics
+        scalars = {f"val/{k}": float(v) for k, v in metrics.items() if isinstance(v, float) and v == v}
+        self.log("val/mAP50", scalars.pop("val/mAP50"), prog_bar=True, rank_zero_only=True)
+        self.log_dict(scalars, rank_zero_only=True)
+        self._val_preds = []
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (decay if p.ndim > 1 else no_decay).append(p)  # no decay on norms and biases
+        groups = [{"params": decay, "weight_decay": self.optim["weight_decay"]},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        name = self.optim["name"]
+        if name == "adamw":
+            opt = torch.optim.AdamW(groups, lr=self.optim["lr"])
+        elif name == "sgd":
+            opt = torch.optim.SGD(groups, lr=self.optim["lr"], momentum=self.optim["momentum"], nesterov=True)
+        else:
+            raise ValueError(f"optim.name must be adamw or sgd, got {name!r}")
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.optim["lr"], total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
+            pct_start=self.optim["warmup"], cycle_momentum=False,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,59 @@
+"""Name -> builder registries (assigners, necks, heads, datasets), timm-style.
+
+``create`` raises on an unknown name listing the valid ones, and on an unknown keyword
+naming it and listing the builder's valid keywords, so a typo in a config fails loudly.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+
+class UnknownNameError(KeyError):
+    """An unknown registry name or option; ``str()`` is the plain message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Registry:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, Callable] = {}
+
+    def register(self, name: str):
+        """Decorator registering a class or function under ``name``."""
+
+        def wrap(obj):
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            self._items[name] = obj
+            return obj
+
+        return wrap
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def get(self, name: str) -> Callable:
+        if name not in self._items:
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+        return self._items[name]
+
+    def options(self, name: str) -> list[str]:
+        """Keyword arguments the builder registered as ``name`` accepts."""
+        params = inspect.signature(self.get(name)).parameters.values()
+        return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def check_options(self, name: str, options: dict) -> None:
+        valid = self.options(name)
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise UnknownNameError(
+                f"{self.kind} {name!r} has no option {unknown[0]!r}; valid: {', '.join(valid) or '(none)'}"
+            )
+
+    def create(self, name: str, *args, **kwargs):
+        self.check_options(name, kwargs)
+        return self.get(name)(*args, **kwargs)
