@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     splits = {split: create_dataset(cfg.data.name, split, cfg.data.root, **options) for split in ("train", "val")}
     try:
         path = export_dataset(splits, fmt, Path(out))
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     counts = ", ".join(f"{k}: {len(v)} images" for k, v in splits.items())

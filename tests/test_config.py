@@ -51,5 +51,7 @@ def test_unknown_preset_lists_valid():
 
 def test_config_is_read_only():
     cfg = load_config([])
-    with pytest.raises(Exception):
+    from omegaconf.errors import ReadonlyConfigError
+
+    with pytest.raises(ReadonlyConfigError):
         cfg.trainer.max_epochs = 5

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -25,13 +25,13 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     name: str = "digits"  # digits | coco | voc | yolo
-    root: Optional[str] = None  # dataset location (digits: cache dir, default data/ or $YOLOZOO_DATA)
+    root: str | None = None  # dataset location (digits: cache dir, default data/ or $YOLOZOO_DATA)
     img_size: int = 128  # letterboxed square input size
     num_train: int = 3000  # digits: scenes to generate
     num_val: int = 500
     gen_seed: int = 0  # digits: generation seed (independent of the training seed)
-    train_split: Optional[str] = None  # voc: "2007_trainval,2012_trainval"; coco: "train2017"
-    val_split: Optional[str] = None  # voc: "2007_test"; coco: "val2017"
+    train_split: str | None = None  # voc: "2007_trainval,2012_trainval"; coco: "train2017"
+    val_split: str | None = None  # voc: "2007_test"; coco: "val2017"
     flip: float = 0.0  # horizontal flip probability (0 for digits: a flipped digit is another glyph)
     color_jitter: float = 0.3
     mosaic: float = 0.0  # probability of a 4-image mosaic
@@ -40,9 +40,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "lcnet_100"  # any timm model with features_only
+    backbone: str = "lcnet_075"  # any timm model with features_only
     pretrained: str = "false"  # false | imagenet | path to a state dict
-    width: float = 0.5  # neck/head channel multiplier (the study's channel_sparsity)
+    width: float = 0.375  # neck/head channel multiplier (the study's channel_sparsity)
     prior_scale: float = 4.0  # anchor-free prior box side, in strides
 
 
@@ -60,11 +60,12 @@ class OptimConfig:
     weight_decay: float = 0.01
     momentum: float = 0.9
     warmup: float = 0.1  # fraction of steps in the one-cycle warm-up
+    ema_decay: float = 0.995  # EMA of weights used for validation and the final model (0 disables)
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 20
+    max_epochs: int = 18
     batch_size: int = 32
     precision: str = "32-true"  # 16-mixed / bf16-mixed for AMP on GPU
     accelerator: str = "auto"
@@ -92,13 +93,13 @@ class EvalConfig:
 class WandbConfig:
     mode: str = "offline"  # offline | online | disabled
     project: str = "yolozoo"
-    group: Optional[str] = None
+    group: str | None = None
 
 
 @dataclass
 class Config:
     preset: str = "default"
-    name: Optional[str] = None  # run name; default derived from the config
+    name: str | None = None  # run name; default derived from the config
     seed: int = 0
     out_dir: str = "runs"  # checkpoints, W&B files
     results_dir: str = "results"  # result records

@@ -30,7 +30,8 @@ class DetectorModule(L.LightningModule):
                  postprocess_kw: dict, img_size: int):
         super().__init__()
         self.model, self.assigner, self.loss = model, assigner, loss
-        self.loss_weights, self.optim, self.postprocess_kw, self.img_size = loss_weights, optim, postprocess_kw, img_size
+        self.loss_weights, self.optim = loss_weights, optim
+        self.postprocess_kw, self.img_size = postprocess_kw, img_size
         self._val_preds: list[dict] = []
         self.val_metrics: dict = {}  # the last validation's full metrics (incl. per class)
 

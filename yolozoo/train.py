@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint, Timer
 from omegaconf import DictConfig
 
 from .assigners import create_assigner
@@ -113,6 +113,13 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict:
     module = build_module(cfg, num_classes=len(dm.classes))
     history, timer = History(), Timer()
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor="val/mAP", mode="max", save_last=True)
+    if cfg.optim.ema_decay > 0:
+        # Validation and the final model use the averaged weights. Averaging starts after the
+        # warm-up: mixing in the random initial weights would spoil the early epochs.
+        steps = len(dm.train_dataset) // cfg.trainer.batch_size // cfg.trainer.accumulate_grad_batches
+        start = int(cfg.optim.warmup * steps * cfg.trainer.max_epochs)
+        callbacks = [EMAWeightAveraging(decay=cfg.optim.ema_decay, update_starting_at_step=start),
+                     *(callbacks or [])]
     t = cfg.trainer
     trainer = L.Trainer(
         max_epochs=t.max_epochs, precision=t.precision, accelerator=t.accelerator, devices=t.devices,

@@ -47,7 +47,7 @@ class Priors:
         half = self.sizes / 2
         return torch.cat([self.centers - half, self.centers + half], dim=-1)
 
-    def to(self, device) -> "Priors":
+    def to(self, device) -> Priors:
         return Priors(*(t.to(device) for t in (self.centers, self.strides, self.sizes, self.level)))
 
 
@@ -101,8 +101,9 @@ def make_result(fg_mask, gt_index, gt_labels, gt_boxes, num_classes, score_weigh
     else:
         labels = gt_labels.gather(1, gt_index)
         boxes = gt_boxes.gather(1, gt_index[..., None].expand(B, A, 4))
-    scores = torch.zeros(B, A, num_classes, dtype=gt_boxes.dtype, device=gt_boxes.device)
-    weight = fg_mask.to(scores.dtype) if score_weight is None else score_weight * fg_mask
-    scores.scatter_(2, labels[..., None], weight[..., None])
+    # Background priors may point at padding, whose label can be anything (-1, >= C): zero it first.
     labels = torch.where(fg_mask, labels, torch.zeros_like(labels))
-    return AssignResult(fg_mask, gt_index, labels, boxes, scores)
+    scores = torch.zeros(B, A, num_classes, dtype=torch.float32, device=gt_boxes.device)
+    weight = fg_mask.float() if score_weight is None else score_weight.float() * fg_mask
+    scores.scatter_(2, labels[..., None], weight[..., None])
+    return AssignResult(fg_mask, gt_index, labels, boxes.float(), scores)

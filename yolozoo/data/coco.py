@@ -124,8 +124,10 @@ def parse_coco(ann_file: Path, image_dir: Path) -> tuple[list[ImageRecord], list
 def build_coco(
     split: str, root: str | Path | None, train_set: str = "train2017", val_set: str = "val2017"
 ) -> DetectionDataset:
-    """COCO from ``root/annotations/instances_<set>.json`` and images in ``root/<set>/``."""
+    """COCO from ``root/annotations/instances_<set>.json`` and images in ``root/<set>/``
+    (the official layout) or ``root/images/<set>/`` (the layout ``export_dataset`` writes)."""
     root = require_root("coco", root)
     image_set = train_set if split == "train" else val_set
-    records, classes = parse_coco(root / "annotations" / f"instances_{image_set}.json", root / image_set)
+    image_dir = root / image_set if (root / image_set).is_dir() else root / "images" / image_set
+    records, classes = parse_coco(root / "annotations" / f"instances_{image_set}.json", image_dir)
     return DetectionDataset(records, classes, name=f"coco/{image_set}")

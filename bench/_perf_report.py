@@ -1,0 +1,24 @@
+"""Write one named section of ``reports/perf.md``, leaving the other sections as they are."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+PERF_MD = Path(__file__).resolve().parents[1] / "reports" / "perf.md"
+
+
+def update_section(name: str, body: str, command: str, path: Path = PERF_MD) -> None:
+    """Replace (or append) the section ``name``; it records the command and machine that measured it."""
+    from yolozoo.environment import device_name, git_commit
+
+    stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {device_name()}, commit {git_commit() or '?'}"
+    section = (f"<!-- begin {name} -->\n## {name}\n\nMeasured by `{command}` ({stamp}).\n\n{body.strip()}\n"
+               f"<!-- end {name} -->")
+    header = "# Performance figures\n\nEach section is rewritten by the script it names.\n"
+    text = path.read_text() if path.exists() else header
+    pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

@@ -1,0 +1,54 @@
+"""Time the default job end to end and check it against the foundation targets.
+
+    python bench/perf_default.py [key=value ...]
+
+Runs ``python bench/run.py`` (plus any overrides) as a user would, with a fresh dataset
+cache in a temp dir (so generation is included), and records wall time and val mAP in
+reports/perf.md. Targets on a 2-core CPU: under 10 minutes, val mAP@0.5 >= 0.90.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._perf_report import update_section  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="yolozoo-perf-") as tmp:
+        cmd = [sys.executable, str(ROOT / "bench" / "run.py"), f"data.root={tmp}/data", f"out_dir={tmp}/runs",
+               f"results_dir={tmp}/results", "trainer.enable_progress_bar=false", "wandb.mode=offline", *argv]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, env=None)
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            return proc.returncode
+        (path,) = Path(tmp, "results", "runs").glob("*.json")
+        record = json.loads(path.read_text())
+    m = record["metrics"]
+    ok_time, ok_map = wall < 600, m["mAP50"] >= 0.90
+    body = (f"Config: `{' '.join(argv) or 'default'}` ({record['config']['model']['backbone']}, width "
+            f"{record['config']['model']['width']}, {record['config']['trainer']['max_epochs']} epochs).\n\n"
+            f"| figure | value | target |\n|---|---|---|\n"
+            f"| wall time, incl. dataset generation | {wall / 60:.1f} min "
+            f"| < 10 min ({'met' if ok_time else 'MISSED'}) |\n"
+            f"| train time | {m['train_time_s'] / 60:.1f} min | |\n"
+            f"| val mAP@0.5 | {m['mAP50']:.3f} | >= 0.90 ({'met' if ok_map else 'MISSED'}) |\n"
+            f"| val mAP@0.5:0.95 | {m['mAP']:.3f} | |\n"
+            f"| train images/s | {m['train_img_per_s']:.0f} | |\n"
+            f"| latency (ms/img, batch 1) / throughput (img/s) | {m['latency_ms']:.1f} / {m['throughput']:.0f} | |")
+    print(body)
+    update_section("Default run on digits", body, "python bench/perf_default.py " + " ".join(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
