@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from yolozoo.assigners import atss, fcos, grid, simota, yolov5  # noqa: E402, F401  (register)
 from yolozoo.assigners.base import Priors, create_assigner, list_assigners  # noqa: E402
 from yolozoo.environment import device_name, git_commit  # noqa: E402
+from yolozoo.models.detector import make_priors as detector_priors  # noqa: E402
 
 ANCHOR_BASED = {"single_grid", "nearby_grid", "all_grid", "yolov5"}
 STRIDES = (8, 16, 32)
@@ -47,18 +48,7 @@ ANCHORS = (
 
 def make_priors(img: int, anchors=None, size_mult: float = 5.0) -> Priors:
     """Priors level by level, row-major cells; K anchors per cell adjacent, or one square per cell."""
-    centers, sizes, strides, level = [], [], [], []
-    for i, s in enumerate(STRIDES):
-        n = img // s
-        ys, xs = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-        cell = (torch.stack([xs, ys], -1).reshape(-1, 2).float() + 0.5) * s
-        wh = torch.tensor(anchors[i], dtype=torch.float) if anchors else torch.tensor([[size_mult * s] * 2])
-        K = len(wh)
-        centers.append(cell.repeat_interleave(K, 0))
-        sizes.append(wh.repeat(n * n, 1))
-        strides.append(torch.full((n * n * K,), float(s)))
-        level.append(torch.full((n * n * K,), i))
-    return Priors(torch.cat(centers), torch.cat(strides), torch.cat(sizes), torch.cat(level))
+    return detector_priors([(img // s, img // s) for s in STRIDES], list(STRIDES), size_mult, anchors)
 
 
 def make_inputs(priors: Priors, B: int, M: int, C: int, img: int, seed: int = 0):

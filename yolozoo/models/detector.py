@@ -20,20 +20,25 @@ class DetectorOutput:
     priors: Priors
 
 
-def make_priors(shapes: list[tuple[int, int]], strides: list[int], prior_scale: float, device=None) -> Priors:
-    """Prior points at cell centres of each level, with square prior boxes ``prior_scale * stride``.
+def make_priors(shapes: list[tuple[int, int]], strides: list[int], prior_scale: float = 4.0,
+                anchors: list[list[tuple[float, float]]] | None = None, device=None) -> Priors:
+    """Priors at the cell centres of each level, ordered level by level, row-major.
 
-    shapes: (H, W) of each level's map. Returns priors ordered level by level, row-major.
+    shapes: (H, W) of each level's map. Without ``anchors``: one square prior box of side
+    ``prior_scale * stride`` per cell. With ``anchors`` (per level, K (w, h) px each): K prior
+    boxes per cell, the K of one cell adjacent.
     """
-    centers, stride_list, level = [], [], []
+    centers, sizes, stride_list, level = [], [], [], []
     for i, ((h, w), s) in enumerate(zip(shapes, strides)):
         ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-        centers.append((torch.stack([xs, ys], -1).reshape(-1, 2).float() + 0.5) * s)
-        stride_list.append(torch.full((h * w,), float(s), device=device))
-        level.append(torch.full((h * w,), i, dtype=torch.long, device=device))
-    strides_t = torch.cat(stride_list)
-    return Priors(torch.cat(centers), strides_t, (strides_t * prior_scale)[:, None].expand(-1, 2).contiguous(),
-                  torch.cat(level))
+        cell = (torch.stack([xs, ys], -1).reshape(-1, 2).float() + 0.5) * s
+        wh = torch.tensor(anchors[i] if anchors else [[prior_scale * s] * 2], dtype=torch.float, device=device)
+        n = h * w * len(wh)
+        centers.append(cell.repeat_interleave(len(wh), 0))
+        sizes.append(wh.repeat(h * w, 1))
+        stride_list.append(torch.full((n,), float(s), device=device))
+        level.append(torch.full((n,), i, dtype=torch.long, device=device))
+    return Priors(torch.cat(centers), torch.cat(stride_list), torch.cat(sizes), torch.cat(level))
 
 
 class Detector(nn.Module):
@@ -55,6 +60,6 @@ class Detector(nn.Module):
         x = (images.float() - self.backbone.mean) / self.backbone.std
         feats = self.neck(self.backbone(x))
         cls_logits, ltrb = self.head(feats)
-        priors = make_priors([f.shape[-2:] for f in feats], self.strides, self.prior_scale, device=x.device)
+        priors = make_priors([tuple(f.shape[-2:]) for f in feats], self.strides, self.prior_scale, device=x.device)
         boxes = distance_to_box(priors.centers, ltrb * priors.strides[:, None])
         return DetectorOutput(cls_logits, boxes, priors)
