@@ -240,6 +240,7 @@ def test_registered_with_the_dataset_registry(tmp_path):
         ({"min_size": 2}, "min_size=2"),
         ({"img_size": 96.0}, "img_size=96.0 must be an integer"),
         ({"num_val": 0}, "num_val=0"),
+        ({"distort": -5}, "distort=-5"),
     ],
 )
 def test_bad_options_are_named(tmp_path, options, message):
@@ -265,3 +266,29 @@ def test_corrupt_cache_is_reported_with_the_file(tmp_path):
     ann_file.write_text('{"images": [')
     with pytest.raises(DatasetError, match=str(ann_file)):
         build_digits("val", root=tmp_path, **TINY)
+
+
+def test_distorted_digits_keep_exact_boxes_and_differ_from_the_original(pool):
+    from yolozoo.data.digits import distort_digit
+
+    rng = np.random.default_rng(0)
+    variants = [distort_digit(rng, pool.images[0]) for _ in range(5)]
+    assert all(v.shape == (40, 40) and v.dtype == np.uint8 for v in variants)
+    original = np.pad(pool.images[0], 6)
+    assert all(not np.array_equal(v, original) for v in variants)
+    assert all((v > ALPHA_THRESHOLD * 255).sum() >= 20 for v in variants)
+    for seed in range(5):  # boxes stay the tight box of what was painted
+        scene = render_scene(np.random.default_rng(seed), pool, img_size=96, distort=1.0, keep_alphas=True)
+        for alpha, box in zip(scene.alphas, scene.boxes.astype(int)):
+            ys, xs = np.nonzero(alpha > ALPHA_THRESHOLD)
+            assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == box.tolist()
+
+
+def test_only_train_digits_are_distorted(tmp_path):
+    plain = build_digits("val", tmp_path / "a", distort=0, **TINY)
+    distorted = build_digits("val", tmp_path / "b", distort=100, **TINY)
+    # Val is never distorted: the same scenes either way. Train differs.
+    assert _files(Path(plain.records[0].file).parents[1]) == _files(Path(distorted.records[0].file).parents[1])
+    a = build_digits("train", tmp_path / "a", distort=0, **TINY)
+    b = build_digits("train", tmp_path / "b", distort=100, **TINY)
+    assert _files(Path(a.records[0].file).parents[1]) != _files(Path(b.records[0].file).parents[1])

@@ -196,3 +196,35 @@ def test_boxes_np_vs_tensor_scale_consistent():
         _, out = Letterbox(96)(*sample(h, w, [[1, 1, w - 1, h - 1]]))
         torch.testing.assert_close(out["boxes"] / letterbox_scale(h, w, 96),
                                    torch.tensor([[1.0, 1, w - 1, h - 1]]))
+
+
+def test_scale_translate_moves_white_block_with_its_box_and_drops_cut_boxes():
+
+    kept = dropped = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        image, target = sample(64, 64, [[20, 20, 40, 40], [0, 0, 12, 12]], labels=[7, 3], difficult=[False, True])
+        out_image, out = build_transforms(64, train=True, flip=0.0, color_jitter=0.0, scale=0.4, translate=0.25)(
+            image, target)
+        boxes = out["boxes"].as_subclass(torch.Tensor)
+        assert len(boxes) == len(out["labels"]) == len(out["difficult"])
+        assert (boxes >= 0).all() and (boxes <= 64).all()
+        # The block box is whole on the canvas for these ranges; its label and flag follow it.
+        assert out["labels"][0] == 7 and not out["difficult"][0]
+        x0, y0, x1, y1 = boxes[0].tolist()
+        assert 0.6 * 20 - 1 <= x1 - x0 <= 1.4 * 20 + 1 and abs((x1 - x0) - (y1 - y0)) < 1e-3
+        inner = out_image[:, round(y0) + 2:round(y1) - 2, round(x0) + 2:round(x1) - 2]
+        assert inner.numel() and (inner > 200).all(), "the white block must stay inside its moved box"
+        if len(boxes) == 2:  # the corner box survived only if >= 60% of it is still visible
+            kept += 1
+            assert out["labels"][1] == 3 and out["difficult"][1]
+        else:
+            dropped += 1
+    assert kept and dropped  # the corner box is sometimes shifted off the canvas, sometimes not
+
+
+def test_scale_translate_rejects_bad_ranges():
+    from yolozoo.data.transforms import RandomScaleTranslate
+
+    with pytest.raises(ValueError, match="scale and translate"):
+        RandomScaleTranslate(scale=1.2)

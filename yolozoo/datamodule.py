@@ -17,17 +17,19 @@ class DetectionDataModule(L.LightningDataModule):
         name, root, options: passed to ``create_dataset`` (options are the builder's).
         img_size: letterboxed square size.
         batch_size, num_workers: loader settings (val uses the same batch size).
-        flip, color_jitter, mosaic: training augmentation strengths (0 disables).
+        flip, color_jitter, scale, translate, mosaic: training augmentation strengths (0 disables);
+            see :func:`~yolozoo.data.transforms.build_transforms` and :class:`MosaicDataset`.
         seed: seeds the mosaic sampler.
     """
 
     def __init__(self, name: str, root: str | None, options: dict, img_size: int, batch_size: int,
-                 num_workers: int, flip: float = 0.0, color_jitter: float = 0.3, mosaic: float = 0.0,
-                 seed: int = 0):
+                 num_workers: int, flip: float = 0.0, color_jitter: float = 0.3, scale: float = 0.0,
+                 translate: float = 0.0, mosaic: float = 0.0, seed: int = 0):
         super().__init__()
         self.name, self.root, self.options = name, root, dict(options)
         self.img_size, self.batch_size, self.num_workers = img_size, batch_size, num_workers
         self.flip, self.color_jitter, self.mosaic, self.seed = flip, color_jitter, mosaic, seed
+        self.scale, self.translate = scale, translate
         self.train_dataset = self.val_dataset = None
 
     def prepare_data(self):
@@ -41,7 +43,8 @@ class DetectionDataModule(L.LightningDataModule):
                                               transforms=build_transforms(self.img_size, train=False), **self.options)
         if self.train_dataset is None and stage in (None, "fit"):
             train = create_dataset(self.name, "train", self.root, transforms=build_transforms(
-                self.img_size, train=True, flip=self.flip, color_jitter=self.color_jitter), **self.options)
+                self.img_size, train=True, flip=self.flip, color_jitter=self.color_jitter, scale=self.scale,
+                translate=self.translate), **self.options)
             if self.mosaic > 0:
                 train = MosaicDataset(train, self.img_size, prob=self.mosaic, seed=self.seed)
             self.train_dataset = train

@@ -33,7 +33,7 @@ from yolozoo.data.registry import register_dataset
 
 DIGITS_CLASSES = [str(i) for i in range(10)]
 ALPHA_THRESHOLD = 0.3  # a digit pixel is one whose alpha (MNIST intensity / 255) exceeds this
-GENERATOR_VERSION = 1  # bump whenever the scene generator changes, so old caches are not reused
+GENERATOR_VERSION = 2  # bump whenever the scene generator changes, so old caches are not reused
 SPLIT_IDS = {"train": 0, "val": 1}
 _NUM_TRAIN_DIGITS = 4000  # of the 5000: the first 4000 of a fixed permutation train, the rest val
 _SPLIT_PERMUTATION_SEED = 20240917
@@ -156,6 +156,31 @@ def make_background(rng: np.random.Generator, size: int) -> np.ndarray:
     return noisy.round().clip(0, 255).astype(np.uint8)
 
 
+def distort_digit(rng: np.random.Generator, digit: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """A random elastic-free variant of one MNIST digit: rotation, shear, aspect and stroke width.
+
+    Rotation up to 12 deg, shear up to 0.25, aspect 0.8-1.2 (all times ``strength``), and with
+    probability 1/3 strokes one pixel thicker. The 28x28 digit is
+    padded to 40x40 first so nothing is cut; returns uint8 [40, 40].
+    """
+    big = np.pad(digit, 6)
+    angle = np.deg2rad(rng.uniform(-12, 12) * strength)
+    shear = rng.uniform(-0.25, 0.25) * strength
+    aspect = np.exp(rng.uniform(np.log(0.8), np.log(1.2)) * strength)
+    # Output -> input map (PIL's AFFINE convention) about the centre: inverse of rotate @ shear @ scale.
+    forward = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ \
+        np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([aspect, 1 / aspect])
+    inverse = np.linalg.inv(forward)
+    c = np.array([19.5, 19.5])
+    offset = c - inverse @ c
+    coeffs = (inverse[0, 0], inverse[0, 1], offset[0], inverse[1, 0], inverse[1, 1], offset[1])
+    out = np.asarray(Image.fromarray(big).transform(big.shape[::-1], Image.AFFINE, coeffs, Image.BILINEAR))
+    out = np.where(out < 0.1 * 255, 0, out).astype(np.uint8)  # drop the faint resampling halo
+    if rng.random() < 1 / 3:  # thicker strokes (thinning is left out: it breaks thin digits into specks)
+        out = ndimage.grey_dilation(out, size=(2, 2))
+    return np.ascontiguousarray(out)
+
+
 def render_digit(digit: np.ndarray, size: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Resize one 28x28 MNIST digit so its tight box's longer side is about ``size`` px.
 
@@ -169,14 +194,20 @@ def render_digit(digit: np.ndarray, size: float) -> tuple[np.ndarray, tuple[int,
     ys0, xs0 = np.nonzero(digit)
     crop = digit[ys0.min():ys0.max() + 1, xs0.min():xs0.max() + 1]
     factor = size / longer
-    for _ in range(2):  # resampling moves the thresholded edges by a pixel or so: correct once
+    best = None
+    for _ in range(4):  # resampling moves the thresholded edges by a pixel or so: correct, keep the closest
         new_w, new_h = max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor))
         alpha = np.asarray(Image.fromarray(crop).resize((new_w, new_h), Image.BILINEAR), np.float32) / 255
         ys, xs = np.nonzero(alpha > ALPHA_THRESHOLD)
-        got = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+        got = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1 if len(xs) else 0
+        if got and (best is None or abs(got - round(size)) < abs(best[0] - round(size))):
+            best = (got, alpha)
         if got == round(size):
             break
-        factor *= round(size) / got
+        factor *= round(size) / got if got else 1.5
+    if best is None:
+        raise ValueError("digit vanished when resized; no pixel above the alpha threshold")
+    alpha = best[1]
     ys, xs = np.nonzero(alpha)
     alpha = alpha[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     ys, xs = np.nonzero(alpha > ALPHA_THRESHOLD)
@@ -229,6 +260,7 @@ def render_scene(
     max_size: float = 64,
     max_iou: float = 0.3,
     max_cover: float = 0.5,
+    distort: float = 0.0,
     keep_alphas: bool = False,
 ) -> Scene:
     """Compose one scene from ``rng`` and ``pool``; see :class:`Scene` for what it holds.
@@ -239,14 +271,17 @@ def render_scene(
     with no free spot in 25 tries is dropped, unless fewer than ``min_digits`` are placed:
     then it is retried smaller, down to ``min_size``. The box (exact, see :func:`render_digit`)
     is fully on the canvas; only the faint sub-threshold fringe may be cut at the border.
+    ``distort > 0`` varies each pasted digit's shape (:func:`distort_digit` with that strength):
+    the training split uses it so the same MNIST instance never looks the same twice.
     """
     canvas = make_background(rng, img_size).astype(np.float32)
     boxes, labels, sources, alphas = [], [], [], []
     for _ in range(int(rng.integers(min_digits, max_digits + 1))):
         k = int(rng.integers(len(pool.ids)))
         size = float(np.exp(rng.uniform(np.log(min_size), np.log(max_size))))
+        digit = distort_digit(rng, pool.images[k], distort) if distort > 0 else pool.images[k]
         while True:
-            alpha, (bx0, by0, bx1, by1) = render_digit(pool.images[k], size)
+            alpha, (bx0, by0, bx1, by1) = render_digit(digit, size)
             spot = _free_spot(rng, (bx1 - bx0, by1 - by0), boxes, img_size, max_iou, max_cover)
             if spot is not None or len(boxes) >= min_digits or size <= min_size:
                 break
@@ -301,6 +336,7 @@ def _check_options(o: dict) -> None:
         ("min_digits", 1 <= o["min_digits"] <= o["max_digits"], "in [1, max_digits]"),
         ("min_size", 6 <= o["min_size"] <= o["max_size"], "in [6, max_size]"),
         ("max_size", o["max_size"] <= o["img_size"], "<= img_size"),
+        ("distort", 0 <= o["distort"] <= 200, "in [0, 200] (percent)"),
     ]:
         if not ok:
             raise ValueError(f"digits: option {key}={o[key]!r} must be {rule}")
@@ -345,7 +381,7 @@ def generate_split(out: Path, split: str, num_images: int, seed: int, **scene_op
                 })
         coco = {
             "info": {"description": f"yolozoo digits/{split}", "generator_version": GENERATOR_VERSION,
-                     "seed": seed, "options": {k: int(v) for k, v in scene_options.items()}},
+                     "seed": seed, "options": scene_options},
             "images": images,
             "annotations": annotations,
             "categories": [{"id": k + 1, "name": name} for k, name in enumerate(DIGITS_CLASSES)],
@@ -368,7 +404,7 @@ def generate_split(out: Path, split: str, num_images: int, seed: int, **scene_op
 def build_digits(
     split: str,
     root: str | Path | None = None,
-    num_train: int = 3000,
+    num_train: int = 6000,
     num_val: int = 500,
     img_size: int = 128,
     seed: int = 0,
@@ -376,22 +412,26 @@ def build_digits(
     max_digits: int = 8,
     min_size: int = 12,
     max_size: int = 64,
+    distort: int = 0,
 ) -> DetectionDataset:
     """The digits dataset for ``split``, generated under ``root`` on first use and cached.
 
     ``root`` defaults to ``$YOLOZOO_DATA`` when set, else ``data/`` in the current directory.
     Val scenes use a different random stream from train (and disjoint digit instances).
+    ``distort`` (percent) is the strength of the training digits' shape variation (see
+    :func:`distort_digit`; 0 disables it); val digits are never distorted.
     """
     if split not in SPLIT_IDS:
         raise ValueError(f"digits: unknown split {split!r}; valid: {', '.join(SPLIT_IDS)}")
     options = dict(num_train=num_train, num_val=num_val, img_size=img_size, seed=seed, min_digits=min_digits,
-                   max_digits=max_digits, min_size=min_size, max_size=max_size)
+                   max_digits=max_digits, min_size=min_size, max_size=max_size, distort=distort)
     _check_options(options)
     options = {k: int(v) for k, v in options.items()}
     root = Path(root if root is not None else os.environ.get("YOLOZOO_DATA") or "data")
     out = generate_split(
         cache_dir(root, options) / split, split, num_train if split == "train" else num_val, seed,
         img_size=img_size, min_digits=min_digits, max_digits=max_digits, min_size=min_size, max_size=max_size,
+        distort=distort / 100 if split == "train" else 0.0,
     )
     ann_file = out / "annotations.json"
     records, classes = parse_coco(ann_file, out / "images")

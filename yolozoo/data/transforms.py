@@ -81,11 +81,48 @@ def _labels_and_difficult(inputs: Any) -> tuple[torch.Tensor, ...]:
     return tuple(target[k] for k in ("labels", "difficult") if k in target)
 
 
-def build_transforms(img_size: int, train: bool, flip: float = 0.5, color_jitter: float = 0.3) -> v2.Compose:
+class RandomScaleTranslate(v2.Transform):
+    """Random zoom and shift (``v2.RandomAffine`` without rotation or shear) that drops cut-off boxes.
+
+    The image is scaled by a factor in ``[1 - scale, 1 + scale]`` about its centre and shifted by
+    up to ``translate`` of its size; uncovered pixels get ``fill``. A box keeps its label only if
+    at least ``min_visible`` of its transformed area is still on the canvas (a digit cut in half
+    is not that digit any more); otherwise it is made empty, so a following
+    ``SanitizeBoundingBoxes`` drops it together with its labels. Kept boxes are clipped.
+    """
+
+    def __init__(self, scale: float = 0.3, translate: float = 0.1, min_visible: float = 0.6, fill: int = 114):
+        super().__init__()
+        if not 0 <= scale < 1 or not 0 <= translate < 1:
+            raise ValueError(f"RandomScaleTranslate: scale and translate must be in [0, 1), got {scale}, {translate}")
+        self.affine = v2.RandomAffine(degrees=0, translate=(translate, translate), scale=(1 - scale, 1 + scale),
+                                      interpolation=v2.InterpolationMode.BILINEAR, fill=fill)
+        self.min_visible = min_visible
+
+    def forward(self, *inputs: Any) -> Any:
+        sample = inputs if len(inputs) > 1 else inputs[0]
+        image, target = sample
+        boxes = target["boxes"]
+        unclamped = tv_tensors.wrap(boxes.as_subclass(torch.Tensor), like=boxes, clamping_mode=None)
+        image, moved = self.affine(image, unclamped)
+        raw = moved.as_subclass(torch.Tensor)
+        h, w = moved.canvas_size
+        clipped = torch.stack([raw[:, 0].clamp(0, w), raw[:, 1].clamp(0, h), raw[:, 2].clamp(0, w),
+                               raw[:, 3].clamp(0, h)], dim=1)
+        area = (raw[:, 2:] - raw[:, :2]).clamp(min=0).prod(1)
+        visible = (clipped[:, 2:] - clipped[:, :2]).prod(1) / area.clamp(min=1e-6)
+        clipped[visible < self.min_visible, 2:] = clipped[visible < self.min_visible, :2]  # empty: dropped later
+        target = {**target, "boxes": tv_tensors.wrap(clipped, like=boxes)}
+        return image, target
+
+
+def build_transforms(img_size: int, train: bool, flip: float = 0.5, color_jitter: float = 0.3,
+                     scale: float = 0.0, translate: float = 0.0) -> v2.Compose:
     """The standard pipeline on ``(image, target)``; outputs uint8 [3, S, S] with ``S = img_size``.
 
     train: colour jitter (brightness/contrast/saturation factors in ``1 +- color_jitter``;
-    0 disables it) -> :class:`Letterbox` -> horizontal flip with probability ``flip``
+    0 disables it) -> :class:`Letterbox` -> :class:`RandomScaleTranslate` (zoom ``1 +- scale``,
+    shift up to ``translate``; both 0 disable it) -> horizontal flip with probability ``flip``
     (0 disables it) -> drop boxes under 1 px, keeping ``labels`` and ``difficult`` aligned.
     val: :class:`Letterbox` only.
     """
@@ -95,6 +132,8 @@ def build_transforms(img_size: int, train: bool, flip: float = 0.5, color_jitter
     if color_jitter > 0:
         steps.append(v2.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter))
     steps.append(Letterbox(img_size))
+    if scale > 0 or translate > 0:
+        steps.append(RandomScaleTranslate(scale, translate))
     if flip > 0:
         steps.append(v2.RandomHorizontalFlip(p=flip))
     steps.append(v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_labels_and_difficult))
