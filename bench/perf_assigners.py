@@ -2,7 +2,11 @@
 
 Setting (the issue's): B = 16 images of 640 px, strides 8/16/32, 20 GT per image, 80
 classes. Anchor-free assigners get one prior per cell (8400 priors); anchor-based ones
-(grid family, yolov5) get YOLOv5's K = 3 anchors per cell (25200 priors).
+(grid family, yolov5) get YOLOv5's K = 3 anchors per cell (25200 priors). The row
+``tal (ultralytics reference)`` is ``ultralytics.utils.tal.TaskAlignedAssigner`` (a dev
+dependency) with the same hyperparameters (topk 10, alpha 0.5, beta 6, CIoU), called on the
+same inputs, as shipped (it also widens GT sides under 16 px for its candidate test; ours does
+that only with ``min_gt_side=16``, which does not change its speed).
 
 Each assigner runs in its own subprocess. Time: median (and min) of ``--repeats`` calls
 after one warm-up call. Memory: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the
@@ -11,7 +15,7 @@ its returned AssignResult included; the ``[B, A, C]`` score targets alone are B*
 bytes). Usage::
 
     python bench/perf_assigners.py                       # all, 1 thread, writes reports/
-    python bench/perf_assigners.py --names tal fcos --threads 2
+    python bench/perf_assigners.py --names tal tal-ultralytics --threads 2
 """
 
 from __future__ import annotations
@@ -25,25 +29,46 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from yolozoo.assigners import atss, fcos, grid, simota, yolov5  # noqa: E402, F401  (register)
 from yolozoo.assigners.base import Priors, create_assigner, list_assigners  # noqa: E402
 from yolozoo.environment import device_name, git_commit  # noqa: E402
+from yolozoo.models.anchors import COCO_ANCHORS as ANCHORS  # noqa: E402  (YOLOv5 P3/P4/P5, px at 640)
 from yolozoo.models.detector import make_priors as detector_priors  # noqa: E402
 
-ANCHOR_BASED = {"single_grid", "nearby_grid", "all_grid", "yolov5"}
 STRIDES = (8, 16, 32)
-# YOLOv5 P3/P4/P5 anchors (w, h) px
-ANCHORS = (
-    ((10, 13), (16, 30), (33, 23)),
-    ((30, 61), (62, 45), (59, 119)),
-    ((116, 90), (156, 198), (373, 326)),
-)
+REFERENCE = "tal-ultralytics"  # worker name of the reference row
+LABELS = {REFERENCE: "tal (ultralytics reference)"}
+
+
+def anchor_based(name: str) -> bool:
+    return name != REFERENCE and getattr(create_assigner(name), "requires_anchors", False)
+
+
+class UltralyticsTAL:
+    """The reference TAL called with our argument layout; returns its outputs' ``fg_mask`` only."""
+
+    def __init__(self, num_classes: int):
+        # Imported offline with its settings file in a temp dir (it checks DNS and writes settings on import).
+        import tempfile
+
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-"))
+        try:
+            from ultralytics.utils.tal import TaskAlignedAssigner
+        except ImportError as e:
+            raise SystemExit(f"the reference row needs ultralytics: pip install -e '.[dev]' ({e})") from e
+        self.ref = TaskAlignedAssigner(topk=10, num_classes=num_classes, alpha=0.5, beta=6.0)
+
+    def __call__(self, pred_scores, pred_boxes, priors: Priors, gt_labels, gt_boxes, gt_mask):
+        out = self.ref(pred_scores, pred_boxes, priors.centers, gt_labels[..., None], gt_boxes,
+                       gt_mask[..., None].float())
+        return SimpleNamespace(fg_mask=out[3])
 
 
 def make_priors(img: int, anchors=None, size_mult: float = 5.0) -> Priors:
@@ -73,9 +98,9 @@ def _maxrss_mb() -> float:
 def worker(args) -> dict:
     """One assigner, in this process: time and peak memory."""
     torch.set_num_threads(args.threads)
-    priors = make_priors(args.img, ANCHORS if args.worker in ANCHOR_BASED else None)
+    priors = make_priors(args.img, ANCHORS if anchor_based(args.worker) else None)
     inputs = make_inputs(priors, args.batch, args.gt, args.classes, args.img)
-    assigner = create_assigner(args.worker)
+    assigner = UltralyticsTAL(args.classes) if args.worker == REFERENCE else create_assigner(args.worker)
     before = _maxrss_mb()
     assigner(*inputs)  # warm-up
     times = []
@@ -103,15 +128,33 @@ def table(rows: list[dict], args) -> str:
     for r in rows:
         ratio = f"{r['ms'] / tal:.2f}" if tal else "n/a"
         lines.append(
-            f"| {r['name']} | {r['priors']} | {r['ms']:.1f} | {r['ms_min']:.1f} | {r['peak_mb']:.0f} "
-            f"| {ratio} | {r['pos_per_gt']:.1f} |"
+            f"| {LABELS.get(r['name'], r['name'])} | {r['priors']} | {r['ms']:.1f} | {r['ms_min']:.1f} "
+            f"| {r['peak_mb']:.0f} | {ratio} | {r['pos_per_gt']:.1f} |"
         )
-    return head + "\n".join(lines) + "\n"
+    return head + "\n".join(lines) + "\n" + targets(rows)
+
+
+def targets(rows: list[dict]) -> str:
+    """The issue's targets: TAL at least as fast as the reference; no assigner over 3x TAL."""
+    ms = {r["name"]: r["ms"] for r in rows}
+    if "tal" not in ms:
+        return ""
+    out = []
+    if REFERENCE in ms:
+        ok = "met" if ms["tal"] <= ms[REFERENCE] else "NOT met"
+        out.append(f"- TAL vs reference: {ms['tal']:.1f} ms vs {ms[REFERENCE]:.1f} ms "
+                   f"({ms[REFERENCE] / ms['tal']:.2f}x faster): target (at least as fast) {ok}.")
+    ours = {k: v for k, v in ms.items() if k != REFERENCE}
+    slowest = max(ours, key=ours.get)
+    ok = "met" if ours[slowest] <= 3 * ms["tal"] else "NOT met"
+    out.append(f"- Slowest assigner: {slowest} at {ours[slowest] / ms['tal']:.2f}x TAL: target (<= 3x TAL) {ok}.")
+    return "\n" + "\n".join(out) + "\n"
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--names", nargs="*", default=None, help="assigners to run (default: all registered)")
+    p.add_argument("--names", nargs="*", default=None,
+                   help=f"assigners to run (default: all registered, then {REFERENCE})")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--img", type=int, default=640)
     p.add_argument("--gt", type=int, default=20)
@@ -124,10 +167,11 @@ def main(argv=None) -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    names = args.names or list_assigners()
-    unknown = sorted(set(names) - set(list_assigners()))
+    valid = [*list_assigners(), REFERENCE]
+    names = args.names or valid
+    unknown = sorted(set(names) - set(valid))
     if unknown:
-        p.error(f"unknown assigner(s) {', '.join(unknown)}; valid: {', '.join(list_assigners())}")
+        p.error(f"unknown assigner(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     args.load = os.getloadavg()[0]
     rows = []
     for name in names:

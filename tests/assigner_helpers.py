@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import torch
 
-from yolozoo.assigners import Priors
+from yolozoo.assigners import Priors, create_assigner, list_assigners
 from yolozoo.models.detector import make_priors as detector_priors
 
 IMG, STRIDES, C = 64, (8, 16, 32), 3
-ANCHOR_BASED = {"single_grid", "nearby_grid", "all_grid", "yolov5"}
+# assigners that declare they match GT to anchor boxes (model.head=anchor)
+ANCHOR_BASED = {n for n in list_assigners() if getattr(create_assigner(n), "requires_anchors", False)}
 # per level: (s, s), (2s, s), (s, 2s)
 ANCHORS = [[(s, s), (2 * s, s), (s, 2 * s)] for s in STRIDES]
 

@@ -95,6 +95,44 @@ def test_all_grid_hand_case():
     assert not positives(call(create_assigner("all_grid"), priors, [[1, 1, 5, 5]]))
 
 
+def _all_grid_reference(priors, gt, mask, thres, ensure_one):
+    """Dense box_iou over every (GT, prior) pair; conflicts to the highest priority, then the lowest GT."""
+    iou = box_iou(gt, priors.boxes())  # [M, A]
+    pos = (iou >= thres) & mask[:, None]
+    priority = iou.clone()
+    if ensure_one:
+        for g in mask.nonzero().flatten().tolist():
+            best = int(iou[g].argmax())  # the first (lowest-index) maximum
+            if iou[g, best] > 0:
+                pos[g, best] = True
+                priority[g, best] += 2
+    key = priority.masked_fill(~pos, float("-inf"))
+    return pos.any(0), key.argmax(0)
+
+
+@pytest.mark.parametrize("ensure_one", [False, True])
+@pytest.mark.parametrize("thres", [0.3, 0.5])
+@pytest.mark.parametrize("regular", [True, False])
+def test_all_grid_matches_dense_iou(ensure_one, thres, regular):
+    """The per-level grid IoU (and its shape pre-filter) gives what dense box_iou matching gives."""
+    priors = make_priors(ANCHORS)
+    if not regular:  # per-prior sizes: no grid of same-shaped anchors, the dense fallback runs
+        g = torch.Generator().manual_seed(1)
+        priors.sizes = priors.sizes * torch.empty(len(priors), 2).uniform_(0.8, 1.25, generator=g)
+    g = torch.Generator().manual_seed(2)
+    wh = torch.empty(12, 2).uniform_(3, 40, generator=g)
+    xy = torch.rand(12, 2, generator=g) * (64 - wh)
+    gt = torch.cat([xy, xy + wh], -1)
+    gt[0] = torch.tensor([16.0, 16, 32, 32])  # exactly a prior box: IoU 1, ties at .5 in its cell
+    gt[1] = gt[0]  # a duplicate GT: every claim a tie
+    mask = torch.ones(12, dtype=torch.bool)
+    mask[5] = False
+    out = call(create_assigner("all_grid", match_iou_thres=thres, ensure_one=ensure_one), priors, gt, gt_mask=mask)
+    fg, gt_index = _all_grid_reference(priors, gt, mask, thres, ensure_one)
+    assert fg.sum() > 5 and torch.equal(out.fg_mask[0], fg)
+    assert torch.equal(out.gt_index[0][fg], gt_index[fg])
+
+
 def test_yolov5_hand_case():
     priors = make_priors(ANCHORS)
     # 16x12 centred at (18, 22): grid coords L0 (2.25, 2.75), L1 (1.125, 1.375), L2 (.5625, .6875)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from assigner_helpers import (
+    ANCHOR_BASED,
     ANCHORS,
     C,
     GT_16x12,
@@ -23,8 +24,9 @@ from yolozoo.assigners import Priors, create_assigner, list_assigners
 
 
 def test_every_assigner_registered():
-    mine = {"single_grid", "nearby_grid", "all_grid", "yolov5", "fcos", "atss", "simota"}
+    mine = {"tal", "single_grid", "nearby_grid", "all_grid", "yolov5", "fcos", "atss", "simota"}
     assert mine <= set(list_assigners())
+    assert ANCHOR_BASED == {"single_grid", "nearby_grid", "all_grid", "yolov5"}  # their requires_anchors
 
 
 def test_unknown_name_lists_valid_ones():

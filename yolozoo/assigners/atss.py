@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 
 from ..box_ops import aligned_iou, box_to_distance
-from .base import AssignResult, Priors, register_assigner
-from .grid import empty_result, finish, resolve_candidates, split_levels
+from .base import AssignResult, Priors, assigner_call, register_assigner
+from .grid import finish, resolve_candidates, split_levels
 
 # cdist's matmul shortcut loses precision, which would make equal distances unequal.
 _EXACT = "donot_use_mm_for_euclid_dist"
@@ -37,13 +37,10 @@ class ATSSAssigner:
             raise ValueError(f"atss: topk must be >= 1, got {topk}")
         self.topk = topk
 
-    @torch.no_grad()
+    @assigner_call
     def __call__(self, pred_scores, pred_boxes, priors: Priors, gt_labels, gt_boxes, gt_mask) -> AssignResult:
         """pred_scores [B, A, C], pred_boxes [B, A, 4] (unused), gt_* [B, M] / [B, M, 4] xyxy px."""
         B, M = gt_labels.shape
-        if M == 0:
-            return empty_result(pred_scores, gt_labels, gt_boxes)
-        gt_boxes = gt_boxes.float()
         centers = priors.centers.float()
         gt_centers = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [B, M, 2]
 

@@ -13,10 +13,20 @@ An assigner is a no-grad callable that holds only its hyperparameters::
 
 Assigners are registered by name with :func:`register_assigner` and built with
 :func:`create_assigner`, so swapping the assigner never means editing the head.
+:func:`assigner_call` wraps an assigner's ``__call__`` with what they all share: no grad,
+the all-background result for a batch without GT slots (M = 0), fp32 GT boxes.
+
+An assigner class that matches GT to prior *boxes* by shape (the grid family, YOLOv5)
+declares ``requires_anchors = True``: it needs several prior boxes (anchors) per location,
+i.e. ``model.head=anchor``; the config check rejects it with ``model.head=free``. The
+others use prior centres (and the prior box only as ATSS's IoU reference) and run with
+either head.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -107,3 +117,58 @@ def make_result(fg_mask, gt_index, gt_labels, gt_boxes, num_classes, score_weigh
     weight = fg_mask.float() if score_weight is None else score_weight.float() * fg_mask
     scores.scatter_(2, labels[..., None], weight[..., None])
     return AssignResult(fg_mask, gt_index, labels, boxes.float(), scores)
+
+
+def empty_result(pred_scores: torch.Tensor, gt_labels: torch.Tensor, gt_boxes: torch.Tensor) -> AssignResult:
+    """All-background result (used when M = 0)."""
+    B, A, C = pred_scores.shape
+    fg = torch.zeros(B, A, dtype=torch.bool, device=pred_scores.device)
+    return make_result(fg, fg.long(), gt_labels.long(), gt_boxes.float(), C)
+
+
+def assigner_call(call: Callable[..., AssignResult]) -> Callable[..., AssignResult]:
+    """Decorate an assigner's ``__call__``: run it without grad, with ``gt_boxes`` as fp32 and only for M >= 1.
+
+    A batch without GT slots (``gt_labels`` ``[B, 0]``) gets :func:`empty_result` without calling it.
+    """
+
+    @functools.wraps(call)
+    def wrapped(self, pred_scores, pred_boxes, priors: Priors, gt_labels, gt_boxes, gt_mask) -> AssignResult:
+        if gt_labels.shape[1] == 0:
+            return empty_result(pred_scores, gt_labels, gt_boxes)
+        return call(self, pred_scores, pred_boxes, priors, gt_labels, gt_boxes.float(), gt_mask)
+
+    return torch.no_grad()(wrapped)
+
+
+def centres_in_boxes(points: torch.Tensor, boxes: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """Whether each point lies strictly (by more than ``eps``) inside each box.
+
+    points [A, 2] (x, y) px; boxes [B, M, 4] xyxy px -> bool [B, M, A]. Four broadcast
+    comparisons against the box sides moved in by ``eps``; never materialises the
+    ``[B, M, A, 4]`` distances. (``x > x1 + eps`` equals ``x - x1 > eps`` up to rounding,
+    which can only matter for coordinates within ~0.02 px of 0.)
+    """
+    px, py = points[:, 0], points[:, 1]
+    x1, y1 = (boxes[..., i, None] + eps for i in range(2))  # [B, M, 1]
+    x2, y2 = (boxes[..., i, None] - eps for i in range(2, 4))
+    inside = px > x1
+    inside &= py > y1
+    inside &= px < x2
+    inside &= py < y2
+    return inside
+
+
+def batched_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """IoU of every pair: boxes1 ``[B, M, 4]``, boxes2 ``[B, N, 4]`` xyxy -> ``[B, M, N]`` fp32.
+
+    Same formula as ``box_ops.aligned_iou(..., "iou")`` (``inter / (area1 + area2 - inter + eps)``,
+    inverted boxes have area 0), computed per coordinate so no ``[B, M, N, 4]`` is built.
+    """
+    a, b = boxes1.float()[:, :, None], boxes2.float()[:, None]  # [B, M, 1, 4], [B, 1, N, 4]
+    iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp_(min=0)
+    ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp_(min=0)
+    inter = iw.mul_(ih)
+    area1 = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
+    area2 = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
+    return inter / (area1 + area2 - inter + eps)

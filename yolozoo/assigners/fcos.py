@@ -22,8 +22,8 @@ import math
 import torch
 
 from ..box_ops import box_area
-from .base import AssignResult, Priors, register_assigner
-from .grid import empty_result, finish, resolve_conflicts
+from .base import AssignResult, Priors, empty_result, register_assigner
+from .grid import finish, resolve_conflicts
 
 DEFAULT_RANGES = ((0.0, 64.0), (64.0, 128.0), (128.0, math.inf))
 

@@ -1,4 +1,4 @@
-"""Grid-cell assigners of the YOLO family: ``single_grid``, ``nearby_grid``, ``all_grid``.
+"""Grid-cell assigners of the YOLO family: ``single_grid``, ``nearby_grid`` (and ``all_grid``).
 
 Each ground truth (GT) is matched to prior boxes (anchors) by IoU. The variants differ in
 *where* a GT may take priors from:
@@ -8,8 +8,8 @@ Each ground truth (GT) is matched to prior boxes (anchors) by IoU. The variants 
   et al. 2020).
 - ``nearby_grid``: the 3x3 cells around the centre cell (the "nearby" cells of
   YOLOv4/Scaled-YOLOv4/YOLOv5, which regress the centre in (-0.5, 1.5) cells).
-- ``all_grid``: any prior, with the prior box at its own centre (SSD/RetinaNet-style
-  IoU matching, Liu et al. 2016, Lin et al. 2017).
+- ``all_grid`` (in ``all_grid.py``): any prior, with the prior box at its own centre
+  (SSD/RetinaNet-style IoU matching, Liu et al. 2016, Lin et al. 2017).
 
 Grid geometry is read from the priors, not assumed: they are concatenated level by level,
 every prior of a level has the same stride, a prior's cell is ``floor(center / stride)``
@@ -25,9 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torchvision.ops import box_iou
 
-from .base import AssignResult, Priors, make_result, register_assigner
+from .base import AssignResult, Priors, assigner_call, make_result, register_assigner
 
 
 @dataclass
@@ -121,13 +120,6 @@ def resolve_conflicts(pos: torch.Tensor, priority: torch.Tensor) -> tuple[torch.
     return resolve_claims(b, m, a, priority.expand_as(pos)[b, m, a], tuple(pos.shape))
 
 
-def empty_result(pred_scores: torch.Tensor, gt_labels: torch.Tensor, gt_boxes: torch.Tensor) -> AssignResult:
-    """All-background result (used when M = 0)."""
-    B, A, C = pred_scores.shape
-    fg = torch.zeros(B, A, dtype=torch.bool, device=pred_scores.device)
-    return make_result(fg, fg.long(), gt_labels.long(), gt_boxes.float(), C)
-
-
 def finish(fg, gt_index, gt_labels, gt_boxes, gt_mask, num_classes, score_weight=None) -> AssignResult:
     """``make_result`` with padding labels zeroed (so any padding label value is harmless)."""
     labels = gt_labels.long().masked_fill(~gt_mask, 0)
@@ -202,15 +194,14 @@ class SingleGridAssigner:
     Score targets are one-hot.
     """
 
+    requires_anchors = True  # matches GT to prior boxes by shape: needs model.head=anchor
+
     def __init__(self, match_iou_thres: float = 0.5):
         self.match_iou_thres = match_iou_thres
 
-    @torch.no_grad()
+    @assigner_call
     def __call__(self, pred_scores, pred_boxes, priors: Priors, gt_labels, gt_boxes, gt_mask) -> AssignResult:
         """pred_scores [B, A, C], pred_boxes [B, A, 4] (unused), gt_* [B, M] / [B, M, 4] xyxy px."""
-        if gt_labels.shape[1] == 0:
-            return empty_result(pred_scores, gt_labels, gt_boxes)
-        gt_boxes = gt_boxes.float()
         thres = self.match_iou_thres
         cand, iou, claim, forced = _neighbourhood_claims(gt_boxes, gt_mask, priors, 0, thres, False)
         fg, gt_index = resolve_candidates(cand, claim | forced, iou + 2.0 * forced, len(priors))
@@ -230,18 +221,17 @@ class NearbyGridAssigner:
     over threshold claims. Score targets are one-hot.
     """
 
+    requires_anchors = True  # matches GT to prior boxes by shape: needs model.head=anchor
+
     def __init__(self, match_iou_thres: float = 0.5, filter_by_max_iou: bool = False, seed: int = 0):
         self.match_iou_thres = match_iou_thres
         self.filter_by_max_iou = filter_by_max_iou
         self.seed = seed
 
-    @torch.no_grad()
+    @assigner_call
     def __call__(self, pred_scores, pred_boxes, priors: Priors, gt_labels, gt_boxes, gt_mask) -> AssignResult:
         """pred_scores [B, A, C], pred_boxes [B, A, 4] (unused), gt_* [B, M] / [B, M, 4] xyxy px."""
         B, M = gt_labels.shape
-        if M == 0:
-            return empty_result(pred_scores, gt_labels, gt_boxes)
-        gt_boxes = gt_boxes.float()
         cand, iou, claim, forced = _neighbourhood_claims(
             gt_boxes, gt_mask, priors, 1, self.match_iou_thres, self.filter_by_max_iou
         )
@@ -253,38 +243,4 @@ class NearbyGridAssigner:
             table = torch.rand(M, len(priors), generator=gen).to(iou.device)
             key = table[canonical_rank(gt_labels, gt_boxes, gt_mask)[..., None], cand]  # [B, M, N]
         fg, gt_index = resolve_candidates(cand, claim | forced, key + 2.0 * forced, len(priors))
-        return finish(fg, gt_index, gt_labels, gt_boxes, gt_mask, pred_scores.shape[-1])
-
-
-@register_assigner("all_grid")
-class AllGridAssigner:
-    """Every prior whose box (at its own centre) has IoU >= ``match_iou_thres`` with the GT.
-
-    SSD/RetinaNet-style matching over all cells and levels; a prior claimed by several GT
-    goes to the highest IoU. The method gives no positive to a GT that overlaps no prior
-    well enough (e.g. one much smaller than the smallest prior); ``ensure_one=True`` adds
-    each GT's best-IoU prior as in Faster R-CNN's low-quality matches (winning over
-    threshold claims). Scores are one-hot.
-    """
-
-    def __init__(self, match_iou_thres: float = 0.5, ensure_one: bool = False):
-        self.match_iou_thres = match_iou_thres
-        self.ensure_one = ensure_one
-
-    @torch.no_grad()
-    def __call__(self, pred_scores, pred_boxes, priors: Priors, gt_labels, gt_boxes, gt_mask) -> AssignResult:
-        """pred_scores [B, A, C], pred_boxes [B, A, 4] (unused), gt_* [B, M] / [B, M, 4] xyxy px."""
-        B, M = gt_labels.shape
-        if M == 0:
-            return empty_result(pred_scores, gt_labels, gt_boxes)
-        gt_boxes = gt_boxes.float()
-        A = len(priors)
-        iou = box_iou(gt_boxes.view(-1, 4), priors.boxes().float()).view(B, M, A)
-        pos = (iou >= self.match_iou_thres) & gt_mask[..., None]
-        priority = iou
-        if self.ensure_one:
-            best_iou, best = iou.max(dim=-1, keepdim=True)
-            forced = torch.zeros_like(pos).scatter_(-1, best, True) & (best_iou > 0) & gt_mask[..., None]
-            pos, priority = pos | forced, iou + 2.0 * forced
-        fg, gt_index = resolve_conflicts(pos, priority)
         return finish(fg, gt_index, gt_labels, gt_boxes, gt_mask, pred_scores.shape[-1])

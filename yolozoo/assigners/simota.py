@@ -16,7 +16,8 @@ CVPR 2021), per image:
 
    with ``s = sqrt(p)`` when ``sqrt_scores`` (YOLOX, whose ``p`` is cls * obj; the sqrt
    keeps that geometric mean) or ``s = p`` (plain BCE). The BCE sum over classes is
-   computed in closed form, never as a ``[B, M, A, C]`` tensor.
+   computed in closed form, never as a ``[B, M, A, C]`` tensor, and like every pairwise
+   term only for the image's candidate priors (``[B, M, N]``, N = most candidates in an image).
 3. dynamic k: ``k_g = max(1, int(sum of the top-``topk_candidates`` IoUs of g over the
    candidates))``; ``g`` takes its ``k_g`` cheapest candidates.
 4. a prior taken by several GT keeps the one of minimum cost (exact ties to the lower
@@ -29,9 +30,16 @@ from __future__ import annotations
 
 import torch
 
-from ..box_ops import aligned_iou, points_in_boxes
-from .base import AssignResult, Priors, register_assigner
-from .grid import empty_result, finish, resolve_conflicts
+from .base import (
+    AssignResult,
+    Priors,
+    assigner_call,
+    batched_box_iou,
+    centres_in_boxes,
+    empty_result,
+    register_assigner,
+)
+from .grid import finish, resolve_claims
 
 CANDIDATES = ("box_or_center", "box_and_center")
 
@@ -60,56 +68,83 @@ class SimOTAAssigner:
         self.sqrt_scores = sqrt_scores
         self.outside_cost = outside_cost
 
-    def _cls_cost(self, pred_scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """sum_c BCE(s_ac, [c == label_g]) -> ``[B, M, A]``; pred_scores ``[B, A, C]``, labels ``[B, M]``.
+    def _cls_cost(self, pred_scores: torch.Tensor, labels: torch.Tensor, cand: torch.Tensor | None = None,
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
+        """sum_c BCE(s_ac, [c == label_g]) -> ``[B, M, N]``.
 
+        pred_scores ``[B, A, C]``, labels ``[B, M]``; ``cand`` ``[B, N]`` prior indices (default:
+        all A priors) of which ``valid`` ``[B, N]`` are real (padding costs 0).
         = sum_c -log(1 - s_ac)  +  log(1 - s_a,label) - log(s_a,label); logs clamped at
         -100 like ``torch.nn.functional.binary_cross_entropy``. Only the class sum touches
-        all C classes.
+        all C classes, once per valid candidate prior.
         """
-        s = pred_scores.float().clamp(0, 1)  # a new tensor: the in-place ops below are safe
-        if self.sqrt_scores:
-            s.sqrt_()
-        s_gt = s.transpose(1, 2).gather(1, labels[..., None].expand(-1, -1, s.shape[1]))  # [B, M, A]
-        neg_sum = s.neg_().log1p_().clamp_(min=-100).sum(-1)  # [B, A], sum_c log(1 - s_ac)
-        return torch.log1p(-s_gt).clamp_(min=-100) - s_gt.log().clamp_(min=-100) - neg_sum[:, None]
+        B, A, C = pred_scores.shape
+        if cand is None:
+            cand = torch.arange(A, device=pred_scores.device).expand(B, A)
+        if valid is None:
+            valid = torch.ones_like(cand, dtype=torch.bool)
+        rows = torch.arange(B, device=cand.device)[:, None] * A + cand  # [B, N] into [B * A]
+        flat = pred_scores.reshape(B * A, C)
 
-    @torch.no_grad()
+        def s_of(p: torch.Tensor) -> torch.Tensor:  # p is a fresh copy (index_select): in place is safe
+            s = p.float().clamp_(0, 1)
+            return s.sqrt_() if self.sqrt_scores else s
+
+        index = (rows * C)[:, None, :] + labels[:, :, None]  # [B, M, N] into the flattened scores
+        s_gt = s_of(flat.reshape(-1).index_select(0, index.flatten()).view(index.shape))
+        s_all = s_of(flat.index_select(0, rows[valid]))  # [V, C]
+        neg_sum = s_all.neg_().add_(1).log_().clamp_(min=-100).sum(-1)  # [V], sum_c log(1 - s_ac)
+        neg = s_gt.new_zeros(cand.shape)
+        neg[valid] = neg_sum
+        log_s = s_gt.log().clamp_(min=-100)
+        return s_gt.neg_().add_(1).log_().clamp_(min=-100).sub_(log_s).sub_(neg[:, None])
+
+    @assigner_call
     def __call__(self, pred_scores, pred_boxes, priors: Priors, gt_labels, gt_boxes, gt_mask) -> AssignResult:
         """pred_scores [B, A, C] probs, pred_boxes [B, A, 4] xyxy px, gt_* [B, M] / [B, M, 4] xyxy px."""
         B, M = gt_labels.shape
-        if M == 0:
-            return empty_result(pred_scores, gt_labels, gt_boxes)
-        gt_boxes = gt_boxes.float()
         labels = gt_labels.long().masked_fill(~gt_mask, 0)
         centers = priors.centers.float()
         real = gt_mask[..., None]
 
-        in_box = points_in_boxes(centers, gt_boxes)  # [B, M, A]
-        reach = self.center_radius * priors.strides.float()  # [A]
-        gt_centers = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2
-        in_center = ((centers[:, 0] - gt_centers[..., 0, None]).abs() < reach) & (
-            (centers[:, 1] - gt_centers[..., 1, None]).abs() < reach
-        )
+        in_box = centres_in_boxes(centers, gt_boxes)  # [B, M, A]
+        reach = self.center_radius * priors.strides.float()[:, None]  # [A, 1]
+        lo, hi = centers - reach, centers + reach  # [A, 2]: |prior - g| < reach <=> lo < g < hi
+        gx, gy = ((gt_boxes[..., i, None] + gt_boxes[..., i + 2, None]) / 2 for i in range(2))  # [B, M, 1]
+        in_center = (lo[:, 0] < gx) & (gx < hi[:, 0]) & (lo[:, 1] < gy) & (gy < hi[:, 1])
         core = in_box & in_center
         region = (in_box | in_center) if self.candidate == "box_or_center" else core
-        candidate = (region & real).any(dim=1, keepdim=True)  # [B, 1, A]
+        candidate = (region & real).any(dim=1)  # [B, A]
 
-        iou = aligned_iou(gt_boxes[:, :, None], pred_boxes[:, None])  # [B, M, A]
+        # Work on each image's candidate priors only: their indices, padded to the batch's most.  [B, N]
+        counts = candidate.sum(1)
+        N = int(counts.max())
+        if N == 0:
+            return empty_result(pred_scores, gt_labels, gt_boxes)
+        cand = candidate.to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :N]  # ascending index
+        valid = torch.arange(N, device=cand.device) < counts[:, None]  # [B, N]
+        core = core.gather(2, cand[:, None].expand(B, M, N))
+        boxes_c = pred_boxes.float().gather(1, cand[..., None].expand(B, N, 4))
+
+        iou = batched_box_iou(gt_boxes, boxes_c)  # [B, M, N]
         cost = (
-            self.cls_weight * self._cls_cost(pred_scores, labels)
+            self.cls_weight * self._cls_cost(pred_scores, labels, cand, valid)
             - self.iou_weight * torch.log(iou + 1e-8)
             + self.outside_cost * (~core).float()
         )
-        cost = cost.masked_fill(~(candidate & real), float("inf"))
+        cost = cost.masked_fill(~(valid[:, None] & real), float("inf"))
 
-        k = min(self.topk_candidates, len(priors))
-        dynamic_k = iou.masked_fill(~candidate, 0).topk(k, dim=-1).values.sum(-1).int().clamp(min=1)  # [B, M]
+        k = min(self.topk_candidates, N)
+        dynamic_k = iou.masked_fill(~valid[:, None], 0).topk(k, dim=-1).values.sum(-1).int().clamp(min=1)  # [B, M]
         cheapest = cost.topk(k, dim=-1, largest=False)
         rank = torch.arange(k, device=cost.device)
         take = (rank < dynamic_k[..., None]) & cheapest.values.isfinite()  # [B, M, k]
-        pos = torch.zeros_like(in_box).scatter_(2, cheapest.indices, take)
+        b, m, j = take.nonzero(as_tuple=True)
+        n = cheapest.indices[b, m, j]
+        a = cand[b, n]
 
-        fg, gt_index = resolve_conflicts(pos, -cost)
-        weight = iou.gather(1, gt_index[:, None]).squeeze(1)  # [B, A]
+        fg, gt_index = resolve_claims(b, m, a, -cost[b, m, n], (B, M, len(priors)))
+        won = gt_index[b, a] == m
+        weight = iou.new_zeros(B, len(priors))
+        weight[b[won], a[won]] = iou[b[won], m[won], n[won]]
         return finish(fg, gt_index, gt_labels, gt_boxes, gt_mask, pred_scores.shape[-1], score_weight=weight)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import AssignResult, Priors, register_assigner
-from .grid import cell_priors, empty_result, finish, gt_cells, resolve_candidates, split_levels
+from .base import AssignResult, Priors, assigner_call, register_assigner
+from .grid import cell_priors, finish, gt_cells, resolve_candidates, split_levels
 
 # centre, left, right, up, down (x, y) cell offsets
 _OFFSETS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
@@ -33,15 +33,14 @@ _OFFSETS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 class YOLOv5Assigner:
     """Centre + two nearest neighbour cells; anchors with w/h ratio below ``anchor_t``."""
 
+    requires_anchors = True  # matches GT to anchor shapes: needs model.head=anchor
+
     def __init__(self, anchor_t: float = 4.0):
         self.anchor_t = anchor_t
 
-    @torch.no_grad()
+    @assigner_call
     def __call__(self, pred_scores, pred_boxes, priors: Priors, gt_labels, gt_boxes, gt_mask) -> AssignResult:
         """pred_scores [B, A, C], pred_boxes [B, A, 4] (unused), gt_* [B, M] / [B, M, 4] xyxy px."""
-        if gt_labels.shape[1] == 0:
-            return empty_result(pred_scores, gt_labels, gt_boxes)
-        gt_boxes = gt_boxes.float()
         centers = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2
         gt_wh = (gt_boxes[..., 2:] - gt_boxes[..., :2])[:, :, None, None]  # [B, M, 1, 1, 2]
         offsets = gt_boxes.new_tensor(_OFFSETS)
