@@ -19,7 +19,7 @@ class DetectorModule(L.LightningModule):
     Args:
         model: a :class:`~yolozoo.models.Detector`.
         assigner: a label assigner (see :mod:`yolozoo.assigners`).
-        loss: callable ``(cls_logits, boxes, assign) -> dict`` of unweighted terms.
+        loss: callable ``(cls_logits, boxes, assign, **out.extras) -> dict`` of unweighted terms.
         loss_weights: weight per term name.
         optim: ``name`` (adamw|sgd), ``lr``, ``weight_decay``, ``momentum``, ``warmup``.
         postprocess_kw: ``score_thresh``, ``iou_thresh``, ``max_det`` for validation.
@@ -42,7 +42,7 @@ class DetectorModule(L.LightningModule):
         out = self.model(batch["images"])
         assign = self.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
                                batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
-        terms = self.loss(out.cls_logits, out.boxes, assign)
+        terms = self.loss(out.cls_logits, out.boxes, assign, **out.extras)
         total = weighted_sum(terms, self.loss_weights)
         if not torch.isfinite(total):
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())

@@ -1,23 +1,43 @@
-"""Detector construction from config: ``build_model(cfg.model, num_classes)``."""
+"""Detector construction from config: ``build_model(cfg.model, num_classes, anchors)``."""
 
 from __future__ import annotations
 
 import torch
 
+from .anchor_head import AnchorHead
+from .anchors import Anchors, resolve_anchors
 from .backbone import TimmBackbone
 from .detector import Detector, DetectorOutput, make_priors
 from .head import DecoupledHead
 from .neck import PANNeck
 
-__all__ = ["Detector", "DetectorOutput", "build_model", "count_params", "count_flops", "make_priors"]
+__all__ = ["Detector", "DetectorOutput", "build_model", "count_params", "count_flops", "make_priors",
+           "resolve_anchors"]
 
 
-def build_model(cfg, num_classes: int) -> Detector:
-    """Build the detector described by ``cfg`` (a ``ModelConfig``)."""
+def build_model(cfg, num_classes: int, anchors: Anchors | None = None) -> Detector:
+    """Build the detector described by ``cfg`` (a ``ModelConfig``).
+
+    ``model.head=free``: the anchor-free :class:`DecoupledHead`. ``model.head=anchor``: the
+    :class:`AnchorHead` with ``anchors`` (per level, K (w, h) px at the input size, as
+    :func:`~yolozoo.models.anchors.resolve_anchors` returns them for ``cfg.anchors``).
+    Any other ``model.family`` is built by :func:`~yolozoo.models.families.build_family`.
+    """
+    if getattr(cfg, "family", "yolo") != "yolo":
+        from .families import build_family
+
+        return build_family(cfg, num_classes, anchors)
     backbone = TimmBackbone(cfg.backbone, pretrained=cfg.pretrained)
     neck = PANNeck(backbone.channels, width=cfg.width)
-    head = DecoupledHead(neck.out_channels, num_classes)
-    return Detector(backbone, neck, head, prior_scale=cfg.prior_scale)
+    if cfg.head == "free":
+        head = DecoupledHead(neck.out_channels, num_classes, prior_scale=cfg.prior_scale)
+    elif cfg.head == "anchor":
+        if anchors is None:
+            raise ValueError("model.head=anchor: pass the anchors (see yolozoo.models.anchors.resolve_anchors)")
+        head = AnchorHead(neck.out_channels, num_classes, anchors, box_param=cfg.box_param)
+    else:
+        raise ValueError(f"model.head must be free or anchor, got {cfg.head!r}")
+    return Detector(backbone, neck, head)
 
 
 def count_params(model: torch.nn.Module) -> int:
