@@ -1,0 +1,20 @@
+"""Console output of the command-line entry points: the run's own lines, not the libraries' chatter."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def quiet_libraries() -> None:
+    """Silence W&B's banner, Lightning's per-run info lines and two known-harmless warnings (process-wide).
+
+    The warnings: a DataLoader with few workers (deliberate on small CPU runs) and PyTorch's
+    treespec deprecation raised inside Lightning.
+    """
+    os.environ.setdefault("WANDB_SILENT", "true")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*treespec.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric.utilities.rank_zero").setLevel(logging.WARNING)

@@ -1,0 +1,110 @@
+"""Which grid point a worker runs next, and the check that no point ever runs twice.
+
+Optuna's GridSampler alone is not enough for a resumable multi-worker sweep (optuna 5.0,
+``GridSampler._get_unvisited_grid_ids``): it counts a *failed* point as visited, so it never
+retries one, and once every point has started it hands a *running* point to the next
+worker. So each worker queues the exact point it wants (``study.enqueue_trial``), Optuna
+pops queued trials atomically (see :mod:`.store` for SQLite), and before training a worker
+checks that no *other* trial holds the same point, RUNNING or COMPLETE; if one does, it
+steps back (the trial is PRUNED and marked ``superseded_by``).
+
+Why that check suffices: a trial's point is stored before it turns RUNNING (queued
+parameters) or before its own check (sampled ones), and every check runs after its own
+trial turned RUNNING. Of two trials on one point, the one that checks later therefore sees
+the other, unless that one has already failed, in which case running the point is a retry.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .spec import Point, point_key
+
+
+def trial_params(trial: FrozenTrial) -> dict | None:
+    """The point a trial runs: its parameters, or, before they are sampled, the queued ones."""
+    params = dict(trial.params) or trial.system_attrs.get("fixed_params")
+    return dict(params) if params else None
+
+
+def trial_key(trial: FrozenTrial) -> str | None:
+    params = trial_params(trial)
+    return point_key(params) if params else None
+
+
+def is_superseded(trial: FrozenTrial) -> bool:
+    """A trial that stepped back because another held its point (not a result of that point)."""
+    return "superseded_by" in trial.user_attrs
+
+
+@dataclass
+class GridState:
+    """Each grid point's trials, grouped by state (superseded trials left out)."""
+
+    points: list[Point]
+    completed: dict[str, FrozenTrial] = field(default_factory=dict)  # with the point's current overrides
+    running: dict[str, FrozenTrial] = field(default_factory=dict)
+    waiting: dict[str, FrozenTrial] = field(default_factory=dict)
+    failed: dict[str, FrozenTrial] = field(default_factory=dict)  # latest failure
+
+    @classmethod
+    def of(cls, trials: list[FrozenTrial], points: list[Point]) -> GridState:
+        state = cls(points)
+        fingerprints = {p.key: p.fingerprint for p in points}
+        for t in sorted(trials, key=lambda t: t.number):
+            key = trial_key(t)
+            if key not in fingerprints or is_superseded(t):
+                continue
+            if t.state == TrialState.COMPLETE and t.user_attrs.get("fingerprint") == fingerprints[key]:
+                state.completed[key] = t
+            elif t.state == TrialState.RUNNING:
+                state.running[key] = t
+            elif t.state == TrialState.WAITING:
+                state.waiting[key] = t
+            elif t.state == TrialState.FAIL:
+                state.failed[key] = t
+        return state
+
+    def todo(self, session_start: datetime) -> list[Point]:
+        """Points to run now: not completed, not running, not queued, and not failed since ``session_start``.
+
+        A point that failed before this worker started is retried; one that fails during
+        this session is not retried by it again (the next run of the command does).
+        """
+        out = []
+        for p in self.points:
+            if p.key in self.completed or p.key in self.running or p.key in self.waiting:
+                continue
+            failed = self.failed.get(p.key)
+            if failed is not None and failed.datetime_complete and failed.datetime_complete >= session_start:
+                continue
+            out.append(p)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        keys = {p.key for p in self.points}
+        done = len(keys & set(self.completed))
+        running = len(keys & set(self.running) - set(self.completed))
+        failed = len({k for k in keys & set(self.failed)} - set(self.completed) - set(self.running)
+                     - set(self.waiting))
+        return {"total": len(keys), "done": done, "running": running, "failed": failed}
+
+
+def choose(todo: list[Point], rng: random.Random, spread: bool = False) -> Point:
+    """The next point: in grid order, or (``spread``, after a collision) a random one of the first few."""
+    return rng.choice(todo[:8]) if spread else todo[0]
+
+
+def conflicting_trial(study: optuna.Study, trial_number: int, point: Point) -> FrozenTrial | None:
+    """Another RUNNING trial on ``point``, or a COMPLETE one with its current overrides, if any."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)):
+        if t.number == trial_number or is_superseded(t) or trial_key(t) != point.key:
+            continue
+        if t.state == TrialState.RUNNING or t.user_attrs.get("fingerprint") == point.fingerprint:
+            return t
+    return None

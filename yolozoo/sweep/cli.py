@@ -1,0 +1,136 @@
+"""``python bench/run.py sweep=NAME [storage=URL] [workers=N] [heartbeat=S] [retries=N] [key=value ...]``.
+
+Runs one worker (or ``workers=N`` local worker processes) on the sweep, prints a progress
+line per finished point and a final table listing failures with their reasons.
+
+Exit status: 0 when every point of the sweep completed; 1 when any point failed (re-run
+the same command to retry the failed ones); 2 for a bad sweep file, option or override;
+130 when interrupted, 143 when stopped by SIGTERM (re-run to resume).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from ..config import ConfigError, parse_overrides
+from ..console import quiet_libraries as _quiet_libraries
+
+# Options of the sweep command itself; every other key=value overrides the config of every point.
+OPTIONS = {
+    "sweep": "a sweep name in sweeps/ or a path to a sweep .yaml file",
+    "storage": "Optuna storage URL shared by all workers (default sqlite:///<results_dir>/sweeps.db; "
+               "e.g. postgresql+psycopg2://user:pw@host/db for many machines)",
+    "workers": "worker processes to start on this machine (default 1; each takes a share of the GPUs)",
+    "heartbeat": "seconds between a running point's heartbeats (default 60); silent for 3x that = dead, re-run",
+    "retries": "how many times a point whose worker died is re-run (default 3)",
+    "wait": "true (default): when nothing is left to claim, wait for other workers' points (and take over dead ones)",
+}
+CHILD_ENV = "YOLOZOO_SWEEP_WORKER"
+
+
+def _options(args: dict[str, str]):
+    from .runner import SweepOptions
+
+    def number(key: str, default: int, minimum: int) -> int:
+        text = args.get(key, str(default))
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+        return value
+
+    wait = args.get("wait", "true").lower()
+    if wait not in ("true", "false"):
+        raise ConfigError(f"wait must be true or false, got {args['wait']!r}")
+    return SweepOptions(storage=args.get("storage") or None, heartbeat=number("heartbeat", 60, 1),
+                        max_retry=number("retries", 3, 0), wait=wait == "true"), number("workers", 1, 1)
+
+
+def _spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.cli") -> int:
+    """Start ``workers`` copies of this command (``python -m module``, without ``workers=``), splitting the GPUs;
+    wait for all. (:mod:`yolozoo.search.cli` starts its workers with this too.)"""
+    import torch
+
+    from .point import REPO_ROOT
+
+    gpus = torch.cuda.device_count() if "CUDA_VISIBLE_DEVICES" not in os.environ else 0
+    share = gpus // workers
+    child_argv = [a for a in argv if not a.startswith("workers=")]
+    procs = []
+    for i in range(workers):
+        env = {**os.environ, CHILD_ENV: str(i),
+               "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+        if share:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(i * share, (i + 1) * share))
+        procs.append(subprocess.Popen([sys.executable, "-m", module, *child_argv], env=env))
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        codes = [p.wait() for p in procs]
+        return 130
+    bad = [c for c in codes if c not in (0, 1)]
+    return bad[0] if bad else 0
+
+
+def main(argv: list[str]) -> int:
+    """Run the sweep command; see the module docstring for the arguments and the exit status."""
+    from .spec import SweepError, load_sweep
+
+    try:
+        args = parse_overrides(argv)
+        ours = {k: args.pop(k) for k in list(args) if k in OPTIONS}
+        if not ours.get("sweep"):
+            raise ConfigError("sweep=NAME is required; " + "; ".join(f"{k}: {v}" for k, v in OPTIONS.items()))
+        options, workers = _options(ours)
+        spec = load_sweep(ours["sweep"], args)
+    except (ConfigError, SweepError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if workers > 1:
+        code = _spawn_workers(argv, workers)
+        if code:
+            return code
+    _quiet_libraries()
+    from .progress import summary_table
+    from .results import load_results
+    from .runner import run_sweep
+    from .store import default_storage_url, study_name
+
+    url = options.storage or default_storage_url(_results_dir(spec, args))
+    if workers > 1:
+        df = load_results(url, spec.name)
+        df = df[df["study"] == study_name(spec.name, args)]
+    else:
+        try:
+            outcome = run_sweep(spec, args, options)
+        except KeyboardInterrupt:
+            print("\ninterrupted: re-run the same command to resume (the interrupted point is retried)",
+                  file=sys.stderr)
+            return 130
+        except SystemExit:  # SIGTERM mid-point (Lightning turns it into SystemExit)
+            print("\nstopped by SIGTERM: the point it was training is re-run by the next worker once its heartbeat "
+                  "goes stale; re-run the same command to resume", file=sys.stderr)
+            return 143
+        except (SweepError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        df = outcome.results
+        if CHILD_ENV in os.environ:  # the parent prints the table for all workers
+            return 1 if (df["status"] == "failed").any() else 0
+    print(summary_table(df, list(spec.axes)))
+    print(f"\nall results: yolozoo.sweep.load_results(storage={url!r}, sweep={spec.name!r})")
+    return 1 if (df["status"] == "failed").any() else 0
+
+
+def _results_dir(spec, args: dict[str, str]) -> str:
+    from ..config import load_config
+
+    return load_config(spec.resolve({}, args)).results_dir
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,265 @@
+"""A sweep worker: claim grid points from the study one at a time, train each, store the result.
+
+Start the same command again, on this machine or another with the same ``storage=``, and
+it does the right thing: completed points are skipped, points that failed before it started
+are retried, N workers split the grid (see :mod:`.claims` for why no point runs twice), and a
+point whose worker died (no heartbeat for the grace period) is failed by the next worker to
+look and queued again by Optuna's ``RetryHeartbeatStaleTrialCallback``. A worker with nothing
+left to claim waits while other workers' points run, so it can take over a dead one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+
+from ..config import load_config, to_dict
+from .claims import GridState, choose, conflicting_trial
+from .point import failure_reason, needs_own_process, train_point, train_point_in_child
+from .progress import Progress, eta_seconds, point_message
+from .results import load_results
+from .spec import Point, SweepError, SweepSpec, point_key
+from .store import default_storage_url, json_safe, open_storage, study_name, worker_id
+
+log = logging.getLogger(__name__)
+
+
+class PointFailed(RuntimeError):
+    """Raised in the objective so Optuna records the trial as FAIL; the reason is in its user attrs."""
+
+
+def store_result(trial: optuna.Trial, result: dict, metric: str = "mAP") -> float | None:
+    """Put a point's result in the trial's user attrs (JSON-safe; NaN -> None); return its ``metric``.
+
+    A completed point whose ``metric`` is missing or not finite is turned into a failure
+    (``result`` is updated: status, reason). Also used by :mod:`yolozoo.search` for its trials.
+    """
+    record = result["record"]
+    env = record.get("environment") or {}
+    attrs = {
+        "config": record.get("config"), "metrics": record.get("metrics") or {},
+        "history": json_safe(record.get("history") or [], digits=6),
+        "environment": {k: env.get(k) for k in ("git_commit", "device", "host", "python", "packages")},
+        "record": result.get("record_path"), "run_dir": record.get("run_dir"),
+        "checkpoint": record.get("checkpoint"), "wandb_dir": record.get("wandb_dir"), "reason": result["reason"],
+    }
+    for key, value in attrs.items():
+        trial.set_user_attr(key, json_safe(value))
+    if result["status"] != "completed":
+        return None
+    value = (record.get("metrics") or {}).get(metric)
+    if value is None or not math.isfinite(value):
+        result.update(status="failed", reason=f"validation {metric} is {value} (no predictions or no ground truth?)")
+        trial.set_user_attr("reason", result["reason"])
+        return None
+    return float(value)
+
+
+class SweepGridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler, with the worker loop (not the sampler) deciding when the sweep is done.
+
+    GridSampler.after_trial stops the study once its grid looks exhausted, and in optuna 5.0
+    raises KeyError for an enqueued trial when one grid point is left ("grid_id" is only set
+    on trials it sampled itself). Points are queued explicitly here, so that step is skipped.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
+@dataclass
+class SweepOptions:
+    """How a worker runs. ``heartbeat``: seconds between heartbeats; a point silent for ``grace``
+    (default 3 x heartbeat) counts as dead and is re-run, at most ``max_retry`` times."""
+
+    storage: str | None = None
+    heartbeat: int = 60
+    grace: int | None = None
+    max_retry: int = 3
+    wait: bool = True
+    progress_bar: bool | None = None
+    panel_images: int = 8
+
+
+@dataclass
+class SweepOutcome:
+    study: str
+    storage: str
+    results: pd.DataFrame  # this study's rows (see load_results)
+    ran: int  # points this worker trained
+
+    @property
+    def failed(self) -> int:
+        return int((self.results["status"] == "failed").sum())
+
+
+def _is_rank_zero() -> bool:
+    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+class SweepWorker:
+    """One worker on the study of ``spec`` + command-line overrides ``cli`` in ``options.storage``."""
+
+    def __init__(self, spec: SweepSpec, cli: dict[str, str], options: SweepOptions):
+        self.spec, self.cli, self.options = spec, dict(cli), options
+        results_dir = load_config(spec.resolve({}, cli)).results_dir
+        self.url = options.storage or default_storage_url(results_dir)
+        self.name = study_name(spec.name, self.cli)
+        self.points = spec.points()
+        self.by_key = {p.key: p for p in self.points}
+        self.space = spec.search_space()
+        storage = open_storage(self.url, heartbeat=options.heartbeat, grace=options.grace,
+                               max_retry=options.max_retry)
+        self.study = optuna.create_study(study_name=self.name, storage=storage, direction="maximize",
+                                         sampler=SweepGridSampler(self.space, seed=0), load_if_exists=True)
+        self.study.set_user_attr("sweep", spec.name)
+        self.study.set_user_attr("spec", json_safe(spec.summary()))
+        self.study.set_user_attr("cli", self.cli)
+        self.study.set_user_attr("points", [p.params for p in self.points])
+        self.last: tuple | None = None  # (trial number, point, result or None if superseded, seconds)
+        self.ran = 0
+
+    # -- one point ---------------------------------------------------------------------------
+    def point_overrides(self, point: Point) -> dict[str, str]:
+        """The sweep's overrides for the point (see SweepSpec.resolve), plus the seed, run name and W&B group."""
+        overrides = {**self.spec.resolve(point.axis_overrides, self.cli), "seed": str(point.seed),
+                     "name": f"{self.spec.name}-{point.slug}"}
+        overrides.setdefault("wandb.group", self.spec.name)  # reports find a sweep's W&B runs by group
+        return overrides
+
+    def objective(self, trial: optuna.Trial) -> float:
+        try:
+            params = {name: trial.suggest_categorical(name, choices) for name, choices in self.space.items()}
+        except ValueError as e:  # a point queued from an older version of the sweep file
+            trial.set_user_attr("superseded_by", -1)
+            raise optuna.TrialPruned(f"queued point is not in the current grid ({e})") from None
+        point = self.by_key[point_key(params)]
+        other = conflicting_trial(self.study, trial.number, point)
+        if other is not None:
+            trial.set_user_attr("superseded_by", other.number)
+            self.last = (trial.number, point, None, 0.0)
+            raise optuna.TrialPruned(f"{point.title} is already {other.state.name.lower()} in trial {other.number}")
+        try:
+            return self._run_point(trial, point)
+        except PointFailed:
+            raise
+        except Exception as e:  # the runner's own steps (config, storage); training errors are results
+            trial.set_user_attr("reason", failure_reason(e))
+            raise
+        except KeyboardInterrupt:  # Optuna marks the trial failed: the next run of the command retries it
+            trial.set_user_attr("reason", "interrupted (Ctrl-C): re-run the command to retry")
+            raise
+        except SystemExit:  # SIGTERM (pre-emption; Lightning raises it): the trial stays RUNNING, goes stale, is re-run
+            trial.set_user_attr("reason", "worker stopped by SIGTERM (pre-empted?)")
+            raise
+
+    def _run_point(self, trial: optuna.Trial, point: Point) -> float:
+        overrides = self.point_overrides(point)
+        for key, value in {"sweep": self.spec.name, "point": point.labels, "seed": point.seed, "worker": worker_id(),
+                           "fingerprint": point.fingerprint, "overrides": overrides, "reason": None}.items():
+            trial.set_user_attr(key, value)
+        extra = {"sweep": {"name": self.spec.name, "study": self.name, "storage": self.url, "trial": trial.number,
+                           "point": point.labels, "seed": point.seed}}
+        start = time.perf_counter()
+        cfg = load_config(overrides)
+        if needs_own_process(cfg):
+            result = train_point_in_child(overrides, extra, Path(cfg.out_dir) / "sweep-points",
+                                          self.options.panel_images)
+        else:
+            result = train_point(overrides, extra, self.options.panel_images)
+        if result.get("record") is None:
+            result["record"] = {"config": to_dict(cfg)}
+        value = self._store(trial, result)
+        self.ran += 1
+        self.last = (trial.number, point, result, time.perf_counter() - start)
+        if result["status"] != "completed":
+            raise PointFailed(result["reason"])
+        return value
+
+    def _store(self, trial: optuna.Trial, result: dict) -> float | None:
+        return store_result(trial, result)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _fail_stale(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def _state(self) -> GridState:
+        return GridState.of(self.study.get_trials(deepcopy=False), self.points)
+
+    def _report(self, progress: Progress) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        counts = GridState.of(trials, self.points).counts()
+        eta = eta_seconds(trials, counts["total"] - counts["done"] - counts["failed"], counts["running"])
+        message = None
+        if self.last is not None:
+            number, point, result, seconds = self.last
+            message = (point_message(point.title, number, result, seconds) if result is not None else
+                       f"trial {number} {point.title}: taken by another worker, skipped")
+        progress.update(counts, eta, message)
+
+    def run(self) -> SweepOutcome:
+        """Claim and run points until none is left to claim (and, with ``wait``, none runs elsewhere)."""
+        session_start = datetime.now()
+        rng = random.Random(f"{worker_id()}-{time.time()}")
+        poll = min(self.options.heartbeat, 2.0)  # while waiting for other workers' points
+        progress = Progress(self.spec.name, len(self.points), self.options.progress_bar)
+        print(f"[{self.spec.name}] {self.spec.path}: {len(self.points)} points "
+              f"({' x '.join(str(len(v)) for v in self.spec.axes.values())} x {len(self.spec.seeds)} seeds), "
+              f"study {self.name!r} in {self.url}; worker {worker_id()}", flush=True)
+        self._report(progress)
+        spread, waiting_announced = False, False
+        try:
+            while True:
+                self._fail_stale()
+                state = self._state()
+                todo = state.todo(session_start)
+                if not state.waiting:
+                    if not todo:
+                        if state.running and self.options.wait:
+                            if not waiting_announced:
+                                print(f"[{self.spec.name}] waiting for {len(state.running)} point(s) running on other "
+                                      "workers (taking over any whose worker dies)", flush=True)
+                                waiting_announced = True
+                            time.sleep(poll)
+                            continue
+                        break
+                    point = choose(todo, rng, spread)
+                    self.study.enqueue_trial(point.params, user_attrs={"point": point.labels, "seed": point.seed})
+                self.last = None
+                try:
+                    self.study.optimize(self.objective, n_trials=1, catch=(Exception,))
+                except UpdateFinishedTrialError as e:
+                    log.warning("another worker failed this worker's trial for missing heartbeats (%s); its "
+                                "result is kept in the record file. A larger heartbeat= avoids this.", e)
+                spread = self.last is not None and self.last[2] is None
+                if spread:
+                    time.sleep(rng.uniform(0.1, 1.0))
+                if self.last is not None:
+                    self._report(progress)
+        finally:
+            progress.close()
+        df = load_results(self.url, self.spec.name)
+        return SweepOutcome(self.name, self.url, df[df["study"] == self.name].reset_index(drop=True), self.ran)
+
+
+def run_sweep(spec: SweepSpec, cli: dict[str, str] | None = None, options: SweepOptions | None = None
+              ) -> SweepOutcome:
+    """Run one worker on the sweep ``spec`` (already checked by :func:`~.spec.load_sweep`)."""
+    if not _is_rank_zero():
+        raise SweepError("start a sweep worker once per machine, not under torchrun/srun: a point's "
+                         "trainer.devices / trainer.strategy=ddp start the per-GPU processes themselves")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the worker prints its own progress and failures
+    return SweepWorker(spec, cli or {}, options or SweepOptions()).run()

@@ -1,0 +1,328 @@
+"""A sweep as data: ``sweeps/NAME.yaml`` = base overrides + axes (their product is the grid) + seeds.
+
+Schema (every key but ``name`` and ``axes`` optional)::
+
+    name: assigners            # must equal the file stem
+    description: one line
+    table: assigners           # report table: assigners | backbones | widths | pretrained
+    base: {model.backbone: resnet18, data.img_size: 96}   # dotted overrides for every point
+    axes:                      # product = grid; axis order = column order in tables
+      model.width: [0.25, 0.5]                       # a dotted config key and its values, or
+      assigner:                                      # label -> linked overrides
+        tal: {assigner.name: tal}
+        nearby_grid: {assigner.name: nearby_grid, model.head: anchor}
+    seeds: [0, 1]              # every grid point runs once per seed
+    baseline: {assigner: tal}  # axis -> value/label that deltas are computed against
+
+A point's config is defaults <- ``base`` <- preset <- ``config=FILE`` <- axes <- command line:
+``base`` holds the sweep's defaults for the CPU / digits setting, so ``preset=voc`` (or a
+``config=FILE`` such as a search's best trial) replaces those it sets (see :meth:`SweepSpec.resolve`).
+
+:func:`load_sweep` checks all of it, including every point's config through
+:func:`~yolozoo.config.load_config`, so a typo fails before any training, naming the file
+and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import PRESET_DIR, ConfigError, load_config, read_overrides_file
+
+SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
+TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "baseline")
+TABLES = ("assigners", "backbones", "widths", "pretrained")
+# Set per point by the runner, so a sweep file or the command line may not set them.
+RUNNER_KEYS = ("seed", "name")
+
+Scalar = str | int | float | bool | None
+
+
+class SweepError(ValueError):
+    """A bad sweep file, name or sweep option; the message names the file and key and what to fix."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the grid: the axis values/labels, a seed, and the overrides they imply.
+
+    ``overrides`` = base + the axes' overrides (not the command line, not the seed);
+    ``axis_overrides`` = the axes' part alone.
+    """
+
+    labels: dict[str, Scalar]
+    seed: int
+    overrides: dict[str, Any]
+    axis_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def params(self) -> dict[str, Scalar]:
+        """The point as Optuna trial parameters: one per axis, plus ``seed``."""
+        return {**self.labels, "seed": self.seed}
+
+    @property
+    def key(self) -> str:
+        return point_key(self.params)
+
+    @property
+    def title(self) -> str:
+        """``assigner=tal seed=0``: for progress lines and tables."""
+        return " ".join(f"{k}={v}" for k, v in self.params.items())
+
+    @property
+    def slug(self) -> str:
+        """``tal-s0``: for run names and folders."""
+        parts = [str(v).replace("/", "_").replace(" ", "_") for v in self.labels.values()]
+        return "-".join([*parts, f"s{self.seed}"])
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the overrides: a completed trial only counts for this point if they still match."""
+        return hashlib.sha1(json.dumps(self.overrides, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def point_key(params: dict[str, Any]) -> str:
+    """Canonical text of a point's parameters (axis values + seed), the identity of a grid point."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+@dataclass
+class SweepSpec:
+    """A validated sweep file. ``axes`` maps axis -> label/value -> overrides, in file order."""
+
+    name: str
+    path: Path
+    axes: dict[str, dict[Scalar, dict[str, Any]]]
+    seeds: list[int]
+    base: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    table: str | None = None
+    baseline: dict[str, Scalar] = field(default_factory=dict)
+
+    def points(self) -> list[Point]:
+        """Every (grid point, seed), seeds outermost: a whole first seed finishes before the second starts."""
+        names = list(self.axes)
+        out = []
+        for seed in self.seeds:
+            for combo in itertools.product(*(self.axes[n].items() for n in names)):
+                axis_overrides = {}
+                for _, overrides in combo:
+                    axis_overrides.update(overrides)
+                out.append(Point({n: label for n, (label, _) in zip(names, combo)}, seed,
+                                 {**self.base, **axis_overrides}, axis_overrides))
+        return out
+
+    def resolve(self, axis_overrides: dict[str, Any], cli: dict[str, str]) -> dict[str, str]:
+        """The ``key=value`` overrides for ``load_config``: base, then the axes, then the command line.
+
+        ``base`` holds the sweep's defaults for the CPU / digits setting, so a preset outranks
+        it: a base key that the chosen preset (``preset=voc``) also sets is left out, and the
+        preset's value holds. A ``config=FILE`` on the command line outranks it the same way (its
+        keys, and its preset's). Axes and the command line outrank the preset and the file.
+        """
+        merged = {**self.base, **axis_overrides}
+        from_file = config_file_overrides(cli)
+        preset = str(cli.get("preset") or from_file.get("preset") or merged.get("preset", "default"))
+        covered = preset_keys(preset) | set(from_file)
+        base = {k: v for k, v in self.base.items() if k not in covered}
+        return {**format_overrides(base), **format_overrides(axis_overrides), **cli}
+
+    def search_space(self) -> dict[str, list[Scalar]]:
+        """The grid as Optuna sees it: axis -> values/labels, and ``seed`` -> seeds."""
+        return {**{n: list(values) for n, values in self.axes.items()}, "seed": list(self.seeds)}
+
+    def summary(self) -> dict:
+        """JSON-able description stored with the study, so results load without the file."""
+        return {"name": self.name, "description": self.description, "table": self.table, "base": self.base,
+                "axes": {n: list(v) for n, v in self.axes.items()}, "seeds": self.seeds,
+                "baseline": self.baseline, "path": str(self.path)}
+
+
+def config_file_overrides(cli: dict[str, str]) -> dict[str, Any]:
+    """The overrides in the command line's ``config=FILE``, if any (a bad file is reported by load_config)."""
+    if not cli.get("config"):
+        return {}
+    try:
+        return read_overrides_file(cli["config"])
+    except ConfigError:
+        return {}
+
+
+def preset_keys(preset: str) -> set[str]:
+    """Dotted keys the preset file sets (none for an unknown preset: load_config reports that)."""
+    path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        return set()
+    return set(_flatten(yaml.safe_load(path.read_text()) or {}, str(path)))
+
+
+def list_sweeps(sweeps_dir: Path = SWEEP_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(sweeps_dir).glob("*.yaml"))
+
+
+def find_sweep(name_or_path: str, sweeps_dir: Path = SWEEP_DIR) -> Path:
+    """``assigners`` -> ``sweeps_dir/assigners.yaml``; a path to a ``.yaml`` file is used as is."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise SweepError(f"sweep file {path} does not exist")
+        return path
+    path = Path(sweeps_dir) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise SweepError(f"unknown sweep {name_or_path!r}; valid: {', '.join(list_sweeps(sweeps_dir)) or '(none)'} "
+                         f"(files in {sweeps_dir}), or pass sweep=path/to/file.yaml")
+    return path
+
+
+def _flatten(node: Any, where: str, prefix: str = "") -> dict[str, Any]:
+    """``{model: {width: 1}, data.img_size: 96}`` -> ``{"model.width": 1, "data.img_size": 96}``."""
+    if not isinstance(node, dict):
+        raise SweepError(f"{where} must be a mapping of dotted config keys to values, got {node!r}")
+    out = {}
+    for key, value in node.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, where, f"{full}."))
+        else:
+            out[full] = value
+    return out
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _parse_axis(name: Any, values: Any, where: str) -> dict[Scalar, dict[str, Any]]:
+    if not isinstance(name, str) or not name:
+        raise SweepError(f"{where}: axis names must be non-empty strings, got {name!r}")
+    from .results import HEAD_COLUMNS, TAIL_COLUMNS  # an axis is a result column: it may not shadow another
+
+    if name in HEAD_COLUMNS or name in TAIL_COLUMNS:
+        hint = " (use the top-level 'seeds: [...]' for repeats)" if name == "seed" else ""
+        raise SweepError(f"{where}: axis {name!r} would shadow a result column; rename it{hint}")
+    if isinstance(values, list):  # a config key and its values
+        if not values:
+            raise SweepError(f"{where}: axis {name!r} has no values")
+        bad = [v for v in values if not _is_scalar(v)]
+        if bad:
+            raise SweepError(f"{where}: axis {name!r}: values must be numbers, strings, booleans or null, got "
+                             f"{bad[0]!r}; for linked overrides write a mapping label -> {{key: value}}")
+        if len(set(map(repr, values))) != len(values):
+            raise SweepError(f"{where}: axis {name!r} repeats a value: {values}")
+        return {v: {name: v} for v in values}
+    if isinstance(values, dict):  # label -> linked overrides
+        if not values:
+            raise SweepError(f"{where}: axis {name!r} has no labels")
+        out = {}
+        for label, overrides in values.items():
+            if not isinstance(label, str):
+                raise SweepError(f"{where}: axis {name!r}: labels must be strings, got {label!r}")
+            out[label] = _flatten(overrides or {}, f"{where}: axis {name!r} label {label!r}")
+        return out
+    raise SweepError(f"{where}: axis {name!r} must be a list of values or a mapping label -> overrides, got {values!r}")
+
+
+def parse_sweep(data: Any, path: Path) -> SweepSpec:
+    """Check the structure of a loaded sweep file (not yet the config keys; see :func:`check_sweep`)."""
+    where = str(path)
+    if not isinstance(data, dict):
+        raise SweepError(f"{where}: a sweep file is a mapping with keys {', '.join(TOP_KEYS)}")
+    unknown = [k for k in data if k not in TOP_KEYS]
+    if unknown:
+        raise SweepError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(TOP_KEYS)}")
+    if data.get("name") != path.stem:
+        raise SweepError(f"{where}: name must equal the file stem {path.stem!r}, got {data.get('name')!r}")
+    table = data.get("table")
+    if table is not None and table not in TABLES:
+        raise SweepError(f"{where}: table must be one of {', '.join(TABLES)}, got {table!r}")
+    axes_in = data.get("axes")
+    if not isinstance(axes_in, dict) or not axes_in:
+        raise SweepError(f"{where}: 'axes' must be a non-empty mapping of axis name -> values or labels")
+    axes = {name: _parse_axis(name, values, where) for name, values in axes_in.items()}
+    seeds = data.get("seeds", [0])
+    if (not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in seeds) or len(set(seeds)) != len(seeds)):
+        raise SweepError(f"{where}: seeds must be a non-empty list of distinct integers, got {seeds!r}")
+    base = _flatten(data.get("base") or {}, f"{where}: base")
+    baseline = data.get("baseline") or {}
+    if not isinstance(baseline, dict):
+        raise SweepError(f"{where}: baseline must map an axis name to one of its values/labels, got {baseline!r}")
+    for axis, value in baseline.items():
+        if axis not in axes:
+            raise SweepError(f"{where}: baseline names axis {axis!r}, which is not in axes ({', '.join(axes)})")
+        if value not in axes[axis]:
+            raise SweepError(f"{where}: baseline {axis}={value!r} is not one of {list(axes[axis])}")
+    description = data.get("description") or ""
+    return SweepSpec(name=path.stem, path=path, axes=axes, seeds=seeds, base=base, description=str(description),
+                     table=table, baseline=baseline)
+
+
+def _check_runner_keys(overrides: dict, where: str) -> None:
+    for key in RUNNER_KEYS:
+        if key in overrides:
+            what = "list it under 'seeds:'" if key == "seed" else "the runner names each point's run"
+            raise SweepError(f"{where}: {key!r} is set per point by the sweep runner ({what}); remove it")
+
+
+def override_text(value: Any) -> str:
+    """A sweep file's YAML value as ``key=value`` text that parses back to the same value."""
+    if isinstance(value, str):
+        # quote strings YAML would read as something else ("false", "1e3"), so they stay strings
+        return value if isinstance(yaml.safe_load(value or "''"), str) else json.dumps(value)
+    return json.dumps(value)  # null, true/false, numbers, [lists] are all valid YAML
+
+
+def format_overrides(overrides: dict[str, Any]) -> dict[str, str]:
+    """Overrides as ``load_config`` takes them (text, like the command line)."""
+    return {k: override_text(v) for k, v in overrides.items()}
+
+
+def _check(overrides: dict[str, str], where: str) -> None:
+    try:
+        load_config(overrides)
+    except ConfigError as e:  # load_config calls every override "command line"; say where it came from
+        raise SweepError(f"{where}: {str(e).removeprefix('command line: ')}") from None
+
+
+def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> None:
+    """Resolve every point's config (base + axes + command line) so bad keys or values fail now.
+
+    Errors name the file and the part at fault: ``base``, an axis label, or the command line.
+    """
+    cli = dict(cli or {})
+    where = str(spec.path)
+    _check_runner_keys(spec.base, f"{where}: base")
+    _check_runner_keys(cli, "command line")
+    _check(format_overrides(spec.base), f"{where}: base")
+    for name, labels in spec.axes.items():
+        for label, overrides in labels.items():
+            _check_runner_keys(overrides, f"{where}: axis {name!r} label {label!r}")
+            _check(spec.resolve(overrides, {}), f"{where}: axis {name!r} label {label!r}")
+    if cli:
+        _check(spec.resolve({}, cli), "command line")
+    for point in spec.points():
+        if point.seed == spec.seeds[0]:  # seeds change nothing that could fail here
+            _check(spec.resolve(point.axis_overrides, cli), f"{where}: point {point.title}")
+
+
+def read_sweep(path: Path) -> SweepSpec:
+    """Read and parse a sweep file's structure; its config keys are not checked (see :func:`check_sweep`)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SweepError(f"{path}: not valid YAML: {e}") from None
+    return parse_sweep(data, path)
+
+
+def load_sweep(name_or_path: str, cli: dict[str, str] | None = None) -> SweepSpec:
+    """Read, parse and check ``sweeps/NAME.yaml`` (or a path), with ``cli`` overrides on every point."""
+    spec = read_sweep(find_sweep(name_or_path))
+    check_sweep(spec, cli)
+    return spec

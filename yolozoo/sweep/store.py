@@ -1,0 +1,137 @@
+"""Where sweeps live: an Optuna RDB storage (SQLite file or any SQLAlchemy URL), one study per sweep.
+
+The storage is the work queue and the result table at once; every worker, on one machine
+or many, opens the same URL. Two things are added to plain ``RDBStorage``:
+
+- **SQLite transactions take the write lock up front** (``BEGIN IMMEDIATE``). Optuna pops a
+  queued trial with read-check-write; pysqlite's deferred transactions let two processes
+  both read ``WAITING`` and both "pop" the same trial (measured: 13 of 180 pops duplicated
+  with 3 processes). PostgreSQL/MySQL lock the row (``SELECT ... FOR UPDATE``) instead.
+- **Creating a fresh database concurrently is retried**: two workers starting at once on a
+  new file race on ``CREATE TABLE``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "sweeps.db"
+# Command-line keys that say where outputs go or how they are logged, not what is trained:
+# they do not make a different study (workers on different machines may differ in them).
+NON_IDENTITY_KEYS = ("out_dir", "results_dir", "data.root", "data.num_workers", "trainer.enable_progress_bar",
+                     "trainer.log_every_n_steps", "wandb.mode", "wandb.project", "wandb.group")
+
+
+def default_storage_url(results_dir: str | Path = "results") -> str:
+    """``sqlite:////abs/path/results/sweeps.db``."""
+    return f"sqlite:///{(Path(results_dir) / DB_FILE).resolve()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL, or None for other databases (and in-memory SQLite)."""
+    if not url.startswith("sqlite:///") or url in ("sqlite://", "sqlite:///:memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _serialise_sqlite(storage: RDBStorage) -> None:
+    from sqlalchemy import event
+
+    @event.listens_for(storage.engine, "begin")
+    def _begin_immediate(conn):  # SQLAlchemy's recipe for SQLite transactions with real isolation
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None, max_retry: int = 3,
+                 attempts: int = 6) -> RDBStorage:
+    """Open (creating if needed) the Optuna storage at ``url``.
+
+    With ``heartbeat`` (seconds), a running trial records a heartbeat that often; one silent
+    for ``grace`` seconds (default 3 x heartbeat) is failed by the next worker that looks, and
+    ``RetryHeartbeatStaleTrialCallback`` queues its point again (at most ``max_retry`` times).
+    """
+    engine_kwargs: dict[str, Any] = {}
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: pysqlite emits no BEGIN of its own; _serialise_sqlite emits BEGIN IMMEDIATE.
+        engine_kwargs["connect_args"] = {"timeout": 120, "isolation_level": None}
+    elif url.startswith("sqlite"):
+        raise ValueError(f"storage={url}: use a SQLite file (sqlite:///path/to/sweeps.db) so workers can share it")
+    kwargs: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        if heartbeat:
+            kwargs = dict(heartbeat_interval=int(heartbeat), grace_period=int(grace or 3 * heartbeat),
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                storage = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            break
+        except ImportError as e:
+            raise ValueError(f"storage={url}: the database driver is not installed ({e}); for PostgreSQL: "
+                             "pip install psycopg2-binary") from None
+        except Exception as e:  # concurrent creation of a new database: tables half made by another worker
+            if attempt == attempts - 1:
+                raise ValueError(f"storage={url}: cannot open the database: {e}") from e
+            log.debug("retrying storage creation after %r", e)
+            time.sleep(0.5 * (attempt + 1))
+    if path is not None:
+        _serialise_sqlite(storage)
+    return storage
+
+
+def study_name(sweep: str, cli: dict[str, str]) -> str:
+    """``widths`` or ``widths trainer.max_epochs=3``: other command-line overrides make another study."""
+    identity = sorted(f"{k}={v}" for k, v in cli.items() if k not in NON_IDENTITY_KEYS)
+    return " ".join([sweep, *identity])
+
+
+def open_study(storage: RDBStorage, name: str, search_space: dict[str, list]) -> optuna.Study:
+    """Create or load the study ``name``: a GridSampler over ``search_space``, maximising mAP."""
+    sampler = optuna.samplers.GridSampler(search_space, seed=0)
+    return optuna.create_study(study_name=name, storage=storage, sampler=sampler, direction="maximize",
+                               load_if_exists=True)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def json_safe(obj: Any, digits: int | None = None) -> Any:
+    """A JSON-able copy: NaN/inf -> None, numpy/torch scalars -> Python, tuples/sets -> lists, rest -> str.
+
+    ``digits``: round floats to that many significant digits (keeps per-epoch history small).
+    """
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [json_safe(v, digits) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
+        return obj
+    if isinstance(obj, float) or hasattr(obj, "item"):
+        try:
+            value = float(obj) if isinstance(obj, float) else obj.item()
+        except (TypeError, ValueError):
+            return str(obj)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return None
+            return float(f"{value:.{digits}g}") if digits else value
+        return value
+    return str(obj)
