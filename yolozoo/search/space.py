@@ -1,0 +1,259 @@
+"""A search space as data: ``sweeps/search/NAME.yaml`` = base overrides + searched parameters + how to search.
+
+Schema (every key but ``name`` and ``params`` optional)::
+
+    name: tal                          # must equal the file stem
+    description: one line
+    base: {assigner.name: tal}         # dotted overrides for every trial
+    objective: {metric: mAP, direction: maximize}       # any recorded metric (see .objective)
+    sampler: {name: tpe, seed: 0, n_startup_trials: 5}  # any Optuna sampler by name (see .samplers)
+    pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 1}
+    n_trials: 20                       # default budget (n_trials= on the command line wins)
+    params:                            # see .params
+      optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      assigner.topk: {type: int, low: 5, high: 15, when: {assigner.name: tal}}
+
+A trial's config is defaults <- ``base`` <- preset <- ``config=FILE`` <- sampled parameters <-
+command line, as for sweeps (``base`` holds CPU / digits defaults that a ``preset=`` or a
+``config=FILE``, e.g. another search's best trial, outranks). A command-line
+override of a searched key is an error. :func:`load_search` checks everything, including the
+config at each parameter's bounds and choices, so a typo fails before training, naming the
+file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from ..config import ConfigError, load_config, to_dict
+from ..sweep.spec import SWEEP_DIR, _flatten, config_file_overrides, format_overrides, preset_keys
+from .objective import PER_EPOCH, Objective, parse_objective
+from .params import Param, Scalar, SearchError, parse_param
+from .samplers import make_pruner, make_sampler
+
+SEARCH_DIR = SWEEP_DIR / "search"
+TOP_KEYS = ("name", "description", "base", "objective", "sampler", "pruner", "n_trials", "params")
+# Keys a search may not tune or set in base, and why.
+FORBIDDEN = {"name": "the search names each trial's run", "config": "pass config=FILE on the command line",
+             "seed": "the training seed is fixed for a study (seed= on the command line); tuning it fits noise",
+             "preset": "pass preset= on the command line"}
+
+
+@dataclass
+class SearchSpace:
+    """A validated search file. ``sampler`` = ``{"name", "seed", "options"}``, ``pruner`` = ``{"name", "options"}``."""
+
+    name: str
+    path: Path
+    params: dict[str, Param]
+    base: dict[str, Any] = field(default_factory=dict)
+    objective: Objective = field(default_factory=Objective)
+    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": 0, "options": {}})
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median", "options": {}})
+    n_trials: int = 20
+    description: str = ""
+
+    def resolve(self, sampled: Mapping[str, Any], cli: Mapping[str, str]) -> dict[str, str]:
+        """``key=value`` overrides for ``load_config``: base (less what the preset or config=FILE sets), sampled
+        values, command line."""
+        from_file = config_file_overrides(dict(cli))  # like a preset, a config=FILE outranks base
+        covered = preset_keys(str(cli.get("preset") or from_file.get("preset") or "default")) | set(from_file)
+        base = {k: v for k, v in self.base.items() if k not in covered}
+        return {**format_overrides(base), **format_overrides(dict(sampled)), **cli}
+
+    def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Scalar]:
+        """Sample the parameters whose ``when`` holds, in file order; ``context``: the base config's values."""
+        sampled: dict[str, Scalar] = {}
+        for param in self.params.values():
+            if param.applies({**context, **sampled}):
+                sampled[param.key] = param.suggest(trial)
+        return sampled
+
+    def summary(self) -> dict:
+        """JSON-able description stored with the study."""
+        return {"name": self.name, "description": self.description, "path": str(self.path), "base": self.base,
+                "params": {k: p.summary() for k, p in self.params.items()},
+                "objective": {"metric": self.objective.metric, "direction": self.objective.direction},
+                "sampler": self.sampler, "pruner": self.pruner}
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of what defines a study's trials (base, params, objective); not of sampler, pruner or budget."""
+        s = self.summary()
+        identity = {k: s[k] for k in ("base", "params", "objective")}
+        return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def config_values(cfg: Any) -> dict[str, Any]:
+    """A resolved config (DictConfig or dict) as ``{"dotted.key": value}`` (lists are values; ``assigner.*`` too)."""
+
+    def walk(node: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(node, dict):
+            return {prefix[:-1]: node}
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(walk(v, f"{prefix}{k}."))
+        return out
+
+    return walk(cfg if isinstance(cfg, dict) else to_dict(cfg), "")
+
+
+def list_searches() -> list[str]:
+    return sorted(p.stem for p in SEARCH_DIR.glob("*.yaml"))
+
+
+def find_search(name_or_path: str) -> Path:
+    """``tal`` -> ``sweeps/search/tal.yaml``; a path to a ``.yaml`` file is used as is."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise SearchError(f"search file {path} does not exist")
+        return path
+    path = SEARCH_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise SearchError(f"unknown search space {name_or_path!r}; valid: {', '.join(list_searches()) or '(none)'} "
+                          f"(files in {SEARCH_DIR}), or pass search=path/to/file.yaml")
+    return path
+
+
+def _named(data: Any, what: str, where: str, default: str) -> tuple[str, dict]:
+    if data is None:
+        return default, {}
+    if not isinstance(data, dict):
+        raise SearchError(f"{where}: {what} must be a mapping like {{name: {default}, ...}}, got {data!r}")
+    options = {k: v for k, v in data.items() if k != "name"}
+    return str(data.get("name", default)), options
+
+
+def parse_search(data: Any, path: Path, options: Mapping[str, str] | None = None) -> SearchSpace:
+    """Check the structure of a loaded search file; ``options`` (metric, direction, sampler, sampler_seed,
+    pruner, from the command line) override the file. Config keys are checked by :func:`check_search`."""
+    where, options = str(path), dict(options or {})
+    if not isinstance(data, dict):
+        raise SearchError(f"{where}: a search file is a mapping with keys {', '.join(TOP_KEYS)}")
+    unknown = [k for k in data if k not in TOP_KEYS]
+    if unknown:
+        raise SearchError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(TOP_KEYS)}")
+    if data.get("name") != path.stem:
+        raise SearchError(f"{where}: name must equal the file stem {path.stem!r}, got {data.get('name')!r}")
+    params_in = data.get("params")
+    if not isinstance(params_in, dict) or not params_in:
+        raise SearchError(f"{where}: 'params' must be a non-empty mapping of dotted config key -> distribution")
+    params = {str(k): parse_param(k, v, where) for k, v in params_in.items()}
+    base = _flatten(data.get("base") or {}, f"{where}: base")
+    for key in [*base, *params]:
+        if key in FORBIDDEN:
+            raise SearchError(f"{where}: {key!r} cannot be set by a search file ({FORBIDDEN[key]})")
+    objective = parse_objective(data.get("objective"), where, options.get("metric"), options.get("direction"))
+    sampler_name, sampler_options = _named(data.get("sampler"), "sampler", where, "tpe")
+    seed = sampler_options.pop("seed", 0)
+    if options.get("sampler") and options["sampler"] != sampler_name:  # another sampler: the file's options are its
+        sampler_name, sampler_options = options["sampler"], {}
+    if options.get("sampler_seed") is not None:
+        try:
+            seed = int(options["sampler_seed"])
+        except ValueError:
+            raise SearchError(f"sampler_seed must be an integer, got {options['sampler_seed']!r}") from None
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise SearchError(f"{where}: sampler seed must be an integer (a search is replayable), got {seed!r}")
+    make_sampler(sampler_name, seed, sampler_options, f"{where}: sampler")
+    pruner_name, pruner_options = _named(data.get("pruner"), "pruner", where, "median")
+    if options.get("pruner") and options["pruner"] != pruner_name:
+        pruner_name, pruner_options = options["pruner"], {}
+    make_pruner(pruner_name, pruner_options, f"{where}: pruner")
+    if pruner_name != "none" and not objective.per_epoch:
+        raise SearchError(f"{where}: pruner {pruner_name!r} needs a metric measured after every epoch "
+                          f"({', '.join(PER_EPOCH)}); "
+                          f"{objective.metric!r} is measured once after training: set pruner: {{name: none}}")
+    n_trials = data.get("n_trials", 20)
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
+        raise SearchError(f"{where}: n_trials must be a positive integer, got {n_trials!r}")
+    return SearchSpace(name=path.stem, path=path, params=params, base=base, objective=objective,
+                       sampler={"name": sampler_name, "seed": seed, "options": sampler_options},
+                       pruner={"name": pruner_name, "options": pruner_options}, n_trials=n_trials,
+                       description=str(data.get("description") or ""))
+
+
+def _load(overrides: dict[str, str], where: str):
+    try:
+        return load_config(overrides)
+    except ConfigError as e:  # load_config calls every override "command line"; say where it came from
+        raise SearchError(f"{where}: {str(e).removeprefix('command line: ')}") from None
+
+
+def _conditions(space: SearchSpace, param: Param) -> dict[str, Scalar]:
+    """Values of earlier parameters that make ``param``'s ``when`` hold (the first allowed value of each)."""
+    out: dict[str, Scalar] = {}
+    for key, allowed in param.when.items():
+        if key in space.params:
+            out.update(_conditions(space, space.params[key]))
+            out[key] = allowed[0]
+    return out
+
+
+def _probe_contexts(space: SearchSpace, param: Param) -> list[dict[str, Scalar]]:
+    """Earlier parameter values to check ``param`` with: its conditions, with every earlier unconditional
+    categorical parameter at its first choice, then at each other choice in turn (e.g. ``assigner.topk``
+    under every ``assigner.name``)."""
+    base = _conditions(space, param)
+    earlier = [p for p in list(space.params.values())[:list(space.params).index(param.key)]
+               if p.type == "categorical" and not p.when and p.key not in base]
+    default = {**base, **{p.key: p.choices[0] for p in earlier}}
+    return [default, *({**default, p.key: c} for p in earlier for c in p.choices[1:])]
+
+
+def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Check base, command line and every parameter against the config; return the base config's values.
+
+    Errors name the file and the part at fault (``base``, ``params.KEY``, the command line).
+    """
+    cli, where = dict(cli or {}), str(space.path)
+    for key in cli:
+        if key == "name":
+            raise SearchError("command line: 'name' is set per trial by the search; remove it")
+        if key in space.params:
+            raise SearchError(f"command line: {key!r} is a searched parameter in {where}; remove it from the "
+                              "command line, or from the file's params")
+    _load(space.resolve({}, {}), f"{where}: base")
+    values = config_values(_load(space.resolve({}, cli), "command line"))
+    order = list(space.params)
+    for index, param in enumerate(space.params.values()):
+        at = f"{where}: params.{param.key}"
+        for key, allowed in param.when.items():
+            if key in space.params:
+                if order.index(key) > index:
+                    raise SearchError(f"{at}: when names {key!r}, a parameter listed after it; list {key!r} first")
+                earlier = space.params[key]
+                if earlier.type == "categorical" and not any(a in earlier.choices for a in allowed):
+                    raise SearchError(f"{at}: when {key} in {list(allowed)}, but its choices are "
+                                      f"{list(earlier.choices)}: never sampled")
+            elif key not in values:
+                raise SearchError(f"{at}: when names {key!r}, which is neither a config key nor an earlier parameter")
+            elif not param.applies(values):
+                raise SearchError(f"{at}: never sampled: when {key} in {list(allowed)}, but the config has "
+                                  f"{key}={values[key]!r} and no parameter sets it")
+        for context in _probe_contexts(space, param):
+            for value in param.probe_values():
+                _load(space.resolve({**context, param.key: value}, cli), f"{at}={value!r}")
+    return values
+
+
+def load_search(name_or_path: str, cli: Mapping[str, str] | None = None, options: Mapping[str, str] | None = None
+                ) -> tuple[SearchSpace, dict[str, Any]]:
+    """Read, parse and check ``sweeps/search/NAME.yaml`` (or a path) with command-line ``cli`` overrides and
+    search ``options``; return the space and the base config's values (the context of ``when``)."""
+    path = find_search(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SearchError(f"{path}: not valid YAML: {e}") from None
+    space = parse_search(data, path, options)
+    return space, check_search(space, cli)
