@@ -1,0 +1,102 @@
+"""A :class:`~yolozoo.reports.tables.Table` as Markdown, LaTeX (booktabs), HTML; its summary as CSV.
+
+Plain writers, no templates: the output depends only on the table, so the same results give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from .tables import Table
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "–": "--"}
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(table: Table, heading: str = "##") -> str:
+    """GitHub Markdown: heading, provenance line, table (bold = ``**``), notes, published reference."""
+    out = [f"{heading} {_md(table.title)}", "",
+           "Provenance: " + "; ".join(f"{k} {_md(v)}" for k, v in table.provenance) + ".", ""]
+    out.append("| " + " | ".join(_md(h) for h in table.headers) + " |")
+    out.append("|" + "|".join("---" for _ in table.headers) + "|")
+    for row in table.rows:
+        out.append("| " + " | ".join(f"**{_md(c.text)}**" if c.bold else _md(c.text) for c in row) + " |")
+    out += [""] + [f"- {_md(n)}" for n in table.notes]
+    if table.reference:
+        caption, headers, rows = table.reference
+        out += ["", f"*{_md(caption)}:*", "", "| " + " | ".join(headers) + " |",
+                "|" + "|".join("---" for _ in headers) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _tex(text: str) -> str:
+    text = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    for symbol, tex in _LATEX_SYMBOLS.items():
+        text = text.replace(symbol, tex)
+    return text
+
+
+def _tabular(headers, rows, bold=None, keys: int = 1) -> list[str]:
+    spec = "l" * keys + "r" * (len(headers) - keys)
+    lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(_tex(h) for h in headers) + r" \\", r"\midrule"]
+    for r, row in enumerate(rows):
+        cells = [rf"\textbf{{{_tex(t)}}}" if bold and bold[r][c] else _tex(t) for c, t in enumerate(row)]
+        lines.append(" & ".join(cells) + r" \\")
+    return lines + [r"\bottomrule", r"\end{tabular}"]
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``table`` float (needs ``\\usepackage{booktabs}``); provenance and notes in the caption."""
+    caption = _tex(table.title) + ". " + _tex("; ".join(f"{k} {v}" for k, v in table.provenance)) + ". " + \
+        " ".join(_tex(n if n.endswith(".") else n + ".") for n in table.notes)
+    out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{caption.strip()}}}"]
+    out += _tabular(table.headers, [[c.text for c in r] for r in table.rows], [[c.bold for c in r] for r in table.rows],
+                    keys=table.keys)
+    out.append(r"\end{table}")
+    if table.reference:
+        ref_caption, headers, rows = table.reference
+        out += ["", r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(ref_caption)}.}}"]
+        out += _tabular(list(headers), [list(r) for r in rows]) + [r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def _html_table(headers, rows, caption: str) -> list[str]:
+    out = ["<table>", f"<caption>{html.escape(caption)}</caption>",
+           "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr></thead>", "<tbody>"]
+    for row in rows:
+        cells = "".join(f"<td><b>{html.escape(t)}</b></td>" if b else f"<td>{html.escape(t)}</td>" for t, b in row)
+        out.append(f"<tr>{cells}</tr>")
+    return out + ["</tbody>", "</table>"]
+
+
+def to_html(table: Table) -> str:
+    """A standalone HTML page: the table (bold = ``<b>``), provenance list, notes, published reference."""
+    out = ["<!DOCTYPE html>", '<html lang="en">', '<head><meta charset="utf-8">',
+           f"<title>{html.escape(table.title)}</title>",
+           "<style>table{border-collapse:collapse}th,td{padding:2px 8px;text-align:right}"
+           "th:first-child,td:first-child{text-align:left}thead{border-bottom:1px solid}</style>",
+           "</head>", "<body>", f"<h2>{html.escape(table.title)}</h2>"]
+    out += _html_table(table.headers, [[(c.text, c.bold) for c in r] for r in table.rows], table.title)
+    out += ["<ul>"] + [f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in table.provenance] + ["</ul>"]
+    out += [f"<p>{html.escape(n)}</p>" for n in table.notes]
+    if table.reference:
+        caption, headers, rows = table.reference
+        out += _html_table(headers, [[(t, False) for t in r] for r in rows], caption)
+    return "\n".join(out + ["</body>", "</html>"]) + "\n"
+
+
+def to_csv(summary: pd.DataFrame) -> str:
+    """The per-point summary (raw numbers: means, stds, n, run counts, deltas) as CSV."""
+    return summary.to_csv(index=False, lineterminator="\n", float_format="%.8g")
+
+
+__all__ = ["to_csv", "to_html", "to_latex", "to_markdown"]

@@ -1,0 +1,132 @@
+"""Render a sweep's report: tables (Markdown, LaTeX, HTML, CSV), figures, paired comparisons.
+
+Command line (``python reports/render.py``)::
+
+    python reports/render.py [sweep=NAME ...] [source=store|wandb|wandb_offline] [storage=URL|DIR|PROJECT]
+                             [study=NAME] [out=reports] [compare=SWEEP:ROW_A,ROW_B ...] [readme=README.md]
+                             [results_dir=results] [sweeps_dir=sweeps]
+
+Without ``sweep=`` every ``sweeps/*.yaml`` is rendered. ``study=`` picks one study of a sweep
+the store ran with extra overrides (e.g. ``study="widths preset=voc"``). Writes ``out/<sweep>.{md,tex,html,csv}``,
+``out/<sweep>_compare.md`` and ``out/plots/<sweep>_*.{png,svg}``; with ``readme=`` also rewrites
+the README's generated-tables section. Output depends only on the recorded results.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..sweep.spec import list_sweeps
+from . import compare, formats
+from .load import SourceError, load_results
+from .plots import render_plots
+from .spec import ReportSpec, load_spec
+from .tables import build_table, summarize
+
+KEYS = ("sweep", "source", "storage", "study", "out", "compare", "readme", "results_dir", "sweeps_dir")
+REPEATABLE = ("sweep", "compare")
+README_BEGIN, README_END = "<!-- begin generated tables -->", "<!-- end generated tables -->"
+
+
+class UsageError(ValueError):
+    """A bad command-line argument; the message names it and the valid keys."""
+
+
+def parse_args(argv: list[str]) -> dict:
+    """``key=value`` arguments -> options; ``sweep`` and ``compare`` repeat (or take commas for sweep)."""
+    opts: dict = {"sweep": [], "compare": [], "source": "store", "storage": None, "study": None, "out": "reports",
+                  "readme": None, "results_dir": "results", "sweeps_dir": "sweeps"}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise UsageError(f"expected key=value, got {arg!r}; valid keys: {', '.join(KEYS)}")
+        if key not in KEYS:
+            raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(KEYS)}")
+        if key == "sweep":
+            opts["sweep"] += [s for s in value.split(",") if s]
+        elif key == "compare":
+            m = re.fullmatch(r"([^:]+):([^,]+),([^,]+)", value)
+            if not m:
+                raise UsageError(f"compare expects SWEEP:ROW_A,ROW_B, got {value!r}")
+            opts["compare"].append(m.groups())
+        else:
+            opts[key] = value
+    return opts
+
+
+def _point_rows(summary: pd.DataFrame, spec: ReportSpec) -> list[tuple[str, ...]]:
+    return [tuple(r) for r in summary[spec.axis_names].itertuples(index=False)]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+    return path
+
+
+def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
+                 pairs: list[tuple[str, str]] = ()) -> list[Path]:
+    """Write every output of one sweep from its prepared results ``df``; return the paths written.
+
+    ``pairs``: extra (row A, row B) comparisons on top of every row against its baseline row.
+    """
+    out = Path(out_dir)
+    summary = summarize(df, spec)
+    table = build_table(df, spec, summary)
+    paths = [_write(out / f"{spec.name}.md", formats.to_markdown(table)),
+             _write(out / f"{spec.name}.tex", formats.to_latex(table)),
+             _write(out / f"{spec.name}.html", formats.to_html(table)),
+             _write(out / f"{spec.name}.csv", formats.to_csv(summary))]
+    paths += render_plots(df, spec, out / "plots")
+    present = set(df["row"])
+    bases = ["/".join(b) if (b := spec.baseline_of(p)) else None for p in _point_rows(summary, spec)]
+    todo = dict.fromkeys([p for p in compare.baseline_pairs(summary, bases) if set(p) <= present] + list(pairs))
+    comparisons = [compare.compare_rows(df, a, b, metric) for a, b in todo for metric in ("mAP50", "mAP")]
+    if comparisons:
+        paths.append(_write(out / f"{spec.name}_compare.md",
+                            compare.to_markdown(comparisons, f"{spec.name}: paired comparisons")))
+    return paths
+
+
+def update_readme(path: Path, sections: list[str], command: str) -> None:
+    """Replace the README's generated-tables section (between its markers) with ``sections``."""
+    text = path.read_text(encoding="utf-8")
+    if README_BEGIN not in text or README_END not in text:
+        raise UsageError(f"{path} has no {README_BEGIN} ... {README_END} section to regenerate")
+    body = "\n".join([README_BEGIN, f"<!-- written by `{command}`; edits here are overwritten -->", "", *sections,
+                      README_END])
+    head, rest = text.split(README_BEGIN, 1)
+    _write(path, head + body + rest.split(README_END, 1)[1])
+
+
+def main(argv: list[str]) -> int:
+    try:
+        opts = parse_args(argv)
+        names = opts["sweep"] or list_sweeps(Path(opts["sweeps_dir"]))
+        if not names:
+            raise UsageError(f"no sweep files in {opts['sweeps_dir']}/ and no sweep= given")
+        specs = {name: load_spec(name, opts["sweeps_dir"]) for name in names}
+        unknown = sorted({s for s, _, _ in opts["compare"]} - set(specs))
+        if unknown:
+            raise UsageError(f"compare names sweep(s) {unknown} not being rendered; rendering: {', '.join(specs)}")
+        sections = []
+        for name, spec in specs.items():
+            df = load_results(spec, opts["source"], opts["storage"], opts["results_dir"], opts["study"])
+            pairs = [(a, b) for s, a, b in opts["compare"] if s == name]
+            paths = render_sweep(df, spec, opts["out"], pairs)
+            counts = df["status"].value_counts().to_dict()
+            print(f"{name}: {len(df)} runs {counts or '(none recorded)'} -> {', '.join(str(p) for p in paths)}")
+            sections.append(formats.to_markdown(build_table(df, spec), heading="###"))
+        if opts["readme"]:
+            update_readme(Path(opts["readme"]), sections, "python reports/render.py " + " ".join(argv))
+    except (UsageError, SourceError, ValueError) as e:  # SweepError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+__all__ = ["main", "parse_args", "render_sweep", "update_readme"]

@@ -1,0 +1,146 @@
+"""A sweep as a report reads it: the file parsed by :mod:`yolozoo.sweep.spec`, its axis values as table labels.
+
+The sweep package owns the format (``sweeps/NAME.yaml``: base, axes, seeds, table, baseline) and
+its checks; a report adds only how a point is shown and recognised. Every axis value is shown
+and matched through :func:`label` / :func:`same`, so ``1`` in a sweep file and ``1.0`` in a
+resolved config name the same point.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..sweep.spec import Scalar, SweepSpec, find_sweep, read_sweep
+
+
+def label(value: Any) -> str:
+    """The text a table shows for an axis value (``0.75``, ``true``, ``resnet18``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two axis values name the same point: numerically for numbers, else by :func:`label`."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return float(a) == float(b)
+    return label(a) == label(b)
+
+
+def dotted_get(tree: dict | None, key: str) -> Any:
+    """``tree["model"]["width"]`` for ``key="model.width"``; None where the path is absent."""
+    node: Any = tree or {}
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One sweep axis: a value axis (``key`` set) or a label axis (``overrides`` per label)."""
+
+    name: str
+    labels: tuple[str, ...]
+    key: str | None = None  # value axis: the dotted config key it sets
+    values: tuple[Any, ...] = ()  # value axis: the raw values, same order as labels
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # label axis
+
+    @classmethod
+    def of(cls, name: str, points: dict[Scalar, dict[str, Any]]) -> Axis:
+        """From a parsed sweep axis (value/label -> overrides): ``name: [values]`` sets only ``name`` itself."""
+        if all(overrides == {name: value} for value, overrides in points.items()):
+            return cls(name, tuple(label(v) for v in points), key=name, values=tuple(points))
+        return cls(name, tuple(label(k) for k in points), overrides={label(k): v for k, v in points.items()})
+
+    def canonical(self, value: Any) -> str:
+        """The label of this axis that ``value`` names (or ``label(value)`` for a value not in the sweep)."""
+        candidates = self.values if self.key else self.labels
+        for lab, cand in zip(self.labels, candidates):
+            if same(value, cand):
+                return lab
+        return label(value)
+
+    def from_config(self, config: dict) -> str | None:
+        """The label of the point a resolved ``config`` ran, or None if it matches none."""
+        if self.key:
+            value = dotted_get(config, self.key)
+            return None if value is None else self.canonical(value)
+        matches = [(len(ov), lab) for lab, ov in self.overrides.items()
+                   if all(same(dotted_get(config, k), v) for k, v in ov.items())]
+        # the most specific match: {assigner.name: tal, assigner.topk: 13} beats {assigner.name: tal}
+        return max(matches, key=lambda m: m[0])[1] if matches else None
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """A parsed sweep with its axes (in column order) and baseline as table labels."""
+
+    sweep: SweepSpec
+    axes: tuple[Axis, ...]
+    baseline: dict[str, str] = field(default_factory=dict)  # axis name -> canonical label
+
+    @classmethod
+    def of(cls, sweep: SweepSpec) -> ReportSpec:
+        axes = tuple(Axis.of(name, points) for name, points in sweep.axes.items())
+        by_name = {a.name: a for a in axes}
+        return cls(sweep, axes, {name: by_name[name].canonical(v) for name, v in sweep.baseline.items()})
+
+    @property
+    def name(self) -> str:
+        return self.sweep.name
+
+    @property
+    def table(self) -> str | None:
+        """The report layout: assigners | backbones | widths | pretrained, or None for the generic one."""
+        return self.sweep.table
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.sweep.seeds
+
+    @property
+    def description(self) -> str:
+        return self.sweep.description
+
+    def setting(self, point: tuple[str, ...], key: str) -> Any:
+        """What the sweep file sets dotted ``key`` to at ``point`` (axes first, then base); None if unset."""
+        for axis, lab in zip(self.axes, point):
+            if axis.key == key and lab in axis.labels:
+                return axis.values[axis.labels.index(lab)]
+            if key in axis.overrides.get(lab, {}):
+                return axis.overrides[lab][key]
+        return self.sweep.base.get(key)
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [a.name for a in self.axes]
+
+    def points(self) -> list[tuple[str, ...]]:
+        """Every grid point as a tuple of labels, in grid order (axis order, then value order)."""
+        return list(itertools.product(*(a.labels for a in self.axes)))
+
+    def baseline_of(self, point: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The baseline row ``point`` is compared with: ``point`` with the baseline's axis values."""
+        if not self.baseline:
+            return None
+        return tuple(self.baseline.get(a.name, lab) for a, lab in zip(self.axes, point))
+
+
+def load_spec(name_or_path: str | Path, sweeps_dir: str | Path = "sweeps") -> ReportSpec:
+    """Read ``sweeps_dir/NAME.yaml`` (or a path to a sweep file); raises :class:`~yolozoo.sweep.SweepError`.
+
+    The file's structure is checked, not its config keys: a report of past runs must not depend
+    on the current config tree.
+    """
+    return ReportSpec.of(read_sweep(find_sweep(str(name_or_path), Path(sweeps_dir))))
+
+
+__all__ = ["Axis", "ReportSpec", "dotted_get", "label", "load_spec", "same"]

@@ -1,0 +1,237 @@
+"""A sweep's prepared results -> its summary (one row per grid point) and its display table.
+
+The layout follows the known VOC study's four tables (``Model | label_assignment_method |
+mAP@0.5 | mAP@0.5:0.95``, ``Model | Backbone | Params(M) | ...``, widths with Params(M),
+pretrained vs scratch), then extra columns where recorded, deltas against the sweep's
+baseline row, and ``n`` (completed / expected seeds). Only completed runs are averaged; a
+point with none shows its state (failed, running, pending, pruned, missing) in every metric cell.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .spec import ReportSpec, dotted_get
+
+
+@dataclass(frozen=True)
+class Column:
+    """A metric column: results-frame column, header, display scale and digits, which way is better."""
+
+    key: str
+    header: str
+    digits: int
+    scale: float = 1.0
+    better: str = "max"  # max | min
+    spread: bool = True  # show ± std (False for what does not vary with the seed: params, FLOPs)
+
+
+MAP50 = Column("mAP50", "mAP@0.5", 3)
+MAP = Column("mAP", "mAP@0.5:0.95", 3)
+PARAMS = Column("params", "Params(M)", 2, 1e-6, "min", spread=False)
+EXTRAS = (Column("APs", "APs", 3), Column("APm", "APm", 3), Column("APl", "APl", 3),
+          Column("flops", "FLOPs(G)", 3, 1e-9, "min", spread=False),
+          Column("latency_ms", "Latency(ms)", 2, better="min"),
+          Column("train_time_s", "Train time(s)", 0, better="min"))
+DELTA_COLUMNS = (MAP50, MAP)
+AXIS_HEADERS = {"assigner": "label_assignment_method", "assigner.name": "label_assignment_method",
+                "backbone": "Backbone", "model.backbone": "Backbone", "width": "Width", "model.width": "Width",
+                "pretrained": "Pretrained", "model.pretrained": "Pretrained"}
+STATE_ORDER = ("failed", "running", "pending", "pruned", "missing")  # which state a point with no result shows
+
+# The known study's published VOC2007-test numbers: context only, never mixed with ours.
+PUBLISHED_VOC = {"assigners": ("Published VOC numbers of the known study (ResNet-18 YOLO, VOC07+12 trainval, "
+                               "VOC2007 test); not produced by yolozoo, for context only",
+                               ("label_assignment_method", "mAP@0.5", "mAP@0.5:0.95"),
+                               (("single_grid", "0.640", "0.390"), ("nearby_grid", "0.716", "0.468"),
+                                ("all_grid", "0.662", "0.429")))}
+
+
+@dataclass
+class Cell:
+    """One table cell: plain text (``±`` and ``Δ`` as Unicode; each format renders them) and bold."""
+
+    text: str
+    bold: bool = False
+
+
+@dataclass
+class Table:
+    """A display table plus what a reader needs to trust it."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[Cell]]
+    provenance: list[tuple[str, str]]
+    notes: list[str] = field(default_factory=list)
+    reference: tuple | None = None  # (caption, headers, rows) of published numbers
+    keys: int = 1  # leading key (text) columns: Model and the axes
+
+
+def backbone_name(timm_name: str | None) -> str:
+    """``resnet18`` -> ``ResNet-18``, ``cspdarknet53`` -> ``CSPDarknet-53``; other names as given."""
+    if not timm_name:
+        return "?"
+    for pattern, fmt in ((r"resnet(\d+)[a-z]?", "ResNet-{}"), (r"cspdarknet(\d+)", "CSPDarknet-{}"),
+                         (r"darknet(\d+)", "Darknet-{}"), (r"lcnet_(\d)(\d+)", "LCNet-{}.{}"),
+                         (r"mobilenetv2_(\d)(\d+)", "MobileNetV2-{}.{}"),
+                         (r"(?:tf_)?efficientnet_(b\d)", "EfficientNet-{}"),
+                         (r"(?:tf_)?efficientnet_lite(\d)", "EfficientNet-Lite{}")):
+        m = re.fullmatch(pattern, timm_name)
+        if m:
+            return fmt.format(*(g.upper() if g[0] == "b" else g for g in m.groups()))
+    return timm_name
+
+
+def model_name(backbone: str | None) -> str:
+    """The Model column: ``YOLO (ResNet-18)`` for timm backbone ``resnet18``."""
+    return f"YOLO ({backbone_name(backbone)})" if backbone else "YOLO"
+
+
+def _stats(values: pd.Series) -> tuple[float, float, int]:
+    v = values.dropna()
+    return (float(v.mean()) if len(v) else math.nan, float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
+
+
+def _reason(text: str, limit: int = 200) -> str:
+    """A failure reason on one line: a traceback's last line says what went wrong."""
+    line = [ln.strip() for ln in text.strip().splitlines() if ln.strip()][-1]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _reasons(runs: pd.DataFrame) -> str:
+    """``seeds 0, 1: <reason>; seed 2: <other reason>`` for a point's runs that did not complete."""
+    by_reason: dict[str, list[str]] = {}
+    for seed, reason, status in zip(runs["seed"], runs["reason"], runs["status"]):
+        if status != "completed" and isinstance(reason, str) and reason.strip():
+            by_reason.setdefault(_reason(reason), []).append(str(seed))
+    return "; ".join(f"seed{'s' if len(s) > 1 else ''} {', '.join(s)}: {r}" for r, s in by_reason.items())
+
+
+def summarize(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
+    """One row per grid point (grid order; points outside the grid after): axis labels, model,
+    run counts per status (``missing`` = expected seeds with no row), failure reasons, and per
+    metric its mean, sample std (ddof=1) and n over completed seeds; deltas of mAP columns
+    against the point's baseline row."""
+    points = spec.points() + [p for p in dict.fromkeys(df["point"]) if p not in spec.points()]
+    rows = []
+    for point in points:
+        # not df["point"] == point: pandas would compare the tuple element by element
+        runs = df[pd.Series([p == point for p in df["point"]], index=df.index, dtype=bool)]
+        done = runs[runs["status"] == "completed"]
+        seeds = set(spec.seeds) | set(runs["seed"].dropna().astype(int))
+        row = {a.name: lab for a, lab in zip(spec.axes, point)}
+        configs = [c for c in (*done["config"], *runs["config"]) if isinstance(c, dict)]
+        # a point that never ran has no config: the sweep file says what it would have run
+        backbone = dotted_get(configs[0], "model.backbone") if configs else spec.setting(point, "model.backbone")
+        row.update(row_label="/".join(point), model=model_name(backbone),
+                   expected=len(seeds), **{s: int((runs["status"] == s).sum()) for s in
+                                            ("completed", "failed", "running", "pending", "pruned")})
+        row["missing"] = len(seeds - set(runs["seed"].dropna().astype(int)))
+        row["reasons"] = _reasons(runs)
+        for col in (MAP50, MAP, PARAMS, *EXTRAS):
+            row[f"{col.key}_mean"], row[f"{col.key}_std"], row[f"{col.key}_n"] = _stats(done[col.key])
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    index = {p: i for i, p in enumerate(points)}
+    for col in DELTA_COLUMNS:
+        deltas = []
+        for point, mean in zip(points, summary[f"{col.key}_mean"]):
+            base = spec.baseline_of(point)
+            base_mean = summary[f"{col.key}_mean"][index[base]] if base in index else math.nan
+            deltas.append(mean - base_mean)
+        summary[f"delta_{col.key}"] = deltas
+    summary["is_baseline"] = [spec.baseline_of(p) == p for p in points]
+    return summary
+
+
+def _state(row: pd.Series) -> str:
+    return next((s for s in STATE_ORDER if row[s]), "not recorded")
+
+
+def _value_text(row: pd.Series, col: Column) -> str:
+    mean, std, n = row[f"{col.key}_mean"], row[f"{col.key}_std"], row[f"{col.key}_n"]
+    if row["completed"] == 0:
+        return _state(row)
+    if n == 0:
+        return "–"
+    text = f"{mean * col.scale:.{col.digits}f}"
+    if col.spread and n > 1:
+        text += f" ± {std * col.scale:.{col.digits}f}"
+    return text + (f" (n={n})" if n < row["completed"] else "")
+
+
+def _best(summary: pd.DataFrame, col: Column) -> set[int]:
+    """Indices of the points whose displayed mean is the column's best (ties all bold; none if all tie)."""
+    shown = {i: round(m * col.scale, col.digits) for i, m in enumerate(summary[f"{col.key}_mean"]) if m == m}
+    if len(set(shown.values())) < 2:
+        return set()
+    best = (max if col.better == "max" else min)(shown.values())
+    return {i for i, v in shown.items() if v == best}
+
+
+def _notes(row: pd.Series) -> str:
+    parts = [f"{row[s]} {s}" for s in STATE_ORDER if row[s]]
+    return ", ".join(parts)
+
+
+def provenance(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(field, value) pairs naming what the table was computed from: every distinct value, sorted."""
+    def distinct(values) -> str:
+        vals = sorted({str(v) for v in values if v is not None and v == v})
+        return ", ".join(vals) if vals else "not recorded"
+
+    configs = [c if isinstance(c, dict) else None for c in df["config"]]
+    dates = sorted(str(d)[:10] for d in df["date"] if d is not None and d == d and str(d))
+    span = (dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}") if dates else "not recorded"
+    counts = ", ".join(f"{int((df['status'] == s).sum())} {s}" for s in ("completed", "failed", "running", "pending",
+                                                                         "pruned") if (df["status"] == s).any())
+    studies = sorted({s for s in df["study"] if isinstance(s, str)} - set(df["sweep"]))
+    extra = [("study", "; ".join(studies))] if studies else []  # a study run with extra overrides
+    return extra + [("dataset", distinct(df["dataset"])), ("preset", distinct(df["preset"])),
+            ("epochs", distinct(dotted_get(c, "trainer.max_epochs") for c in configs)),
+            ("image size", distinct(dotted_get(c, "data.img_size") for c in configs)),
+            ("commit", distinct(df["commit"])),
+            ("date", span),
+            ("device", distinct(df["device"])), ("runs", counts or "none recorded")]
+
+
+def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None = None) -> Table:
+    """The display table of ``spec``'s prepared results ``df`` (see the module docstring for the layout)."""
+    summary = summarize(df, spec) if summary is None else summary
+    core = [MAP50, MAP] if spec.table not in ("backbones", "widths") else [PARAMS, MAP50, MAP]
+    extras = [c for c in ([] if PARAMS in core else [PARAMS]) + list(EXTRAS) if summary[f"{c.key}_n"].sum() > 0]
+    columns = core + extras
+    deltas = DELTA_COLUMNS if spec.baseline else ()
+    has_notes = bool(summary[list(STATE_ORDER)].to_numpy().any())
+    headers = (["Model"] + [AXIS_HEADERS.get(a.name, a.name) for a in spec.axes] + [c.header for c in columns]
+               + [f"Δ {c.header}" for c in deltas] + ["n"] + (["Notes"] if has_notes else []))
+    best = {c.key: _best(summary, c) for c in columns}
+    rows = []
+    for i, row in summary.iterrows():
+        cells = [Cell(row["model"])] + [Cell(row[a.name]) for a in spec.axes]
+        cells += [Cell(_value_text(row, c), bold=i in best[c.key]) for c in columns]
+        for c in deltas:
+            d = round(row[f"delta_{c.key}"] * c.scale, c.digits) + 0.0  # + 0.0: no "-0.000"
+            cells.append(Cell("baseline" if row["is_baseline"] else "n/a" if d != d else f"{d:+.{c.digits}f}"))
+        cells.append(Cell(f"{row['completed']}/{row['expected']}"))
+        if has_notes:
+            cells.append(Cell(_notes(row)))
+        rows.append(cells)
+    notes = [f"{r['row_label']}: {r['reasons']}" for _, r in summary.iterrows() if r["reasons"]]
+    base = ", ".join(f"{k}={v}" for k, v in spec.baseline.items())
+    if base:
+        notes.insert(0, f"Δ: difference of means against the row with {base} (same other axes).")
+    notes.insert(0, "mean ± sample std over seeds; n = completed/expected seeds; bold = best in column; "
+                 "only completed runs are averaged.")
+    title = spec.name + (f": {spec.description}" if spec.description else "")
+    return Table(title=title, headers=headers, rows=rows, provenance=provenance(df), notes=notes,
+                 reference=PUBLISHED_VOC.get(spec.table), keys=1 + len(spec.axes))
+
+
+__all__ = ["Cell", "Column", "PUBLISHED_VOC", "Table", "backbone_name", "build_table", "model_name", "provenance",
+           "summarize"]
