@@ -1,20 +1,47 @@
-"""Run one experiment: ``python bench/run.py [preset=NAME] [key=value ...]``.
+"""Run one experiment, or a sweep of them.
+
+    python bench/run.py [preset=NAME] [key=value ...]
+    python bench/run.py sweep=NAME [storage=URL] [workers=N] [heartbeat=S] [retries=N] [key=value ...]
+    python bench/run.py search=NAME [n_trials=N] [storage=URL] [workers=N] [metric=M] [sampler=S] [key=value ...]
+    python bench/run.py config=FILE [key=value ...]
 
 With no arguments: trains the default config on the built-in ``digits`` dataset on the
 CPU, evaluates it, prints a summary and writes a result record under ``results/runs/``.
+
+With ``sweep=NAME`` (a file in ``sweeps/``, or ``sweep=path/to/file.yaml``): runs that grid
+as Optuna trials in ``storage`` (default ``sqlite:///<results_dir>/sweeps.db``); every other
+``key=value`` applies to every point. Run the same command again to resume (completed
+points are skipped, failed ones retried), or on more machines with the same ``storage=``
+to split the grid. Results: ``yolozoo.sweep.load_results(storage, sweep)``.
+
+Sweep options: ``storage=URL`` (shared by all workers), ``workers=N`` (worker processes on
+this machine), ``heartbeat=S`` (a point silent for 3 x S seconds is re-run; default 60),
+``retries=N`` (re-runs of a point whose worker died; default 3), ``wait=false`` (exit when
+nothing is left to claim instead of waiting to take over other workers' points).
+
+With ``search=NAME`` (a file in ``sweeps/search/``, or a path): an Optuna hyperparameter
+search over that space, in the same storage, resumable and shared by workers like a sweep;
+pruned trials stop early. It writes the best trial's overrides to
+``<results_dir>/search/NAME-best.yaml`` and plots to ``reports/search/``; options:
+``python -m yolozoo.search.cli`` without arguments lists them.
+
+``config=FILE``: a YAML file of (dotted) overrides applied after the preset and before the
+other ``key=value`` overrides, e.g. a search's best-trial file.
+
+Exit status: 0 on success; 1 when a sweep ends with any failed point, or a search with no
+completed trial; 2 for a bad override, option, sweep or search file; 130 when interrupted,
+143 when stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from yolozoo.config import ConfigError, load_config  # noqa: E402
+from yolozoo.console import quiet_libraries  # noqa: E402
 
 
 def summary(record: dict) -> str:
@@ -37,15 +64,23 @@ def summary(record: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    if any(a.startswith("sweep=") for a in argv):
+        from yolozoo.sweep.cli import main as sweep_main
+
+        return sweep_main(argv)
+    if any(a.startswith("search=") for a in argv):
+        from yolozoo.search.cli import main as search_main
+
+        return search_main(argv)
     try:
         cfg = load_config(argv)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    os.environ.setdefault("WANDB_SILENT", "true")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*treespec.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    quiet_libraries()
     from yolozoo.train import train
 
     record = train(cfg)

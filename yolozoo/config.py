@@ -27,30 +27,50 @@ class DataConfig:
     name: str = "digits"  # digits | coco | voc | yolo
     root: str | None = None  # dataset location (digits: cache dir, default data/ or $YOLOZOO_DATA)
     img_size: int = 128  # letterboxed square input size
-    num_train: int = 3000  # digits: scenes to generate
+    num_train: int = 6000  # digits: scenes to generate
     num_val: int = 500
     gen_seed: int = 0  # digits: generation seed (independent of the training seed)
+    distort: int = 0  # digits: shape variation of the training digits, percent strength (0 disables)
     train_split: str | None = None  # voc: "2007_trainval,2012_trainval"; coco: "train2017"
     val_split: str | None = None  # voc: "2007_test"; coco: "val2017"
     flip: float = 0.0  # horizontal flip probability (0 for digits: a flipped digit is another glyph)
     color_jitter: float = 0.3
+    scale: float = 0.0  # random zoom in 1 +- scale (boxes cut to under 60% visible are dropped)
+    translate: float = 0.0  # random shift up to this fraction of the image size
     mosaic: float = 0.0  # probability of a 4-image mosaic
     num_workers: int = 2
 
 
 @dataclass
 class ModelConfig:
+    # yolo (this harness's PAN + decoupled/anchor head) | yolov1 | yolov3 | yolov5 | yolox | yolov8
+    # (yolozoo/models/families.py); a family reads only its own keys below, others must keep their defaults
+    family: str = "yolo"
     backbone: str = "lcnet_075"  # any timm model with features_only
     pretrained: str = "false"  # false | imagenet | path to a state dict
     width: float = 0.375  # neck/head channel multiplier (the study's channel_sparsity)
+    depth: float = 1.0  # block-count multiplier (CSP bottlenecks, Darknet conv-set pairs, YOLOv1 convs); not yolo
     prior_scale: float = 4.0  # anchor-free prior box side, in strides
+    head: str = "free"  # free (anchor-free, one prior per cell) | anchor (K anchor boxes per cell; grid assigners)
+    # anchor head: yolov5 (COCO anchors x img_size/640) | auto (IoU k-means on the training boxes) |
+    # [[[w, h], ...K], ...3 levels] px at data.img_size
+    anchors: Any = "yolov5"
+    num_anchors: int = 3  # anchors per cell and level (anchor head)
+    box_param: str = "v5"  # anchor head box decoding: v5 (YOLOv5) | v3 (YOLOv3)
+    num_levels: int = 3  # yolov3: pyramid levels used, coarsest last (2: strides 16/32, the smol variant)
+    reg_max: int = 16  # yolov8: DFL bins per box side (distances 0..reg_max-1 strides)
+    grid_size: int = 7  # yolov1: S
+    boxes_per_cell: int = 2  # yolov1: B
 
 
 @dataclass
 class LossConfig:
     iou_type: str = "ciou"
-    cls: float = 1.0  # weights of the named terms
-    box: float = 5.0
+    cls: float = 1.0  # weights of the named terms (a family's loss returns some of them)
+    box: float = 5.0  # yolov1: lambda_coord
+    dfl: float = 1.0  # yolov8 (YOLOv8's box:dfl = 7.5:1.5)
+    obj: float = 1.0  # yolov1
+    noobj: float = 0.5  # yolov1: lambda_noobj
 
 
 @dataclass
@@ -65,8 +85,8 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 18
-    batch_size: int = 32
+    max_epochs: int = 9
+    batch_size: int = 16
     precision: str = "32-true"  # 16-mixed / bf16-mixed for AMP on GPU
     accelerator: str = "auto"
     devices: Any = "auto"
@@ -105,7 +125,8 @@ class Config:
     results_dir: str = "results"  # result records
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    assigner: dict = field(default_factory=lambda: {"name": "tal"})  # name + its keyword hyperparameters
+    # name (auto: the model family's paper assigner and settings) + its keyword hyperparameters
+    assigner: dict = field(default_factory=lambda: {"name": "auto"})
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -152,13 +173,57 @@ def _merge(cfg: DictConfig, update: DictConfig, source: str) -> DictConfig:
         raise ConfigError(f"{source}: {e}") from None
 
 
-def load_config(argv: list[str] | dict[str, str] | None = None) -> DictConfig:
-    """Resolve defaults <- preset <- ``key=value`` overrides into a validated, read-only config.
+def read_overrides_file(path: str | Path) -> dict[str, Any]:
+    """A YAML file of overrides (dotted keys, nested mappings, or both) -> ``{"a.b": value}``.
 
-    Also checks what only the registries know: the assigner name and its options.
+    This is the ``config=FILE`` of :func:`load_config`, e.g. a search's best-trial file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config={path}: no such file")
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    except Exception as e:  # yaml errors carry the line
+        raise ConfigError(f"{path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of (dotted) keys to values, got {type(data).__name__}")
+
+    def flatten(node: dict, prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    flat = flatten(data)
+    if "config" in flat:
+        raise ConfigError(f"{path}: 'config' inside a config file is not supported; merge the two files")
+    return flat
+
+
+def _nested(flat: dict[str, Any]) -> DictConfig:
+    """``{"a.b": 1}`` -> ``{a: {b: 1}}`` as an OmegaConf node (values keep their YAML types)."""
+    root: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = root
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return OmegaConf.create(root)
+
+
+def load_config(argv: list[str] | dict[str, str] | None = None) -> DictConfig:
+    """Resolve defaults <- preset <- ``config=FILE`` <- ``key=value`` overrides into a validated, read-only config.
+
+    ``config=FILE``: a YAML file of overrides (see :func:`read_overrides_file`) applied after
+    the preset and before the other overrides; a ``preset`` in it is used unless the command
+    line names one. Also checks what only the registries know: the assigner name and its options.
     """
     overrides = dict(argv) if isinstance(argv, dict) else parse_overrides(argv or [])
-    preset = overrides.pop("preset", "default")
+    config_file = overrides.pop("config", None)
+    from_file = read_overrides_file(config_file) if config_file else {}
+    preset = str(overrides.pop("preset", from_file.pop("preset", "default")))
+    from_file.pop("preset", None)
     path = PRESET_DIR / f"{preset}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown preset {preset!r}; valid: {', '.join(list_presets())}")
@@ -171,7 +236,16 @@ def load_config(argv: list[str] | dict[str, str] | None = None) -> DictConfig:
         raise ConfigError(f"{path}: {e}") from None
     cfg = _merge(cfg, preset_cfg, str(path))
     cfg.preset = preset
+    if from_file:
+        cfg = _merge(cfg, _nested(from_file), str(config_file))
     cfg = _merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()]), "command line")
+    from .models.families import resolve_assigner
+    from .registry import UnknownNameError
+
+    try:  # assigner.name=auto -> the family's, so the stored config names the assigner that runs
+        cfg.assigner = resolve_assigner(cfg.model.family, cfg.assigner)
+    except UnknownNameError as e:
+        raise ConfigError(f"model.family: {e}") from None
     check_config(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
@@ -187,6 +261,12 @@ def check_config(cfg: DictConfig) -> None:
         ASSIGNERS.check_options(cfg.assigner.get("name", ""), options)
     except UnknownNameError as e:
         raise ConfigError(f"assigner: {e}") from None
+    from .models.families import check_family_config
+
+    try:
+        check_family_config(cfg.model, cfg.assigner.name, options)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if not 0 < cfg.model.width <= 4:
         raise ConfigError(f"model.width must be in (0, 4], got {cfg.model.width}")
     if cfg.data.img_size % 32:

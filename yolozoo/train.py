@@ -22,7 +22,6 @@ from .config import to_dict
 from .datamodule import DetectionDataModule
 from .environment import environment
 from .lit import DetectorModule
-from .losses import DetectionLoss
 from .models import build_model, count_flops, count_params
 from .speed import measure_speed
 
@@ -36,7 +35,7 @@ def dataset_options(data: DictConfig) -> dict:
     """The builder options implied by ``cfg.data`` for dataset ``data.name``."""
     if data.name == "digits":
         return {"num_train": data.num_train, "num_val": data.num_val, "img_size": data.img_size,
-                "seed": data.gen_seed}
+                "seed": data.gen_seed, "distort": data.distort}
     options = {}
     if data.name in _SPLIT_OPTIONS:
         for key, value in zip(_SPLIT_OPTIONS[data.name], (data.train_split, data.val_split)):
@@ -48,17 +47,46 @@ def dataset_options(data: DictConfig) -> dict:
 def build_datamodule(cfg: DictConfig) -> DetectionDataModule:
     d = cfg.data
     return DetectionDataModule(d.name, d.root, dataset_options(d), d.img_size, cfg.trainer.batch_size,
-                               d.num_workers, flip=d.flip, color_jitter=d.color_jitter, mosaic=d.mosaic,
+                               d.num_workers, flip=d.flip, color_jitter=d.color_jitter, scale=d.scale,
+                               translate=d.translate, mosaic=d.mosaic,
                                seed=cfg.seed)
 
 
+def build_anchors(cfg: DictConfig) -> list | None:
+    """The anchor head's anchors for ``cfg.model.anchors`` (None for a model without anchor boxes).
+
+    ``auto`` fits them to the training boxes (read from the annotations, no images) and
+    caches them under ``out_dir/anchors/``; the k-means seed is fixed, so they depend on the data only.
+    """
+    m, d = cfg.model, cfg.data
+    from .models.families import family_levels, family_priors
+
+    if family_priors(m) != "anchor":
+        return None
+    from omegaconf import OmegaConf
+
+    from .data.registry import create_dataset
+    from .models.anchors import box_sizes, resolve_anchors
+
+    def train_box_sizes():
+        return box_sizes(create_dataset(d.name, "train", d.root, **dataset_options(d)).records, d.img_size)
+
+    spec = m.anchors if isinstance(m.anchors, str) else OmegaConf.to_container(m.anchors)
+    key = {"data": d.name, "root": d.root, "options": dataset_options(d)}
+    return resolve_anchors(spec, m.num_anchors, d.img_size, train_box_sizes, Path(cfg.out_dir) / "anchors", key,
+                           num_levels=family_levels(m))
+
+
 def build_module(cfg: DictConfig, num_classes: int) -> DetectorModule:
+    from .models.families import get_family
+
     assigner_kw = {k: v for k, v in cfg.assigner.items() if k != "name"}
+    family = get_family(cfg.model.family)
     return DetectorModule(
-        model=build_model(cfg.model, num_classes),
+        model=build_model(cfg.model, num_classes, build_anchors(cfg)),
         assigner=create_assigner(cfg.assigner.name, **assigner_kw),
-        loss=DetectionLoss(cfg.loss.iou_type),
-        loss_weights={"cls": cfg.loss.cls, "box": cfg.loss.box},
+        loss=family.make_loss(cfg.loss.iou_type),
+        loss_weights={term: cfg.loss[term] for term in family.loss_terms},
         optim=dict(cfg.optim),
         postprocess_kw={"score_thresh": cfg.eval.score_thresh, "iou_thresh": cfg.eval.iou_thresh,
                         "max_det": cfg.eval.max_det},
@@ -67,7 +95,9 @@ def build_module(cfg: DictConfig, num_classes: int) -> DetectorModule:
 
 
 def run_name(cfg: DictConfig) -> str:
-    return cfg.name or f"{cfg.data.name}-{cfg.model.backbone}-w{cfg.model.width}-{cfg.assigner.name}-s{cfg.seed}"
+    family = "" if cfg.model.family == "yolo" else f"{cfg.model.family}-"
+    return cfg.name or (f"{cfg.data.name}-{family}{cfg.model.backbone}-w{cfg.model.width}-{cfg.assigner.name}"
+                        f"-s{cfg.seed}")
 
 
 class History(Callback):
@@ -90,17 +120,59 @@ class History(Callback):
 
 
 def build_logger(cfg: DictConfig, name: str, out_dir: Path):
+    """A WandbLogger with the resolved config, or False (``wandb.mode=disabled``).
+
+    W&B must never stop a run: the run is started here (on rank 0), and if that fails, e.g.
+    with no network in ``online`` mode, the run falls back to offline (``wandb sync`` later),
+    then to no W&B, with a warning.
+    """
     if cfg.wandb.mode == "disabled":
         return False
     from lightning.pytorch.loggers import WandbLogger
 
     os.environ.setdefault("WANDB_DIR", str(out_dir))
-    return WandbLogger(name=name, project=cfg.wandb.project, group=cfg.wandb.group, save_dir=str(out_dir),
-                       offline=cfg.wandb.mode == "offline", config=to_dict(cfg))
+    modes = ["online", "offline"] if cfg.wandb.mode == "online" else ["offline"]
+    for mode in modes:
+        try:
+            logger = WandbLogger(name=name, project=cfg.wandb.project, group=cfg.wandb.group, save_dir=str(out_dir),
+                                 offline=mode == "offline", config=to_dict(cfg))
+            logger.experiment  # noqa: B018  (starts the W&B run now, on rank 0 only)
+            return logger
+        except Exception as e:
+            log.warning("W&B %s run could not start (%s: %s); %s", mode, type(e).__name__, e,
+                        "trying offline" if mode != modes[-1] else "this run goes on without W&B")
+    return False
 
 
-def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict:
-    """Train and evaluate the experiment ``cfg``; return (and write) its result record."""
+def _wandb_call(what: str, fn, *args, **kwargs):
+    """Call a W&B function; on any error log a warning and go on (W&B never fails a run)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        log.warning("W&B %s failed (%s: %s); the run goes on", what, type(e).__name__, e)
+        return None
+
+
+def _finish_wandb(logger, exit_code: int) -> str | None:
+    """Finish the logger's W&B run (so the next run in this process starts a new one); return its folder."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if not logger or rank_zero_only.rank != 0:  # other ranks hold a dummy run
+        return None
+    run = _wandb_call("run", lambda: logger.experiment)
+    if run is None:
+        return None
+    folder = _wandb_call("run folder", lambda: str(Path(run.dir).parent))
+    _wandb_call("finish", run.finish, exit_code=exit_code)
+    return folder
+
+
+def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict | None = None) -> dict:
+    """Train and evaluate the experiment ``cfg``; return (and write) its result record.
+
+    ``extra``: more top-level record keys (a sweep adds ``sweep``: its name, trial and point).
+    The record's ``record_path`` is the JSON file written (rank 0), ``wandb_dir`` the W&B run folder.
+    """
     started = datetime.now(timezone.utc)
     name = run_name(cfg)
     run_dir = Path(cfg.out_dir) / f"{started:%Y%m%d-%H%M%S}-{name}"
@@ -121,41 +193,48 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict:
         callbacks = [EMAWeightAveraging(decay=cfg.optim.ema_decay, update_starting_at_step=start),
                      *(callbacks or [])]
     t = cfg.trainer
-    trainer = L.Trainer(
-        max_epochs=t.max_epochs, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
-        strategy=t.strategy, accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val, deterministic=t.deterministic,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        check_val_every_n_epoch=t.check_val_every_n_epoch, log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.enable_progress_bar, num_sanity_val_steps=0, default_root_dir=str(run_dir),
-        logger=build_logger(cfg, name, run_dir), callbacks=[history, timer, checkpoint, *(callbacks or [])],
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=dm)
+    logger = build_logger(cfg, name, run_dir)
+    try:  # whatever fails, finish the W&B run, so the next run in this process starts its own
+        trainer = L.Trainer(
+            max_epochs=t.max_epochs, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
+            strategy=t.strategy, accumulate_grad_batches=t.accumulate_grad_batches,
+            gradient_clip_val=t.gradient_clip_val, deterministic=t.deterministic,
+            limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+            check_val_every_n_epoch=t.check_val_every_n_epoch, log_every_n_steps=t.log_every_n_steps,
+            enable_progress_bar=t.enable_progress_bar, num_sanity_val_steps=0, default_root_dir=str(run_dir),
+            logger=logger, callbacks=[history, timer, checkpoint, *(callbacks or [])],
+            enable_model_summary=False,
+        )
+        trainer.fit(module, datamodule=dm)
 
-    metrics = dict(module.val_metrics)
-    per_class = metrics.pop("per_class", {})
-    best = max(history.epochs, key=lambda r: r.get("val/mAP", float("-inf")), default={})
-    model = module.model
-    speed = measure_speed(model, cfg.data.img_size, iters=cfg.eval.latency_batches)
-    train_time = timer.time_elapsed("train")
-    images_seen = len(dm.train_dataset) // t.batch_size * t.batch_size * len(history.epochs)
-    metrics.update(
-        params=count_params(model), flops=count_flops(model, cfg.data.img_size),
-        latency_ms=speed["latency_ms"], throughput=speed["throughput"], train_time_s=train_time,
-        train_img_per_s=images_seen / train_time if train_time else None,
-        epochs=trainer.current_epoch, best_epoch=best.get("epoch"), best_mAP=best.get("val/mAP"),
-    )
-    record = {
-        "name": name, "status": "completed", "started": started.isoformat(),
-        "finished": datetime.now(timezone.utc).isoformat(), "config": to_dict(cfg), "metrics": metrics,
-        "per_class": per_class, "history": history.epochs, "environment": environment(),
-        "run_dir": str(run_dir), "checkpoint": checkpoint.best_model_path or None,
-    }
+        metrics = dict(module.val_metrics)
+        per_class = metrics.pop("per_class", {})
+        best = max(history.epochs, key=lambda r: r.get("val/mAP", float("-inf")), default={})
+        model = module.model
+        speed = measure_speed(model, cfg.data.img_size, iters=cfg.eval.latency_batches)
+        train_time = timer.time_elapsed("train")
+        images_seen = len(dm.train_dataset) // t.batch_size * t.batch_size * len(history.epochs)
+        metrics.update(
+            params=count_params(model), flops=count_flops(model, cfg.data.img_size),
+            latency_ms=speed["latency_ms"], throughput=speed["throughput"], train_time_s=train_time,
+            train_img_per_s=images_seen / train_time if train_time else None,
+            epochs=trainer.current_epoch, best_epoch=best.get("epoch"), best_mAP=best.get("val/mAP"),
+        )
+        record = {
+            "name": name, "status": "completed", "started": started.isoformat(),
+            "finished": datetime.now(timezone.utc).isoformat(), "config": to_dict(cfg), "metrics": metrics,
+            "per_class": per_class, "history": history.epochs, "environment": environment(),
+            "run_dir": str(run_dir), "checkpoint": checkpoint.best_model_path or None, **(extra or {}),
+        }
+        if logger:
+            summary = {k: v for k, v in metrics.items() if v is not None}
+            _wandb_call("summary", lambda: logger.experiment.summary.update(summary))
+    except BaseException:
+        _finish_wandb(logger, exit_code=1)
+        raise
+    record["wandb_dir"] = _finish_wandb(logger, exit_code=0)
     if trainer.is_global_zero:
-        write_record(record, Path(cfg.results_dir))
-    if trainer.logger:
-        trainer.logger.experiment.summary.update({k: v for k, v in metrics.items() if v is not None})
+        record["record_path"] = str(write_record(record, Path(cfg.results_dir)))
     return record
 
 
