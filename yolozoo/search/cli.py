@@ -17,8 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import ConfigError, load_config, parse_overrides
-from ..sweep.cli import CHILD_ENV, _quiet_libraries, _spawn_workers
+from ..config import ConfigError, load_config
+from ..sweep.cli import CHILD_ENV, _quiet_libraries, _spawn_workers, split_command
 from ..sweep.spec import SweepError
 
 # Options of the search command itself; every other key=value overrides the config of every trial.
@@ -111,10 +111,7 @@ def main(argv: list[str]) -> int:
     from .space import load_search
 
     try:
-        args = parse_overrides(argv)
-        ours = {k: args.pop(k) for k in list(args) if k in OPTIONS}
-        if not ours.get("search"):
-            raise ConfigError("search=NAME is required; " + "; ".join(f"{k}: {v}" for k, v in OPTIONS.items()))
+        ours, args = split_command(argv, OPTIONS, "search")
         options, workers = _options(ours)
         search_options = {k: ours[k] for k in SEARCH_OPTIONS if ours.get(k)}
         space, context = load_search(ours["search"], args, search_options)

@@ -76,15 +76,24 @@ def _spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.c
     return bad[0] if bad else 0
 
 
+def split_command(argv: list[str], options: dict[str, str], required: str) -> tuple[dict, dict]:
+    """Split ``key=value`` arguments into the command's own ``options`` and config overrides.
+
+    Raises ConfigError when ``required`` (e.g. ``sweep``) is missing, listing the options.
+    """
+    args = parse_overrides(argv)
+    ours = {k: args.pop(k) for k in list(args) if k in options}
+    if not ours.get(required):
+        raise ConfigError(f"{required}=NAME is required; " + "; ".join(f"{k}: {v}" for k, v in options.items()))
+    return ours, args
+
+
 def main(argv: list[str]) -> int:
     """Run the sweep command; see the module docstring for the arguments and the exit status."""
     from .spec import SweepError, load_sweep
 
     try:
-        args = parse_overrides(argv)
-        ours = {k: args.pop(k) for k in list(args) if k in OPTIONS}
-        if not ours.get("sweep"):
-            raise ConfigError("sweep=NAME is required; " + "; ".join(f"{k}: {v}" for k, v in OPTIONS.items()))
+        ours, args = split_command(argv, OPTIONS, "sweep")
         options, workers = _options(ours)
         spec = load_sweep(ours["sweep"], args)
     except (ConfigError, SweepError) as e:
