@@ -40,6 +40,24 @@ def test_neck_sized_from_feature_info():
     assert model.backbone.strides == [8, 16, 32]
 
 
+def test_strides_pick_the_pyramid_levels():
+    model = build_model(model_cfg(strides=[4, 8, 16], width=0.25), 10)
+    assert model.strides == [4, 8, 16]
+    out = model(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    assert len(out.priors) == 16 * 16 + 8 * 8 + 4 * 4
+    assert sorted(set(out.priors.strides.tolist())) == [4, 8, 16]
+    with pytest.raises(ValueError, match=r"no feature map at stride \[64\].*set model.strides"):
+        build_model(model_cfg(strides=[16, 32, 64]), 10)
+
+
+@pytest.mark.parametrize("strides, family", [([8, 4, 16], "yolo"), ([8, 16], "yolo"), ([4, 8, 16], "yolov5")])
+def test_bad_strides_fail_before_training(strides, family):
+    from yolozoo.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="model.strides"):
+        load_config([f"model.strides=[{','.join(map(str, strides))}]", f"model.family={family}"])
+
+
 def test_priors_layout():
     pri = make_priors([(2, 3), (1, 2)], [8, 16], prior_scale=4.0)
     assert pri.centers.tolist()[:4] == [[4, 4], [12, 4], [20, 4], [4, 12]]

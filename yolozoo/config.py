@@ -49,6 +49,8 @@ class ModelConfig:
     backbone: str = "lcnet_075"  # any timm model with features_only
     pretrained: str = "false"  # false | imagenet | path to a state dict
     width: float = 0.375  # neck/head channel multiplier (the study's channel_sparsity)
+    # yolo: backbone strides of the 3 pyramid levels; [4, 8, 16] trades the coarsest level for small objects
+    strides: list[int] = field(default_factory=lambda: [8, 16, 32])
     depth: float = 1.0  # block-count multiplier (CSP bottlenecks, Darknet conv-set pairs, YOLOv1 convs); not yolo
     prior_scale: float = 4.0  # anchor-free prior box side, in strides
     head: str = "free"  # free (anchor-free, one prior per cell) | anchor (K anchor boxes per cell; grid assigners)

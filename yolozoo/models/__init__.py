@@ -6,7 +6,7 @@ import torch
 
 from .anchor_head import AnchorHead
 from .anchors import Anchors, resolve_anchors
-from .backbone import TimmBackbone
+from .backbone import STRIDES, TimmBackbone
 from .detector import Detector, DetectorOutput, make_priors
 from .head import DecoupledHead
 from .neck import PANNeck
@@ -27,7 +27,7 @@ def build_model(cfg, num_classes: int, anchors: Anchors | None = None) -> Detect
         from .families import build_family
 
         return build_family(cfg, num_classes, anchors)
-    backbone = TimmBackbone(cfg.backbone, pretrained=cfg.pretrained)
+    backbone = TimmBackbone(cfg.backbone, pretrained=cfg.pretrained, strides=getattr(cfg, "strides", STRIDES))
     neck = PANNeck(backbone.channels, width=cfg.width)
     if cfg.head == "free":
         head = DecoupledHead(neck.out_channels, num_classes, prior_scale=cfg.prior_scale)

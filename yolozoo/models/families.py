@@ -25,7 +25,7 @@ shapes (``requires_anchors``) with an anchor-free family is rejected by :func:`c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,7 +36,7 @@ from ..assigners import yolov1 as _yolov1_assigner  # noqa: F401  (registers the
 from ..losses import DetectionLoss
 from ..registry import Registry, UnknownNameError
 from .anchor_head import AnchorHead
-from .backbone import TimmBackbone
+from .backbone import STRIDES, TimmBackbone
 from .csp import CSPPAN
 from .darknet_fpn import DarknetFPN, LevelsBackbone
 from .detector import Detector
@@ -177,7 +177,8 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
         get_family(name)
     except UnknownNameError as e:
         raise ValueError(f"model.family: {e}") from None
-    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+                for f in dataclasses.fields(ModelConfig)}
     read = config_keys(name)
     for key, value in m.items():
         if key in read or key not in defaults or key in ("anchors", "num_anchors") or value == defaults[key]:
@@ -196,6 +197,10 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
                          f"but model.family={name} has {family_levels(m)} pyramid level(s); set one [lo, hi] per "
                          "level, e.g. assigner.regress_ranges=[[0,inf]] for one")
     if name == "yolo":
+        strides = list(m.get("strides", STRIDES))
+        if len(strides) != 3 or strides != sorted(set(strides)):
+            raise ValueError(f"model.strides must be 3 increasing backbone strides (e.g. [8,16,32] or [4,8,16]), "
+                             f"got {strides}")
         check_head_config(m["head"], m["box_param"], m["anchors"], m["num_anchors"], assigner_name)
         return
     if get_family(name).priors == "anchor":
@@ -223,11 +228,12 @@ Pretrained = str | bool | Path
 
 @register_family("yolo", assigner="tal")
 def yolo(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
-         prior_scale: float = 4.0, head: str = "free", anchors=None, box_param: str = "v5") -> Detector:
+         strides: Sequence[int] = STRIDES, prior_scale: float = 4.0, head: str = "free", anchors=None,
+         box_param: str = "v5") -> Detector:
     """This harness's detector: PAN neck + anchor-free decoupled head, or the anchor head (``head=anchor``)."""
     from . import build_model
 
-    cfg = SimpleNamespace(family="yolo", backbone=backbone, pretrained=pretrained, width=width,
+    cfg = SimpleNamespace(family="yolo", backbone=backbone, pretrained=pretrained, width=width, strides=strides,
                           prior_scale=prior_scale, head=head, box_param=box_param)
     return build_model(cfg, num_classes, anchors)
 

@@ -10,7 +10,7 @@ from .layers import ConvBNAct, scaled_channels
 
 
 class PANNeck(nn.Module):
-    """Fuses backbone maps at strides 8/16/32 into ``out_channels`` maps at the same strides.
+    """Fuses three backbone maps (strides 8/16/32 by default) into ``out_channels`` maps at the same strides.
 
     Args:
         in_channels: backbone channels per level (from timm's ``feature_info``).
