@@ -78,3 +78,22 @@ def test_pretrained_path_loads_strictly(tmp_path):
     other = build_model(model_cfg(pretrained=str(path)), 3)
     for (k, a), b in zip(model.backbone.body.state_dict().items(), other.backbone.body.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_channels_last_module_same_outputs():
+    from yolozoo.lit import DetectorModule
+
+    torch.manual_seed(0)
+    model = build_model(model_cfg(width=0.25), 5).eval()
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        ref = model(images)
+    module = DetectorModule(model, None, None, {}, {}, {}, 64, channels_last=True)
+    convs = [m.weight for m in module.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    nhwc = module.images({"images": images})
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and not nhwc.is_contiguous()
+    with torch.no_grad():
+        out = module.model(nhwc)
+    torch.testing.assert_close(out.cls_logits, ref.cls_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.boxes, ref.boxes, atol=1e-3, rtol=1e-4)

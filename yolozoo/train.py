@@ -91,6 +91,7 @@ def build_module(cfg: DictConfig, num_classes: int) -> DetectorModule:
         postprocess_kw={"score_thresh": cfg.eval.score_thresh, "iou_thresh": cfg.eval.iou_thresh,
                         "max_det": cfg.eval.max_det},
         img_size=cfg.data.img_size,
+        channels_last=cfg.trainer.channels_last,
     )
 
 
