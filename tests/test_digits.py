@@ -292,3 +292,10 @@ def test_only_train_digits_are_distorted(tmp_path):
     a = build_digits("train", tmp_path / "a", distort=0, **TINY)
     b = build_digits("train", tmp_path / "b", distort=100, **TINY)
     assert _files(Path(a.records[0].file).parents[1]) != _files(Path(b.records[0].file).parents[1])
+
+
+def test_parallel_generation_gives_the_same_bytes(tmp_path):
+    serial = generate_split(tmp_path / "serial", "train", 450, 3, workers=1, img_size=48, max_size=32)
+    parallel = generate_split(tmp_path / "parallel", "train", 450, 3, workers=2, img_size=48, max_size=32)
+    files = _files(serial)
+    assert len(files) == 451 and files == _files(parallel)

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -242,32 +243,63 @@ def cache_dir(root: Path, options: dict) -> Path:
     return Path(root) / f"digits-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def generate_split(out: Path, split: str, num_images: int, seed: int, **scene_options) -> Path:
+def _render_chunk(out: Path, split: str, seed: int, pool: DigitPool, first: int, last: int,
+                  scene_options: dict) -> list[tuple[int, int, list, list, list]]:
+    """Render scenes ``first..last-1`` into ``out/images``; return (h, w, boxes, labels, sources) of each."""
+    meta = []
+    for i in range(first, last):
+        scene = render_scene(np.random.default_rng([seed, SPLIT_IDS[split], i]), pool, **scene_options)
+        Image.fromarray(scene.image).save(out / "images" / f"{i:06d}.png", format="PNG", compress_level=1)
+        meta.append((*scene.image.shape[:2], scene.boxes.astype(int).tolist(), scene.labels.tolist(),
+                     scene.sources.tolist()))
+    return meta
+
+
+def _render_all(out: Path, split: str, num_images: int, seed: int, pool: DigitPool, workers: int,
+                scene_options: dict) -> list[tuple]:
+    """Every scene's metadata in index order, rendered in ``workers`` processes (chunks of 200 scenes)."""
+    chunks = [(a, min(a + 200, num_images)) for a in range(0, num_images, 200)]
+    bar = tqdm(total=num_images, desc=f"generating digits/{split}", unit="img")
+    with bar:
+        if workers <= 1 or len(chunks) <= 1:
+            parts = []
+            for a, b in chunks:
+                parts.append(_render_chunk(out, split, seed, pool, a, b, scene_options))
+                bar.update(b - a)
+            return [m for part in parts for m in part]
+        with ProcessPoolExecutor(min(workers, len(chunks))) as ex:
+            futures = [ex.submit(_render_chunk, out, split, seed, pool, a, b, scene_options) for a, b in chunks]
+            for fut, (a, b) in zip(futures, chunks):
+                fut.result()
+                bar.update(b - a)
+        return [m for fut in futures for m in fut.result()]
+
+
+def generate_split(out: Path, split: str, num_images: int, seed: int, workers: int | None = None,
+                   **scene_options) -> Path:
     """Write ``num_images`` scenes of ``split`` as ``out/images/NNNNNN.png`` + ``out/annotations.json``.
 
-    Scene ``i`` uses ``default_rng([seed, SPLIT_IDS[split], i])``. The files are written into
-    a temporary sibling folder that is renamed to ``out`` only when complete, so a crash or a
-    concurrent generator never leaves a half-written ``out``. If ``out`` exists it is kept.
-    Annotations carry ``mnist_index`` (the digit's row in ``mnist_5k.csv.gz``); category
-    ``k + 1`` is digit ``k``.
+    Scene ``i`` uses ``default_rng([seed, SPLIT_IDS[split], i])``, so the files do not depend on
+    ``workers``, the number of rendering processes (default: one per CPU, at most 8). The files
+    are written into a temporary sibling folder that is renamed to ``out`` only when complete,
+    so a crash or a concurrent generator never leaves a half-written ``out``. If ``out`` exists
+    it is kept. Annotations carry ``mnist_index`` (the digit's row in ``mnist_5k.csv.gz``);
+    category ``k + 1`` is digit ``k``.
     """
     out = Path(out)
     if out.is_dir():
         return out
     pool = digit_pool(split)
+    workers = min(os.cpu_count() or 1, 8) if workers is None else workers
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (tmp / "images").mkdir()
         images, annotations = [], []
-        for i in tqdm(range(num_images), desc=f"generating digits/{split}", unit="img"):
-            scene = render_scene(np.random.default_rng([seed, SPLIT_IDS[split], i]), pool, **scene_options)
-            name = f"{i:06d}.png"
-            Image.fromarray(scene.image).save(tmp / "images" / name, format="PNG", compress_level=1)
-            h, w = scene.image.shape[:2]
-            images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
-            for box, label, source in zip(scene.boxes.astype(int).tolist(), scene.labels.tolist(),
-                                          scene.sources.tolist()):
+        for i, (h, w, boxes, labels, sources) in enumerate(
+                _render_all(tmp, split, num_images, seed, pool, workers, scene_options)):
+            images.append({"id": i + 1, "file_name": f"{i:06d}.png", "width": w, "height": h})
+            for box, label, source in zip(boxes, labels, sources):
                 bw, bh = box[2] - box[0], box[3] - box[1]
                 annotations.append({
                     "id": len(annotations) + 1, "image_id": i + 1, "category_id": label + 1,
