@@ -37,7 +37,7 @@ def train_throughput(module, batches: list[dict]) -> float:
     module.train()
 
     def step(batch):
-        out = module.model(batch["images"])
+        out = module.model(module.images(batch))
         assign = module.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
                                  batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
         weighted_sum(module.loss(out.cls_logits, out.boxes, assign), module.loss_weights).backward()
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> None:
     train_ips = train_throughput(module, batches)
     ratio = load_ips / train_ips
     body = (f"Config: `{' '.join(argv) or 'default'}` ({cfg.model.backbone}, width {cfg.model.width}, "
-            f"{cfg.data.img_size} px, batch {cfg.trainer.batch_size}, {cfg.data.num_workers} loader workers, "
+            f"{cfg.data.img_size} px, batch {cfg.trainer.batch_size}, {dm.num_workers} loader workers, "
             f"{torch.get_num_threads()} torch threads).\n\n"
             f"| what | images/s |\n|---|---|\n| data loader delivers | {load_ips:.0f} |\n"
             f"| training consumes | {train_ips:.0f} |\n| ratio (target >= 3) | {ratio:.1f}x |")

@@ -55,3 +55,13 @@ def test_config_is_read_only():
 
     with pytest.raises(ReadonlyConfigError):
         cfg.trainer.max_epochs = 5
+
+
+def test_num_workers_unset_follows_the_cpu_count(monkeypatch):
+    from yolozoo import datamodule
+    from yolozoo.train import build_datamodule
+
+    for cpus, expected in [(1, 0), (2, 0), (4, 2), (16, 8), (64, 8)]:
+        monkeypatch.setattr(datamodule.os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)))
+        assert build_datamodule(load_config([])).num_workers == expected
+        assert build_datamodule(load_config(["data.num_workers=3"])).num_workers == 3

@@ -38,7 +38,7 @@ class DataConfig:
     scale: float = 0.0  # random zoom in 1 +- scale (boxes cut to under 60% visible are dropped)
     translate: float = 0.0  # random shift up to this fraction of the image size
     mosaic: float = 0.0  # probability of a 4-image mosaic
-    num_workers: int = 2
+    num_workers: int | None = None  # loader processes; unset: 0 on <= 2 CPUs, else min(8, CPUs // 2)
 
 
 @dataclass
