@@ -19,8 +19,9 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -258,21 +259,17 @@ def _render_chunk(out: Path, split: str, seed: int, pool: DigitPool, first: int,
 def _render_all(out: Path, split: str, num_images: int, seed: int, pool: DigitPool, workers: int,
                 scene_options: dict) -> list[tuple]:
     """Every scene's metadata in index order, rendered in ``workers`` processes (chunks of 200 scenes)."""
-    chunks = [(a, min(a + 200, num_images)) for a in range(0, num_images, 200)]
-    bar = tqdm(total=num_images, desc=f"generating digits/{split}", unit="img")
-    with bar:
-        if workers <= 1 or len(chunks) <= 1:
-            parts = []
-            for a, b in chunks:
-                parts.append(_render_chunk(out, split, seed, pool, a, b, scene_options))
-                bar.update(b - a)
-            return [m for part in parts for m in part]
-        with ProcessPoolExecutor(min(workers, len(chunks))) as ex:
-            futures = [ex.submit(_render_chunk, out, split, seed, pool, a, b, scene_options) for a, b in chunks]
-            for fut, (a, b) in zip(futures, chunks):
-                fut.result()
-                bar.update(b - a)
-        return [m for fut in futures for m in fut.result()]
+    firsts = list(range(0, num_images, 200))
+    lasts = [min(a + 200, num_images) for a in firsts]
+    render = partial(_render_chunk, out, split, seed, pool, scene_options=scene_options)
+    parallel = workers > 1 and len(firsts) > 1
+    meta = []
+    with tqdm(total=num_images, desc=f"generating digits/{split}", unit="img") as bar, \
+            (ProcessPoolExecutor(min(workers, len(firsts))) if parallel else nullcontext()) as ex:
+        for a, b, part in zip(firsts, lasts, (ex.map if parallel else map)(render, firsts, lasts)):
+            meta.extend(part)
+            bar.update(b - a)
+    return meta
 
 
 def generate_split(out: Path, split: str, num_images: int, seed: int, workers: int | None = None,
