@@ -269,3 +269,49 @@ def test_ddp_point_runs_on_all_ranks_and_only_rank_zero_records(tmp_path, data_r
     assert len(list((tmp_path / "results" / "runs").glob("*.json"))) == 1  # one record, from rank 0
     assert len(list((tmp_path / "runs").glob("*/wandb/offline-run-*"))) == 1  # one W&B run, from rank 0
     assert len(trials_of(default_storage_url(tmp_path / "results"), "grid")) == 1
+
+
+@pytest.mark.slow
+def test_published_records_make_a_fresh_clone_resume_and_render(tmp_path, data_root, capsys):
+    from yolozoo.reports import build_table
+    from yolozoo.reports import load_results as report_results
+    from yolozoo.reports.spec import load_spec
+
+    path = tmp_path / "pub.yaml"
+    grid = {"name": "pub", "description": "published", "table": "widths", "base": SHRINK,
+            "axes": {"model.width": [0.25, 0.5]}, "seeds": [0], "max_seeds": 2, "baseline": {"model.width": 0.5}}
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
+    where = {"out_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "data.root": str(data_root)}
+    outcome = run(path, where)
+    # seed 0 of both rows, then auto seeds: one shared seed is an open question, so seed 1 for both (the cap)
+    assert outcome.ran == 4 and outcome.failed == 0
+    assert "auto seeds: 2 more point(s)" in capsys.readouterr().out
+    folder = tmp_path / "results" / "published" / "pub"
+    files = sorted(p.name for p in folder.glob("*.json"))
+    assert files == ["0.25-s0.json", "0.25-s1.json", "0.5-s0.json", "0.5-s1.json"]
+    record = json.loads((folder / "0.5-s1.json").read_text())
+    assert record["schema"] == 1 and record["status"] == "completed" and record["point"]["seed"] == 1
+    assert record["environment"]["cpu"]["isa"] and record["timing"]["threads"] == 2 and record["timing"]["batches"] >= 1
+    assert not {"run_dir", "checkpoint", "wandb_dir", "record_path"} & set(record)  # no machine-local paths
+
+    # a fresh clone: the records, no store. Nothing trains again; the outcome lists every point.
+    (tmp_path / "results" / "sweeps.db").unlink()
+    again = run(path, where)
+    assert again.ran == 0 and sorted(again.results["status"]) == ["completed"] * 4
+
+    # the reports read the records, without a store
+    spec = load_spec(path)
+    df = report_results(spec, "records", results_dir=str(tmp_path / "results"))
+    assert len(df) == 4 and (df["status"] == "completed").all() and df["duration_s"].gt(0).all()
+    table = build_table(df, spec)
+    assert dict(table.provenance)["wall time"].endswith("(sum of the runs' wall times)")
+    # a changed sweep file makes the records stale: they are neither shown nor counted as done
+    path.write_text(yaml.safe_dump({**grid, "base": {**SHRINK, "trainer.max_epochs": 2}}, sort_keys=False))
+    assert report_results(load_spec(path), "records", results_dir=str(tmp_path / "results")).empty
+
+
+@pytest.mark.slow
+def test_extra_overrides_do_not_publish(tmp_path, data_root):
+    path = sweep_file(tmp_path, {"model.width": [0.25]})
+    assert run(path, cli(tmp_path, data_root)).ran == 1
+    assert not (tmp_path / "results" / "published").exists()

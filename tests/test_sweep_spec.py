@@ -34,14 +34,17 @@ def test_the_shipped_sweeps_are_there():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_sweep_builds_on_digits_and_voc(name):
     spec = load_sweep(name)
-    assert spec.name == name and spec.table in TABLES and len(spec.seeds) >= 2
+    assert spec.name == name and spec.table in TABLES and len(spec.seeds) >= 3 and spec.max_seeds
     assert spec.description and set(spec.baseline) <= set(spec.axes)
     points = spec.points()
     assert len(points) == math.prod(len(v) for v in spec.axes.values()) * len(spec.seeds)
     assert len({p.key for p in points}) == len(points)
-    for point in points:  # default: the built-in digits dataset, small enough for a CPU
+    default = load_config({}).data
+    for point in points:  # the budget changes how much a model trains, never how hard the data is
         cfg = load_config(spec.resolve(point.axis_overrides, {}))
-        assert cfg.data.name == "digits" and cfg.data.num_train <= 1000 and cfg.trainer.max_epochs <= 6
+        assert cfg.data.name == "digits" and cfg.data.num_train * cfg.trainer.max_epochs <= 12000
+        for key in ("img_size", "num_val", "gen_seed", "distort", "scale", "translate", "mosaic"):
+            assert cfg.data[key] == default[key], (name, key)
         for key, value in point.axis_overrides.items():  # the axes are what varies
             node = cfg
             for part in key.split("."):
@@ -54,13 +57,20 @@ def test_shipped_sweep_builds_on_digits_and_voc(name):
     assert cfg.data.name == "voc" and cfg.data.img_size == 416 and cfg.trainer.max_epochs == 100
 
 
-def test_assigners_sweep_covers_every_assigner():
+def test_assigners_sweep_covers_the_studys_assigners():
     from yolozoo.assigners import list_assigners
 
     spec = load_sweep("assigners")
     names = {o["assigner.name"] for o in spec.axes["assigner"].values()}
-    assert names == set(list_assigners())
-    assert spec.base["model.backbone"] == "resnet18" and spec.base["model.width"] == 0.75
+    assert {"single_grid", "nearby_grid", "all_grid", "tal"} <= names <= set(list_assigners())
+    assert spec.base["model.pretrained"] == "imagenet"  # as the study's ResNets were
+
+
+def test_voc_backbones_sweep_is_the_studys_ladder():
+    voc = {"preset": "voc", "data.root": "/data/VOCdevkit"}
+    spec = load_sweep("sweeps/voc/backbones.yaml", voc)
+    backbones = [load_config(spec.resolve(p.axis_overrides, voc)).model.backbone for p in spec.points([0])]
+    assert backbones == ["resnet18", "resnet34", "resnet50", "darknet_small"]
 
 
 def test_command_line_applies_to_every_point_and_axes_outrank_presets(tmp_path):

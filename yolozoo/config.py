@@ -110,7 +110,8 @@ class EvalConfig:
     score_thresh: float = 0.001
     iou_thresh: float = 0.6  # NMS
     max_det: int = 100
-    latency_batches: int = 10  # batches timed for latency (batch 1) and throughput
+    latency_batches: int = 50  # timing pass: calls timed (median) for latency (batch 1) and for throughput (batch 32)
+    timing_threads: int = 2  # timing pass: torch threads, fixed so timings compare across runs
 
 
 @dataclass

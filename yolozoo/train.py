@@ -23,7 +23,7 @@ from .datamodule import DetectionDataModule
 from .environment import environment
 from .lit import DetectorModule
 from .models import build_model, count_flops, count_params
-from .speed import measure_speed
+from .speed import timing_pass
 
 log = logging.getLogger(__name__)
 
@@ -212,12 +212,13 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
         per_class = metrics.pop("per_class", {})
         best = max(history.epochs, key=lambda r: r.get("val/mAP", float("-inf")), default={})
         model = module.model
-        speed = measure_speed(model, cfg.data.img_size, iters=cfg.eval.latency_batches)
+        timing = timing_pass(model, cfg.data.img_size, batches=cfg.eval.latency_batches,
+                             threads=cfg.eval.timing_threads)
         train_time = timer.time_elapsed("train")
         images_seen = len(dm.train_dataset) // t.batch_size * t.batch_size * len(history.epochs)
         metrics.update(
             params=count_params(model), flops=count_flops(model, cfg.data.img_size),
-            latency_ms=speed["latency_ms"], throughput=speed["throughput"], train_time_s=train_time,
+            **timing.metrics(), train_time_s=train_time,
             train_img_per_s=images_seen / train_time if train_time else None,
             epochs=trainer.current_epoch, best_epoch=best.get("epoch"), best_mAP=best.get("val/mAP"),
         )
@@ -225,7 +226,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
             "name": name, "status": "completed", "started": started.isoformat(),
             "finished": datetime.now(timezone.utc).isoformat(), "config": to_dict(cfg), "metrics": metrics,
             "per_class": per_class, "history": history.epochs, "environment": environment(),
-            "run_dir": str(run_dir), "checkpoint": checkpoint.best_model_path or None, **(extra or {}),
+            "timing": timing.as_dict(), "run_dir": str(run_dir), "checkpoint": checkpoint.best_model_path or None,
+            **(extra or {}),
         }
         if logger:
             summary = {k: v for k, v in metrics.items() if v is not None}

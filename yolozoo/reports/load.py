@@ -1,7 +1,8 @@
 """Results -> the one DataFrame shape reports are built from.
 
-Sources: the results store (``yolozoo.sweep.load_results``), offline W&B run folders, or
-the W&B public API. Whatever the source, :func:`prepare` checks the frame against the
+Sources: the published run records (``results/published/<sweep>/*.json``, committed with the
+repository; the default), the results store (``yolozoo.sweep.load_results``), offline W&B run
+folders, or the W&B public API. Whatever the source, :func:`prepare` checks the frame against the
 sweep file and adds ``point`` (the tuple of axis labels) and ``row`` (``"label/label"``),
 so a synthetic frame in a test goes through exactly the code a real store does.
 """
@@ -9,6 +10,7 @@ so a synthetic frame in a test goes through exactly the code a real store does.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -16,10 +18,11 @@ from .spec import ReportSpec, dotted_get
 
 STATUSES = ("completed", "failed", "running", "pending", "pruned")
 NUMERIC = ("mAP50", "mAP", "mAP75", "APs", "APm", "APl", "params", "flops", "latency_ms", "throughput",
-           "train_time_s", "epochs", "best_epoch", "pos_per_gt", "gt_without_pos")
-OBJECTS = ("reason", "overrides", "config", "history", "pos_per_level", "commit", "date", "device", "preset",
-           "dataset", "wandb_dir", "trial")
-SOURCES = ("store", "wandb", "wandb_offline")
+           "timing_under_load", "timing_other_cpu", "timing_loadavg", "train_time_s", "epochs", "best_epoch",
+           "pos_per_gt", "gt_without_pos", "duration_s")
+OBJECTS = ("reason", "overrides", "config", "history", "pos_per_level", "commit", "date", "device", "cpu", "isa",
+           "preset", "dataset", "wandb_dir", "trial")
+SOURCES = ("records", "store", "wandb", "wandb_offline")
 
 
 class SourceError(RuntimeError):
@@ -91,15 +94,42 @@ def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> 
     return df.reset_index(drop=True)
 
 
-def load_results(spec: ReportSpec, source: str = "store", storage: str | None = None,
+def load_records(spec: ReportSpec, folder: Path) -> pd.DataFrame:
+    """The published records in ``folder`` whose point the sweep file still has with the same overrides.
+
+    A record of a point whose overrides changed since (another fingerprint) is stale: left out,
+    so a table never mixes budgets. No folder: an empty frame (every point shows as missing).
+    """
+    from yolozoo.sweep.published import read_records, records_frame
+
+    records = read_records(folder) if folder.is_dir() else []
+    axes = spec.sweep.axes
+    current = []
+    for r in records:
+        labels, seed = r["point"].get("labels") or {}, r["point"].get("seed")
+        try:
+            fingerprint = spec.sweep.point(labels, seed).fingerprint
+        except (KeyError, TypeError):  # an axis or label the sweep file no longer has
+            continue
+        if set(labels) == set(axes) and r["point"].get("fingerprint") == fingerprint:
+            current.append(r)
+    return records_frame(current, spec.name, spec.axis_names)
+
+
+def load_results(spec: ReportSpec, source: str = "records", storage: str | None = None,
                  results_dir: str = "results", study: str | None = None) -> pd.DataFrame:
     """Read ``spec``'s runs from ``source`` and :func:`prepare` them (``study``: see :func:`prepare`).
 
-    ``storage`` is the store URL for ``store``, the folder holding ``offline-run-*`` folders
-    for ``wandb_offline`` (default ``runs``), and ``entity/project`` for ``wandb`` (default ``yolozoo``).
-    A sweep the store has never seen gives an empty frame: every point shows as missing.
+    ``storage`` is the records folder for ``records`` (default ``results_dir/published/<sweep>``),
+    the store URL for ``store``, the folder holding ``offline-run-*`` folders for
+    ``wandb_offline`` (default ``runs``), and ``entity/project`` for ``wandb`` (default ``yolozoo``).
+    A sweep the source has never seen gives an empty frame: every point shows as missing.
     """
-    if source == "store":
+    if source == "records":
+        from yolozoo.sweep.published import published_dir
+
+        frame = load_records(spec, Path(storage) if storage else published_dir(results_dir, spec.name))
+    elif source == "store":
         try:
             from yolozoo.sweep import load_results as load_store
         except ImportError as e:

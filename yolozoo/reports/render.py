@@ -2,7 +2,7 @@
 
 Command line (``python reports/render.py``)::
 
-    python reports/render.py [sweep=NAME ...] [source=store|wandb|wandb_offline] [storage=URL|DIR|PROJECT]
+    python reports/render.py [sweep=NAME ...] [source=records|store|wandb|wandb_offline] [storage=DIR|URL|PROJECT]
                              [study=NAME] [out=reports] [compare=SWEEP:ROW_A,ROW_B ...] [readme=README.md]
                              [results_dir=results] [sweeps_dir=sweeps]
 
@@ -38,7 +38,7 @@ class UsageError(ValueError):
 
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments -> options; ``sweep`` and ``compare`` repeat (or take commas for sweep)."""
-    opts: dict = {"sweep": [], "compare": [], "source": "store", "storage": None, "study": None, "out": "reports",
+    opts: dict = {"sweep": [], "compare": [], "source": "records", "storage": None, "study": None, "out": "reports",
                   "readme": None, "results_dir": "results", "sweeps_dir": "sweeps"}
     for arg in argv:
         key, sep, value = arg.partition("=")

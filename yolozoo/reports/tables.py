@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..speed import LOAD_LIMIT
 from .spec import ReportSpec, dotted_get
 
 
@@ -36,7 +37,10 @@ PARAMS = Column("params", "Params(M)", 2, 1e-6, "min", spread=False)
 EXTRAS = (Column("APs", "APs", 3), Column("APm", "APm", 3), Column("APl", "APl", 3),
           Column("flops", "FLOPs(G)", 3, 1e-9, "min", spread=False),
           Column("latency_ms", "Latency(ms)", 2, better="min"),
+          Column("throughput", "Throughput(img/s)", 0),
           Column("train_time_s", "Train time(s)", 0, better="min"))
+TIMED = tuple(c for c in EXTRAS if c.key in ("latency_ms", "throughput"))  # from the timing pass
+LOAD_MARK = "†"
 DELTA_COLUMNS = (MAP50, MAP)
 AXIS_HEADERS = {"assigner": "label_assignment_method", "assigner.name": "label_assignment_method",
                 "backbone": "Backbone", "model.backbone": "Backbone", "width": "Width", "model.width": "Width",
@@ -135,6 +139,14 @@ def summarize(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
         row["reasons"] = _reasons(runs)
         for col in (MAP50, MAP, PARAMS, *EXTRAS):
             row[f"{col.key}_mean"], row[f"{col.key}_std"], row[f"{col.key}_n"] = _stats(done[col.key])
+        # timings taken under load are never averaged with clean ones: clean ones if any, else flagged
+        loaded = done["timing_under_load"].fillna(0) > 0
+        clean = done[~loaded]
+        row["timing_loaded"] = int(loaded.sum())
+        row["timing_flagged"] = bool(len(clean) == 0 and loaded.any())
+        for col in TIMED:
+            values = (clean if len(clean) else done)[col.key]
+            row[f"{col.key}_mean"], row[f"{col.key}_std"], row[f"{col.key}_n"] = _stats(values)
         rows.append(row)
     summary = pd.DataFrame(rows)
     index = {p: i for i, p in enumerate(points)}
@@ -162,6 +174,8 @@ def _value_text(row: pd.Series, col: Column) -> str:
     text = f"{mean * col.scale:.{col.digits}f}"
     if col.spread and n > 1:
         text += f" ± {std * col.scale:.{col.digits}f}"
+    if col in TIMED and row["timing_flagged"]:
+        return text + f" {LOAD_MARK}"
     return text + (f" (n={n})" if n < row["completed"] else "")
 
 
@@ -194,10 +208,28 @@ def provenance(df: pd.DataFrame) -> list[tuple[str, str]]:
     extra = [("study", "; ".join(studies))] if studies else []  # a study run with extra overrides
     return extra + [("dataset", distinct(df["dataset"])), ("preset", distinct(df["preset"])),
             ("epochs", distinct(dotted_get(c, "trainer.max_epochs") for c in configs)),
+            ("scenes", distinct(dotted_get(c, "data.num_train") for c in configs)),
             ("image size", distinct(dotted_get(c, "data.img_size") for c in configs)),
             ("commit", distinct(df["commit"])),
             ("date", span),
-            ("device", distinct(df["device"])), ("runs", counts or "none recorded")]
+            ("device", distinct(df["device"])), ("wall time", wall_time(df)), ("runs", counts or "none recorded")]
+
+
+def wall_time(df: pd.DataFrame) -> str:
+    """``2 h 05 min for 36 runs on AMD EPYC 7B13 (AVX2)``: the sum of the runs' wall times, per CPU model and ISA."""
+    if "duration_s" not in df:
+        return "not recorded"
+    ran = df[df["status"].isin(("completed", "failed")) & df["duration_s"].notna()]
+    if ran.empty:
+        return "not recorded"
+    cpus = ran["cpu"].fillna("unknown CPU") + " (" + ran["isa"].fillna("ISA not recorded") + ")" \
+        if "cpu" in ran else pd.Series("unknown CPU", index=ran.index)
+    parts = []
+    for cpu in sorted(set(cpus)):
+        seconds = float(ran.loc[cpus == cpu, "duration_s"].sum())
+        minutes = round(seconds / 60)
+        parts.append(f"{minutes // 60} h {minutes % 60:02d} min for {int((cpus == cpu).sum())} runs on {cpu}")
+    return "; ".join(parts) + " (sum of the runs' wall times)"
 
 
 def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None = None) -> Table:
@@ -223,6 +255,14 @@ def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None
             cells.append(Cell(_notes(row)))
         rows.append(cells)
     notes = [f"{r['row_label']}: {r['reasons']}" for _, r in summary.iterrows() if r["reasons"]]
+    if any(c in columns for c in TIMED):
+        loaded = [f"{r['row_label']} ({r['timing_loaded']} of {r['completed']})" for _, r in summary.iterrows()
+                  if r["timing_loaded"]]
+        notes.append("Latency (batch 1) and throughput (batch 32): medians of a timing pass after training, on a "
+                     f"fixed thread count. {LOAD_MARK}: every timing of the row was taken while other processes used "
+                     f"the CPU (> {LOAD_LIMIT} cores during the pass), so it is not comparable; a row's timings "
+                     "under load are left out when it has clean ones"
+                     + (f": under load in {', '.join(loaded)}." if loaded else "."))
     base = ", ".join(f"{k}={v}" for k, v in spec.baseline.items())
     if base:
         notes.insert(0, f"Δ: difference of means against the row with {base} (same other axes).")

@@ -51,10 +51,11 @@ class GridState:
     running: dict[str, FrozenTrial] = field(default_factory=dict)
     waiting: dict[str, FrozenTrial] = field(default_factory=dict)
     failed: dict[str, FrozenTrial] = field(default_factory=dict)  # latest failure
+    published: set[str] = field(default_factory=set)  # completed in a published record (see .published)
 
     @classmethod
-    def of(cls, trials: list[FrozenTrial], points: list[Point]) -> GridState:
-        state = cls(points)
+    def of(cls, trials: list[FrozenTrial], points: list[Point], published: set[str] = frozenset()) -> GridState:
+        state = cls(points, published=set(published))
         fingerprints = {p.key: p.fingerprint for p in points}
         for t in sorted(trials, key=lambda t: t.number):
             key = trial_key(t)
@@ -78,7 +79,7 @@ class GridState:
         """
         out = []
         for p in self.points:
-            if p.key in self.completed or p.key in self.running or p.key in self.waiting:
+            if p.key in self.completed or p.key in self.published or p.key in self.running or p.key in self.waiting:
                 continue
             failed = self.failed.get(p.key)
             if failed is not None and failed.datetime_complete and failed.datetime_complete >= session_start:
@@ -88,10 +89,10 @@ class GridState:
 
     def counts(self) -> dict[str, int]:
         keys = {p.key for p in self.points}
-        done = len(keys & set(self.completed))
-        running = len(keys & set(self.running) - set(self.completed))
-        failed = len({k for k in keys & set(self.failed)} - set(self.completed) - set(self.running)
-                     - set(self.waiting))
+        finished = set(self.completed) | self.published
+        done = len(keys & finished)
+        running = len(keys & set(self.running) - finished)
+        failed = len({k for k in keys & set(self.failed)} - finished - set(self.running) - set(self.waiting))
         return {"total": len(keys), "done": done, "running": running, "failed": failed}
 
 

@@ -104,15 +104,13 @@ def main(argv: list[str]) -> int:
         if code:
             return code
     _quiet_libraries()
-    from .progress import summary_table
-    from .results import load_results
-    from .runner import run_sweep
-    from .store import default_storage_url, study_name
+    from .progress import summary_table, wall_time_line
+    from .runner import SweepWorker, run_sweep
+    from .store import default_storage_url
 
     url = options.storage or default_storage_url(_results_dir(spec, args))
     if workers > 1:
-        df = load_results(url, spec.name)
-        df = df[df["study"] == study_name(spec.name, args)]
+        df = SweepWorker(spec, args, options).results()
     else:
         try:
             outcome = run_sweep(spec, args, options)
@@ -131,6 +129,7 @@ def main(argv: list[str]) -> int:
         if CHILD_ENV in os.environ:  # the parent prints the table for all workers
             return 1 if (df["status"] == "failed").any() else 0
     print(summary_table(df, list(spec.axes)))
+    print(wall_time_line(df, outcome.wall_s if workers == 1 else None))
     print(f"\nall results: yolozoo.sweep.load_results(storage={url!r}, sweep={spec.name!r})")
     return 1 if (df["status"] == "failed").any() else 0
 

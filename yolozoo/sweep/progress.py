@@ -43,6 +43,10 @@ class Progress:
         self.bar = tqdm(total=total, desc=name, unit="point", file=sys.stderr, disable=not show, dynamic_ncols=True,
                         bar_format="{desc}: {n}/{total} done |{bar}|{postfix}")
 
+    def set_total(self, total: int) -> None:
+        self.bar.total = total
+        self.bar.refresh()
+
     def update(self, counts: dict[str, int], eta: float | None, message: str | None = None) -> None:
         """Show the counts; ``message`` (a finished point) is printed with the status line."""
         self.bar.n = counts["done"]
@@ -83,3 +87,12 @@ def summary_table(df: pd.DataFrame, axes: list[str]) -> str:
             title = " ".join(f"{a}={row[a]}" for a in axes)
             lines.append(f"  trial {row['trial']} {title} seed={row['seed']}: {row['reason']}")
     return "\n".join(lines)
+
+
+def wall_time_line(df: pd.DataFrame, session_s: float | None) -> str:
+    """``wall time: this run 0:41:12; all 36 recorded points 1:32:10 (sum of their run times)``."""
+    parts = [] if session_s is None else [f"this run {format_eta(session_s)}"]
+    done = df[df["status"].isin(("completed", "failed"))]["duration_s"].dropna() if "duration_s" in df else []
+    if len(done):
+        parts.append(f"all {len(done)} recorded points {format_eta(float(done.sum()))} (sum of their run times)")
+    return "wall time: " + ("; ".join(parts) or "not recorded")

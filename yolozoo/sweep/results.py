@@ -14,11 +14,12 @@ from .spec import point_key
 from .store import default_storage_url, open_storage, sqlite_path
 
 METRICS = ("mAP50", "mAP", "mAP75", "APs", "APm", "APl", "AR100", "params", "flops", "latency_ms", "throughput",
-           "train_time_s", "train_img_per_s", "epochs", "best_epoch", "best_mAP")
+           "timing_under_load", "timing_other_cpu", "timing_loadavg", "train_time_s", "train_img_per_s", "epochs",
+           "best_epoch", "best_mAP")
 HEAD_COLUMNS = ("sweep", "study", "trial", "status", "reason", "seed")
 TAIL_COLUMNS = ("point", "overrides", "config", *METRICS, "pos_per_gt", "gt_without_pos", "pos_per_level", "history",
-                "commit", "date", "device", "preset", "dataset", "wandb_dir", "record", "run_dir", "checkpoint",
-                "worker", "attempts", "duration_s")
+                "commit", "date", "device", "cpu", "isa", "preset", "dataset", "wandb_dir", "record", "run_dir",
+                "checkpoint", "worker", "attempts", "duration_s")
 STATUS = {TrialState.COMPLETE: "completed", TrialState.FAIL: "failed", TrialState.RUNNING: "running",
           TrialState.WAITING: "pending", TrialState.PRUNED: "pruned"}
 STALE_REASON = "no heartbeat within the grace period: the worker was killed or pre-empted"
@@ -31,6 +32,15 @@ def _assignment(history: list[dict]) -> dict[str, Any]:
     return {"pos_per_gt": last.get("train/assign/pos_per_gt_mean"),
             "gt_without_pos": last.get("train/assign/gt_without_pos"),
             "pos_per_level": [last[k] for k in levels] if levels else None}
+
+
+def record_columns(config: dict, metrics: dict, history: list, env: dict) -> dict[str, Any]:
+    """The columns a run record gives a results row, whether it comes from the store or a published file."""
+    cpu = env.get("cpu") or {}
+    return {"config": config or None, **{k: metrics.get(k) for k in METRICS}, **_assignment(history),
+            "history": history, "commit": env.get("git_commit"), "device": env.get("device"),
+            "cpu": cpu.get("model"), "isa": cpu.get("isa"), "preset": config.get("preset"),
+            "dataset": (config.get("data") or {}).get("name")}
 
 
 def _row(sweep: str, study: str, trial: FrozenTrial | None, params: dict, attempts: int) -> dict[str, Any]:
@@ -52,11 +62,9 @@ def _row(sweep: str, study: str, trial: FrozenTrial | None, params: dict, attemp
     row = {
         "sweep": sweep, "study": study, "trial": trial.number if trial is not None else None, "status": state,
         "reason": reason if state in ("failed", "pruned") else None, "seed": params.get("seed"), **labels,
-        "point": labels, "overrides": attrs.get("overrides"), "config": config or None,
-        **{k: metrics.get(k) for k in METRICS}, **_assignment(history), "history": history,
-        "commit": env.get("git_commit"), "date": when.isoformat() if when else None, "device": env.get("device"),
-        "preset": config.get("preset"), "dataset": (config.get("data") or {}).get("name"),
-        "wandb_dir": attrs.get("wandb_dir"), "record": attrs.get("record"), "run_dir": attrs.get("run_dir"),
+        "point": labels, "overrides": attrs.get("overrides"), **record_columns(config, metrics, history, env),
+        "date": when.isoformat() if when else None, "wandb_dir": attrs.get("wandb_dir"),
+        "record": attrs.get("record"), "run_dir": attrs.get("run_dir"),
         "checkpoint": attrs.get("checkpoint"), "worker": attrs.get("worker") if active else None,
         "attempts": attempts, "duration_s": duration,
     }

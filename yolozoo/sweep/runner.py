@@ -25,6 +25,8 @@ import pandas as pd
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 
 from ..config import load_config, to_dict
+from ..stats import seeds_to_add
+from . import published
 from .claims import GridState, choose, conflicting_trial
 from .point import failure_reason, needs_own_process, train_point, train_point_in_child
 from .progress import Progress, eta_seconds, point_message
@@ -33,6 +35,14 @@ from .spec import Point, SweepError, SweepSpec, point_key
 from .store import default_storage_url, json_safe, open_storage, study_name, worker_id
 
 log = logging.getLogger(__name__)
+
+
+AUTO_SEED_METRIC = "mAP50"  # the metric whose paired interval decides auto seeds
+
+
+def rank_zero_record(result: dict) -> bool:
+    """Whether a point's result carries a record to publish (a multi-GPU point's other ranks write none)."""
+    return isinstance(result.get("record"), dict) and "status" in result["record"]
 
 
 class PointFailed(RuntimeError):
@@ -50,7 +60,7 @@ def store_result(trial: optuna.Trial, result: dict, metric: str = "mAP") -> floa
     attrs = {
         "config": record.get("config"), "metrics": record.get("metrics") or {},
         "history": json_safe(record.get("history") or [], digits=6),
-        "environment": {k: env.get(k) for k in ("git_commit", "device", "host", "python", "packages")},
+        "environment": {k: env.get(k) for k in ("git_commit", "device", "cpu", "host", "python", "packages")},
         "record": result.get("record_path"), "run_dir": record.get("run_dir"),
         "checkpoint": record.get("checkpoint"), "wandb_dir": record.get("wandb_dir"), "reason": result["reason"],
     }
@@ -96,8 +106,9 @@ class SweepOptions:
 class SweepOutcome:
     study: str
     storage: str
-    results: pd.DataFrame  # this study's rows (see load_results)
+    results: pd.DataFrame  # this study's rows (see load_results), published records included
     ran: int  # points this worker trained
+    wall_s: float = 0.0  # this worker's wall time
 
     @property
     def failed(self) -> int:
@@ -117,7 +128,11 @@ class SweepWorker:
         self.url = options.storage or default_storage_url(results_dir)
         self.name = study_name(spec.name, self.cli)
         self.points = spec.points()
-        self.by_key = {p.key: p for p in self.points}
+        self.by_key = {p.key: p for p in spec.points(spec.all_seeds)}
+        # the sweep file's own points publish their records; a study with extra overrides does not
+        self.publish_dir = (published.published_dir(results_dir, spec.name) if published.publishable(self.cli)
+                            else None)
+        self.published = published.completed(self.publish_dir, list(self.by_key.values()))
         self.space = spec.search_space()
         storage = open_storage(self.url, heartbeat=options.heartbeat, grace=options.grace,
                                max_retry=options.max_retry)
@@ -181,6 +196,11 @@ class SweepWorker:
         if result.get("record") is None:
             result["record"] = {"config": to_dict(cfg)}
         value = self._store(trial, result)
+        if self.publish_dir is not None and rank_zero_record(result):
+            path = published.publish(self.publish_dir, point, result["record"], overrides)
+            trial.set_user_attr("published", str(path))
+            if result["status"] == "completed":
+                self.published[point.key] = result["record"]
         self.ran += 1
         self.last = (trial.number, point, result, time.perf_counter() - start)
         if result["status"] != "completed":
@@ -197,7 +217,30 @@ class SweepWorker:
             optuna.storages.fail_stale_trials(self.study)
 
     def _state(self) -> GridState:
-        return GridState.of(self.study.get_trials(deepcopy=False), self.points)
+        return GridState.of(self.study.get_trials(deepcopy=False), self.points, set(self.published))
+
+    def _add_seeds(self, state: GridState) -> list[Point]:
+        """Auto seeds (``max_seeds``): the next seed for rows whose interval against their baseline is open."""
+        if not self.spec.max_seeds:
+            return []
+        values: dict[str, dict[int, float]] = {}
+        for key, point in self.by_key.items():
+            metrics = None
+            if key in self.published:
+                metrics = self.published[key].get("metrics")
+            elif key in state.completed:
+                metrics = state.completed[key].user_attrs.get("metrics")
+            value = (metrics or {}).get(AUTO_SEED_METRIC)
+            if value is not None and math.isfinite(value):
+                values.setdefault(point_key(point.labels), {})[point.seed] = float(value)
+        rows = {point_key(p.labels): p.labels for p in self.points}
+        baselines = {row: point_key(self.spec.baseline_labels(labels)) for row, labels in rows.items()}
+        add = seeds_to_add(values, baselines, self.spec.all_seeds, self.spec.max_seeds)
+        have = {p.key for p in self.points}
+        new = [self.spec.point(rows[row], seed) for row, seeds in add.items() for seed in seeds]
+        new = [p for p in new if p.key not in have]
+        self.points += new
+        return new
 
     def _report(self, progress: Progress) -> None:
         trials = self.study.get_trials(deepcopy=False)
@@ -227,6 +270,14 @@ class SweepWorker:
                 state = self._state()
                 todo = state.todo(session_start)
                 if not state.waiting:
+                    new = self._add_seeds(state) if not todo and not state.running else []
+                    if new:
+                        self.study.set_user_attr("points", [p.params for p in self.points])
+                        print(f"[{self.spec.name}] auto seeds: {len(new)} more point(s) where the paired "
+                              f"{AUTO_SEED_METRIC} interval against the baseline still contains 0 (at most "
+                              f"{self.spec.max_seeds} seeds a row): {', '.join(p.title for p in new)}", flush=True)
+                        progress.set_total(len(self.points))
+                        continue
                     if not todo:
                         if state.running and self.options.wait:
                             if not waiting_announced:
@@ -251,8 +302,21 @@ class SweepWorker:
                     self._report(progress)
         finally:
             progress.close()
+        wall = (datetime.now() - session_start).total_seconds()
+        return SweepOutcome(self.name, self.url, self.results(), self.ran, wall)
+
+    def results(self) -> pd.DataFrame:
+        """This study's rows: the store's, with each published point's record in place of its store row."""
         df = load_results(self.url, self.spec.name)
-        return SweepOutcome(self.name, self.url, df[df["study"] == self.name].reset_index(drop=True), self.ran)
+        df = df[df["study"] == self.name]
+        if self.publish_dir is None or not self.publish_dir.is_dir():
+            return df.reset_index(drop=True)
+        pub = published.records_frame(published.read_records(self.publish_dir), self.spec.name, list(self.spec.axes))
+        keys = [point_key({**p, "seed": s}) for p, s in zip(pub["point"], pub["seed"])]
+        pub = pub[[k in self.by_key for k in keys]]  # records of points no longer in the grid are left out
+        have = {point_key({**p, "seed": s}) for p, s in zip(pub["point"], pub["seed"])}
+        rest = df[[point_key({**p, "seed": s}) not in have for p, s in zip(df["point"], df["seed"])]]
+        return pd.concat([pub, rest], ignore_index=True) if len(rest) else pub.reset_index(drop=True)
 
 
 def run_sweep(spec: SweepSpec, cli: dict[str, str] | None = None, options: SweepOptions | None = None

@@ -11,7 +11,9 @@ Schema (every key but ``name`` and ``axes`` optional)::
       assigner:                                      # label -> linked overrides
         tal: {assigner.name: tal}
         nearby_grid: {assigner.name: nearby_grid, model.head: anchor}
-    seeds: [0, 1]              # every grid point runs once per seed
+    seeds: [0, 1, 2]           # every grid point runs once per seed
+    max_seeds: 5               # auto seeds: rows whose paired interval against the baseline
+                               # still contains 0 get further seeds (3, 4), up to 5 in all
     baseline: {assigner: tal}  # axis -> value/label that deltas are computed against
 
 A point's config is defaults <- ``base`` <- preset <- ``config=FILE`` <- axes <- command line:
@@ -37,7 +39,7 @@ import yaml
 from ..config import PRESET_DIR, ConfigError, load_config, read_overrides_file
 
 SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
-TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "baseline")
+TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds", "baseline")
 TABLES = ("assigners", "backbones", "widths", "pretrained")
 # Set per point by the runner, so a sweep file or the command line may not set them.
 RUNNER_KEYS = ("seed", "name")
@@ -105,19 +107,34 @@ class SweepSpec:
     description: str = ""
     table: str | None = None
     baseline: dict[str, Scalar] = field(default_factory=dict)
+    max_seeds: int | None = None  # auto seeds: the cap on seeds per row (None: exactly ``seeds``)
 
-    def points(self) -> list[Point]:
-        """Every (grid point, seed), seeds outermost: a whole first seed finishes before the second starts."""
+    @property
+    def all_seeds(self) -> list[int]:
+        """``seeds``, then the further seeds auto-seeding may add (the next integers), up to ``max_seeds``."""
+        extra, nxt = [], max(self.seeds) + 1
+        while len(self.seeds) + len(extra) < (self.max_seeds or 0):
+            extra.append(nxt)
+            nxt += 1
+        return [*self.seeds, *extra]
+
+    def point(self, labels: dict[str, Scalar], seed: int) -> Point:
+        """The grid point with these axis labels/values and ``seed``."""
+        axis_overrides = {}
+        for name, label in labels.items():
+            axis_overrides.update(self.axes[name][label])
+        return Point(dict(labels), seed, {**self.base, **axis_overrides}, axis_overrides)
+
+    def points(self, seeds: list[int] | None = None) -> list[Point]:
+        """Every (grid point, seed) for ``seeds`` (default: the file's ``seeds``), seeds outermost:
+        a whole first seed finishes before the second starts."""
         names = list(self.axes)
-        out = []
-        for seed in self.seeds:
-            for combo in itertools.product(*(self.axes[n].items() for n in names)):
-                axis_overrides = {}
-                for _, overrides in combo:
-                    axis_overrides.update(overrides)
-                out.append(Point({n: label for n, (label, _) in zip(names, combo)}, seed,
-                                 {**self.base, **axis_overrides}, axis_overrides))
-        return out
+        return [self.point(dict(zip(names, combo)), seed) for seed in (self.seeds if seeds is None else seeds)
+                for combo in itertools.product(*(list(self.axes[n]) for n in names))]
+
+    def baseline_labels(self, labels: dict[str, Scalar]) -> dict[str, Scalar] | None:
+        """The labels of the row ``labels`` is compared with (its baseline axes set), or None without a baseline."""
+        return {**labels, **self.baseline} if self.baseline else None
 
     def resolve(self, axis_overrides: dict[str, Any], cli: dict[str, str]) -> dict[str, str]:
         """The ``key=value`` overrides for ``load_config``: base, then the axes, then the command line.
@@ -136,13 +153,13 @@ class SweepSpec:
 
     def search_space(self) -> dict[str, list[Scalar]]:
         """The grid as Optuna sees it: axis -> values/labels, and ``seed`` -> seeds."""
-        return {**{n: list(values) for n, values in self.axes.items()}, "seed": list(self.seeds)}
+        return {**{n: list(values) for n, values in self.axes.items()}, "seed": self.all_seeds}
 
     def summary(self) -> dict:
         """JSON-able description stored with the study, so results load without the file."""
         return {"name": self.name, "description": self.description, "table": self.table, "base": self.base,
                 "axes": {n: list(v) for n, v in self.axes.items()}, "seeds": self.seeds,
-                "baseline": self.baseline, "path": str(self.path)}
+                "max_seeds": self.max_seeds, "baseline": self.baseline, "path": str(self.path)}
 
 
 def config_file_overrides(cli: dict[str, str]) -> dict[str, Any]:
@@ -250,6 +267,14 @@ def parse_sweep(data: Any, path: Path) -> SweepSpec:
     if (not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                            for s in seeds) or len(set(seeds)) != len(seeds)):
         raise SweepError(f"{where}: seeds must be a non-empty list of distinct integers, got {seeds!r}")
+    max_seeds = data.get("max_seeds")
+    if max_seeds is not None and (not isinstance(max_seeds, int) or isinstance(max_seeds, bool)
+                                  or max_seeds < len(seeds)):
+        raise SweepError(f"{where}: max_seeds must be an integer >= the number of seeds ({len(seeds)}), "
+                         f"got {max_seeds!r}")
+    if max_seeds is not None and not data.get("baseline"):
+        raise SweepError(f"{where}: max_seeds adds seeds to rows whose interval against the baseline is open; "
+                         "set 'baseline' too")
     base = _flatten(data.get("base") or {}, f"{where}: base")
     baseline = data.get("baseline") or {}
     if not isinstance(baseline, dict):
@@ -261,7 +286,7 @@ def parse_sweep(data: Any, path: Path) -> SweepSpec:
             raise SweepError(f"{where}: baseline {axis}={value!r} is not one of {list(axes[axis])}")
     description = data.get("description") or ""
     return SweepSpec(name=path.stem, path=path, axes=axes, seeds=seeds, base=base, description=str(description),
-                     table=table, baseline=baseline)
+                     table=table, baseline=baseline, max_seeds=max_seeds)
 
 
 def _check_runner_keys(overrides: dict, where: str) -> None:

@@ -1,0 +1,116 @@
+"""Published run records: one small JSON file per sweep point, committed with the repository.
+
+A sweep run with the sweep file's own settings (no extra config overrides on the command
+line, apart from where files go and how W&B logs; see :data:`NEUTRAL_KEYS`) writes each finished
+point to ``<results_dir>/published/<sweep>/<point slug>.json``. Those files are the source of
+the README tables (``python reports/render.py`` reads them, no database needed), and they make a
+sweep resumable from a fresh clone: a point whose published record completed with the point's
+current overrides (same fingerprint) counts as done and is not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .results import HEAD_COLUMNS, TAIL_COLUMNS, record_columns
+from .spec import Point
+
+SCHEMA = 1
+# Command-line keys that change where a run's files go or how it is shown, never its result.
+NEUTRAL_KEYS = ("out_dir", "results_dir", "data.root", "data.num_workers", "trainer.enable_progress_bar",
+                "trainer.log_every_n_steps")
+# Record keys that hold this machine's paths: not published.
+LOCAL_KEYS = ("run_dir", "checkpoint", "wandb_dir", "record_path", "traceback")
+
+
+def publishable(cli: dict[str, str]) -> bool:
+    """Whether a sweep run with these extra overrides runs the sweep file's own points."""
+    return all(k in NEUTRAL_KEYS or k.startswith("wandb.") for k in cli)
+
+
+def published_dir(results_dir: str | Path, sweep: str) -> Path:
+    return Path(results_dir) / "published" / sweep
+
+
+def record_path(folder: Path, point: Point) -> Path:
+    return folder / f"{point.slug}.json"
+
+
+def publish(folder: Path, point: Point, record: dict, overrides: dict[str, str]) -> Path:
+    """Write ``record`` (a run record, see :func:`yolozoo.train.train`) as the point's published record, atomically."""
+    env = dict(record.get("environment") or {})
+    env.pop("host", None)
+    out = {"schema": SCHEMA, **{k: v for k, v in record.items() if k not in LOCAL_KEYS}, "environment": env,
+           "point": {"labels": point.labels, "seed": point.seed, "fingerprint": point.fingerprint,
+                     "overrides": overrides}}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = record_path(folder, point)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(out, indent=1, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_records(folder: Path) -> list[dict]:
+    """Every published record in ``folder`` (sorted by file name); a file that is not a record is an error."""
+    records = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not a readable run record ({e})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("point"), dict):
+            raise ValueError(f"{path}: not a published run record (no 'point' key)")
+        if record.get("schema") != SCHEMA:
+            raise ValueError(f"{path}: record schema {record.get('schema')!r}, this yolozoo reads {SCHEMA}")
+        record["_path"] = str(path)
+        records.append(record)
+    return records
+
+
+def completed(folder: Path | None, points: list[Point]) -> dict[str, dict]:
+    """``point key -> record`` for the points whose published record completed with their current overrides."""
+    if folder is None or not Path(folder).is_dir():
+        return {}
+    by_fingerprint = {(p.slug, p.fingerprint): p for p in points}
+    out = {}
+    for record in read_records(folder):
+        point = by_fingerprint.get((Path(record["_path"]).stem, record["point"].get("fingerprint")))
+        if point is not None and record.get("status") == "completed":
+            out[point.key] = record
+    return out
+
+
+def _seconds(record: dict) -> float | None:
+    try:
+        return (datetime.fromisoformat(record["finished"]) - datetime.fromisoformat(record["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def records_frame(records: list[dict], sweep: str, axes: list[str]) -> pd.DataFrame:
+    """Published records as rows shaped like :func:`~.results.load_results`' (``duration_s``: the
+    point's wall time, started to finished; ``record``: the file)."""
+    rows = []
+    for r in records:
+        labels = dict(r["point"].get("labels") or {})
+        status = r.get("status") if r.get("status") in ("completed", "failed") else "failed"
+        rows.append({"sweep": sweep, "study": sweep, "trial": None, "status": status,
+                     "reason": r.get("reason") if status == "failed" else None, "seed": r["point"].get("seed"),
+                     **labels, "point": labels, "overrides": r["point"].get("overrides"),
+                     **record_columns(r.get("config") or {}, r.get("metrics") or {}, r.get("history") or [],
+                                      r.get("environment") or {}),
+                     "date": r.get("finished") or r.get("started"), "record": r.get("_path"),
+                     "duration_s": _seconds(r), "attempts": 1})
+    df = pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *axes, *TAIL_COLUMNS])
+    df["trial"] = df["trial"].astype("Int64")
+    return df
+
+
+__all__ = ["NEUTRAL_KEYS", "SCHEMA", "completed", "publish", "publishable", "published_dir", "read_records",
+           "record_path", "records_frame"]
