@@ -86,8 +86,9 @@ def test_failed_points_shown_not_averaged(rendered):
 def test_provenance_and_reference_block(rendered):
     out, _ = rendered
     text = (out / "assigners.md").read_text()
-    assert ("Provenance: dataset digits; preset default; epochs 18; image size 128; commit abc123; "
-            "date 2026-11-20 to 2026-11-22; device cpu; runs 8 completed, 2 failed, 1 running.") in text
+    assert ("Provenance: dataset digits; preset default; epochs 18; scenes not recorded; image size 128; "
+            "commit abc123; date 2026-11-20 to 2026-11-22; device cpu; wall time not recorded; "
+            "runs 8 completed, 2 failed, 1 running.") in text
     ours, published = text.split("*Published VOC numbers", 1)
     assert "0.716" not in ours and "| nearby_grid | 0.716 | 0.468 |" in published
 
@@ -152,7 +153,7 @@ def test_compare_file_lists_baseline_and_requested_pairs(rendered):
     out, _ = rendered
     text = (out / "assigners_compare.md").read_text()
     assert "| nearby_grid | tal | mAP@0.5 | 3 | 0, 1, 2 | +0.0900 |" in text
-    assert "| single_grid | tal | mAP@0.5 | 0 | – | – | – | n too small |" in text
+    assert "| single_grid | tal | mAP@0.5 | 0 | – | – | – | n too small for an interval |" in text
 
 
 WIDTHS_SWEEP = {"name": "widths", "table": "widths",
@@ -273,7 +274,7 @@ def test_cli_store_source_without_sweep_runner(tmp_path, monkeypatch, capsys):
 
     (tmp_path / "assigners.yaml").write_text(yaml.safe_dump(ASSIGNERS_SWEEP))
     monkeypatch.setitem(sys.modules, "yolozoo.sweep", None)  # as if the sweep runner were not installed
-    assert main(["sweep=assigners", f"sweeps_dir={tmp_path}", f"out={tmp_path / 'out'}"]) == 2
+    assert main(["sweep=assigners", "source=store", f"sweeps_dir={tmp_path}", f"out={tmp_path / 'out'}"]) == 2
     assert "the results store needs the sweep runner" in capsys.readouterr().err
 
 

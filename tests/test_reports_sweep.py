@@ -38,7 +38,8 @@ def test_render_from_smoke_sweep_store(smoke_store, tmp_path):
     from yolozoo.reports.render import main
     from yolozoo.sweep import load_results
 
-    args = ["sweep=report_smoke", f"sweeps_dir={smoke_store / 'sweeps'}", f"results_dir={smoke_store / 'results'}"]
+    args = ["sweep=report_smoke", "source=store", f"sweeps_dir={smoke_store / 'sweeps'}",
+            f"results_dir={smoke_store / 'results'}"]
     assert main([*args, f"out={tmp_path / 'a'}", "compare=report_smoke:fcos,tal"]) == 0
     raw = load_results(sweep="report_smoke", results_dir=smoke_store / "results")
     text = (tmp_path / "a" / "report_smoke.md").read_text()

@@ -30,6 +30,8 @@ def to_markdown(table: Table, heading: str = "##") -> str:
     for row in table.rows:
         out.append("| " + " | ".join(f"**{_md(c.text)}**" if c.bold else _md(c.text) for c in row) + " |")
     out += [""] + [f"- {_md(n)}" for n in table.notes]
+    if table.findings:
+        out += ["", "*The known study's directions, on these results:*", ""] + [f"- {_md(f)}" for f in table.findings]
     if table.reference:
         caption, headers, rows = table.reference
         out += ["", f"*{_md(caption)}:*", "", "| " + " | ".join(headers) + " |",
@@ -88,6 +90,9 @@ def to_html(table: Table) -> str:
     out += _html_table(table.headers, [[(c.text, c.bold) for c in r] for r in table.rows], table.title)
     out += ["<ul>"] + [f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in table.provenance] + ["</ul>"]
     out += [f"<p>{html.escape(n)}</p>" for n in table.notes]
+    if table.findings:
+        out += ["<p><i>The known study's directions, on these results:</i></p>", "<ul>"]
+        out += [f"<li>{html.escape(f)}</li>" for f in table.findings] + ["</ul>"]
     if table.reference:
         caption, headers, rows = table.reference
         out += _html_table(headers, [[(t, False) for t in r] for r in rows], caption)

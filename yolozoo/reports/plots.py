@@ -2,7 +2,7 @@
 
 - ``<sweep>_params``: mAP vs Params(M), one line per backbone, widths as labelled points
   (backbones / widths tables);
-- ``<sweep>_curves``: per-epoch val mAP@0.5 and mAP@0.5:0.95 per row, mean over seeds with
+- ``<sweep>_curves``: per-epoch val mAP@0.5, mAP@0.5:0.95 and train loss per row, mean over seeds with
   a ±std band (every sweep that recorded a history);
 - ``<sweep>_assignment``: positives per GT and share of GT without a positive, per row
   (assigners table).
@@ -82,8 +82,11 @@ def _epoch_frame(history: list) -> pd.DataFrame:
 
 
 def curves_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
-    """Per-epoch val mAP@0.5 and mAP@0.5:0.95 per row: mean over seeds, ±std band where n >= 2."""
-    metrics = (("val/mAP50", "val mAP@0.5"), ("val/mAP", "val mAP@0.5:0.95"))
+    """Per-epoch val mAP@0.5, mAP@0.5:0.95 and train loss per row: mean over seeds, ±std band where n >= 2.
+
+    The loss panel tells a row that is still learning (falling loss, low mAP: the budget is short)
+    from one that is not (flat loss: the method fails here)."""
+    metrics = (("val/mAP50", "val mAP@0.5"), ("val/mAP", "val mAP@0.5:0.95"), ("train/loss", "train loss"))
     curves = {}
     for row, runs in _completed(df).groupby("row", sort=False):
         frames = [_epoch_frame(h).assign(seed=s) for h, s in zip(runs["history"], runs["seed"])]
@@ -93,8 +96,8 @@ def curves_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     if not curves:
         return []
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(9, 3.6))
-        axes = fig.subplots(1, 2)
+        fig = Figure(figsize=(12, 3.6))
+        axes = fig.subplots(1, 3)
         for ax, (key, name) in zip(axes, metrics):
             for row, frame in curves.items():
                 if key not in frame:
@@ -108,7 +111,7 @@ def curves_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"{spec.name}: validation mAP per epoch (mean ± std over seeds)")
+        fig.suptitle(f"{spec.name}: validation mAP and training loss per epoch (mean ± std over seeds)")
         fig.tight_layout(rect=(0, 0.04, 1, 1))
         _note_absent(fig, df, curves)
     return save(fig, stem)

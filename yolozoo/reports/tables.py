@@ -74,6 +74,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     reference: tuple | None = None  # (caption, headers, rows) of published numbers
     keys: int = 1  # leading key (text) columns: Model and the axes
+    findings: list[str] = field(default_factory=list)  # the known study's directions, read on these results
 
 
 def backbone_name(timm_name: str | None) -> str:
@@ -181,7 +182,9 @@ def _value_text(row: pd.Series, col: Column) -> str:
 
 def _best(summary: pd.DataFrame, col: Column) -> set[int]:
     """Indices of the points whose displayed mean is the column's best (ties all bold; none if all tie)."""
-    shown = {i: round(m * col.scale, col.digits) for i, m in enumerate(summary[f"{col.key}_mean"]) if m == m}
+    flagged = summary["timing_flagged"] if col in TIMED else [False] * len(summary)  # not comparable
+    shown = {i: round(m * col.scale, col.digits) for i, (m, f) in enumerate(zip(summary[f"{col.key}_mean"], flagged))
+             if m == m and not f}
     if len(set(shown.values())) < 2:
         return set()
     best = (max if col.better == "max" else min)(shown.values())
@@ -269,8 +272,10 @@ def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None
     notes.insert(0, "mean ± sample std over seeds; n = completed/expected seeds; bold = best in column; "
                  "only completed runs are averaged.")
     title = spec.name + (f": {spec.description}" if spec.description else "")
+    from .compare import known_findings  # compare builds on this module's columns
+
     return Table(title=title, headers=headers, rows=rows, provenance=provenance(df), notes=notes,
-                 reference=PUBLISHED_VOC.get(spec.table), keys=1 + len(spec.axes))
+                 reference=PUBLISHED_VOC.get(spec.table), keys=1 + len(spec.axes), findings=known_findings(df, spec))
 
 
 __all__ = ["Cell", "Column", "PUBLISHED_VOC", "Table", "backbone_name", "build_table", "model_name", "provenance",

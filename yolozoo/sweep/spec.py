@@ -15,6 +15,7 @@ Schema (every key but ``name`` and ``axes`` optional)::
     max_seeds: 5               # auto seeds: rows whose paired interval against the baseline
                                # still contains 0 get further seeds (3, 4), up to 5 in all
     baseline: {assigner: tal}  # axis -> value/label that deltas are computed against
+    known: [nearby_grid > all_grid]  # directions a known study found, checked against the results
 
 A point's config is defaults <- ``base`` <- preset <- ``config=FILE`` <- axes <- command line:
 ``base`` holds the sweep's defaults for the CPU / digits setting, so ``preset=voc`` (or a
@@ -30,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ import yaml
 from ..config import PRESET_DIR, ConfigError, load_config, read_overrides_file
 
 SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
-TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds", "baseline")
+TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds", "baseline", "known")
 TABLES = ("assigners", "backbones", "widths", "pretrained")
 # Set per point by the runner, so a sweep file or the command line may not set them.
 RUNNER_KEYS = ("seed", "name")
@@ -108,6 +110,7 @@ class SweepSpec:
     table: str | None = None
     baseline: dict[str, Scalar] = field(default_factory=dict)
     max_seeds: int | None = None  # auto seeds: the cap on seeds per row (None: exactly ``seeds``)
+    known: list[tuple[str, str]] = field(default_factory=list)  # (row A, row B): a known study found A > B
 
     @property
     def all_seeds(self) -> list[int]:
@@ -159,7 +162,7 @@ class SweepSpec:
         """JSON-able description stored with the study, so results load without the file."""
         return {"name": self.name, "description": self.description, "table": self.table, "base": self.base,
                 "axes": {n: list(v) for n, v in self.axes.items()}, "seeds": self.seeds,
-                "max_seeds": self.max_seeds, "baseline": self.baseline, "path": str(self.path)}
+                "max_seeds": self.max_seeds, "baseline": self.baseline, "known": self.known, "path": str(self.path)}
 
 
 def config_file_overrides(cli: dict[str, str]) -> dict[str, Any]:
@@ -284,9 +287,17 @@ def parse_sweep(data: Any, path: Path) -> SweepSpec:
             raise SweepError(f"{where}: baseline names axis {axis!r}, which is not in axes ({', '.join(axes)})")
         if value not in axes[axis]:
             raise SweepError(f"{where}: baseline {axis}={value!r} is not one of {list(axes[axis])}")
+    known = data.get("known") or []
+    pairs = [re.fullmatch(r"\s*(\S+)\s*>\s*(\S+)\s*", k) if isinstance(k, str) else None
+             for k in (known if isinstance(known, list) else [known])]
+    if not isinstance(known, list) or not all(pairs):
+        raise SweepError(f"{where}: known must be a list of 'ROW_A > ROW_B' (table row labels, e.g. "
+                         f"'nearby_grid > all_grid' or 'mobilenetv2_100/imagenet > mobilenetv2_100/scratch'), "
+                         f"got {known!r}")
     description = data.get("description") or ""
     return SweepSpec(name=path.stem, path=path, axes=axes, seeds=seeds, base=base, description=str(description),
-                     table=table, baseline=baseline, max_seeds=max_seeds)
+                     table=table, baseline=baseline, max_seeds=max_seeds,
+                     known=[m.groups() for m in pairs])
 
 
 def _check_runner_keys(overrides: dict, where: str) -> None:
