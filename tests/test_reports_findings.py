@@ -95,3 +95,15 @@ def test_render_from_committed_records_without_a_store(tmp_path, capsys):
     # a record that is not a record names its file
     (published_dir(results, "assigners") / "junk.json").write_text(json.dumps({"x": 1}))
     assert main(argv) == 2 and "junk.json: not a published run record" in capsys.readouterr().err
+
+
+def test_markdown_escapes_html_from_labels_and_descriptions():
+    from yolozoo.reports.formats import to_markdown
+
+    sweep = {**ASSIGNERS_SWEEP, "description": "<img src=x onerror=alert(1)> & co",
+             "axes": {"assigner": {"<b>tal</b>": {"assigner.name": "tal"}}}, "baseline": {"assigner": "<b>tal</b>"}}
+    spec = spec_of(sweep)
+    frame = pd.DataFrame([row("assigners", {"assigner": "<b>tal</b>"}, "completed", 0, config(), 0.5, 0.3)])
+    text = to_markdown(build_table(prepare(frame, spec), spec))
+    assert "<img" not in text and "<b>" not in text
+    assert "&lt;img src=x onerror=alert(1)> &amp; co" in text and "&lt;b>tal&lt;/b>" in text

@@ -17,26 +17,28 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 _LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "–": "--"}
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+def md_text(text: str) -> str:
+    """Text for a Markdown cell or line: ``&`` and ``<`` escaped, so an axis label or description stays
+    data and never becomes HTML (a lone ``>`` cannot start markup and is kept readable)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
 
 
 def to_markdown(table: Table, heading: str = "##") -> str:
     """GitHub Markdown: heading, provenance line, table (bold = ``**``), notes, published reference."""
-    out = [f"{heading} {_md(table.title)}", "",
-           "Provenance: " + "; ".join(f"{k} {_md(v)}" for k, v in table.provenance) + ".", ""]
-    out.append("| " + " | ".join(_md(h) for h in table.headers) + " |")
+    out = [f"{heading} {md_text(table.title)}", "",
+           "Provenance: " + "; ".join(f"{k} {md_text(v)}" for k, v in table.provenance) + ".", ""]
+    out.append("| " + " | ".join(md_text(h) for h in table.headers) + " |")
     out.append("|" + "|".join("---" for _ in table.headers) + "|")
     for row in table.rows:
-        out.append("| " + " | ".join(f"**{_md(c.text)}**" if c.bold else _md(c.text) for c in row) + " |")
-    out += [""] + [f"- {_md(n)}" for n in table.notes]
+        out.append("| " + " | ".join(f"**{md_text(c.text)}**" if c.bold else md_text(c.text) for c in row) + " |")
+    out += [""] + [f"- {md_text(n)}" for n in table.notes]
     if table.findings:
-        out += ["", "*The known study's directions, on these results:*", ""] + [f"- {_md(f)}" for f in table.findings]
+        out += ["", "*The known study's directions, on these results:*", ""] + [f"- {md_text(f)}" for f in table.findings]
     if table.reference:
         caption, headers, rows = table.reference
-        out += ["", f"*{_md(caption)}:*", "", "| " + " | ".join(headers) + " |",
+        out += ["", f"*{md_text(caption)}:*", "", "| " + " | ".join(headers) + " |",
                 "|" + "|".join("---" for _ in headers) + "|"]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
+        out += ["| " + " | ".join(md_text(c) for c in r) + " |" for r in rows]
     return "\n".join(out) + "\n"
 
 
