@@ -33,7 +33,8 @@ def to_markdown(table: Table, heading: str = "##") -> str:
         out.append("| " + " | ".join(f"**{md_text(c.text)}**" if c.bold else md_text(c.text) for c in row) + " |")
     out += [""] + [f"- {md_text(n)}" for n in table.notes]
     if table.findings:
-        out += ["", "*The known study's directions, on these results:*", ""] + [f"- {md_text(f)}" for f in table.findings]
+        out += ["", "*The known study's directions, on these results:*", ""]
+        out += [f"- {md_text(f)}" for f in table.findings]
     if table.reference:
         caption, headers, rows = table.reference
         out += ["", f"*{md_text(caption)}:*", "", "| " + " | ".join(headers) + " |",
