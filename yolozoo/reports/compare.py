@@ -99,7 +99,8 @@ def baseline_pairs(summary: pd.DataFrame, baseline_rows: list[str | None]) -> li
 def to_markdown(comparisons: list[Comparison], title: str) -> str:
     """The comparisons as a Markdown table, with the method stated."""
     headers = {MAP50.key: MAP50.header, MAP.key: MAP.header}
-    out = [f"## {md_text(title)}", "", "Paired over shared completed seeds: mean of per-seed differences (A − B) and its "
+    out = [f"## {md_text(title)}", "", "Paired over shared completed seeds: mean of per-seed differences (A − B) "
+           "and its "
            f"{METHOD} {LEVEL:.0%} interval (mean ± t(n−1) · sd / √n). A direction is read only from "
            f"{MIN_SEEDS} or more shared seeds with the interval excluding 0. Fewer than 2 shared seeds: no interval.",
            "", f"| A | B | metric | n | seeds | mean A − B | {LEVEL:.0%} CI ({METHOD}) | reading |",
