@@ -89,6 +89,10 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
     if comparisons:
         paths.append(_write(out / f"{spec.name}_compare.md",
                             compare.to_markdown(comparisons, f"{spec.name}: paired comparisons")))
+    # outputs of an earlier render that these results no longer produce (a plot of runs now stale) go
+    for old in [out / f"{spec.name}_compare.md", *(out / "plots").glob(f"{spec.name}_*.*")]:
+        if old.is_file() and old not in paths:
+            old.unlink()
     return paths
 
 

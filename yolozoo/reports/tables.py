@@ -231,7 +231,8 @@ def wall_time(df: pd.DataFrame) -> str:
     for cpu in sorted(set(cpus)):
         seconds = float(ran.loc[cpus == cpu, "duration_s"].sum())
         minutes = round(seconds / 60)
-        parts.append(f"{minutes // 60} h {minutes % 60:02d} min for {int((cpus == cpu).sum())} runs on {cpu}")
+        n = int((cpus == cpu).sum())
+        parts.append(f"{minutes // 60} h {minutes % 60:02d} min for {n} run{'s' if n != 1 else ''} on {cpu}")
     return "; ".join(parts) + " (sum of the runs' wall times)"
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .results import HEAD_COLUMNS, TAIL_COLUMNS, record_columns
 from .spec import Point
+from .store import json_safe
 
 SCHEMA = 1
 # Command-line keys that change where a run's files go or how it is shown, never its result.
@@ -51,7 +52,7 @@ def publish(folder: Path, point: Point, record: dict, overrides: dict[str, str])
     folder.mkdir(parents=True, exist_ok=True)
     path = record_path(folder, point)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(out, indent=1, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(json_safe(out), indent=1, allow_nan=False) + "\n", encoding="utf-8")  # NaN -> null
     tmp.replace(path)
     return path
 
