@@ -5,7 +5,9 @@
 - ``<sweep>_curves``: per-epoch val mAP@0.5, mAP@0.5:0.95 and train loss per row, mean over seeds with
   a ±std band (every sweep that recorded a history);
 - ``<sweep>_assignment``: positives per GT and share of GT without a positive, per row
-  (assigners table).
+  (assigners table);
+- ``<sweep>_forest``: each row's paired difference against its baseline (mAP@0.5) with its
+  interval, one line per comparison (see :func:`forest_plot`).
 
 Figures are built on ``matplotlib.figure.Figure`` (no pyplot state, no GUI backend); SVGs
 are written with a fixed ``svg.hashsalt`` and no date, so the same results give the same bytes.
@@ -140,6 +142,34 @@ def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path
     return save(fig, stem)
 
 
+def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
+    """A forest plot: per comparison (A − B on one metric), the mean difference and its interval; 0 marked.
+
+    ``comparisons``: :class:`~yolozoo.reports.compare.Comparison` objects; those without an
+    interval (fewer than 2 shared seeds) are drawn as a bare point and named as such.
+    """
+    if not comparisons:
+        return []
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(7, 0.45 * len(comparisons) + 1.4))
+        ax = fig.subplots()
+        y = np.arange(len(comparisons))[::-1]
+        for yi, c in zip(y, comparisons):
+            if c.interval is not None:
+                color = "tab:blue" if c.n >= 3 and (c.interval[0] > 0 or c.interval[1] < 0) else "tab:gray"
+                ax.errorbar([c.mean], [yi], xerr=[[c.mean - c.interval[0]], [c.interval[1] - c.mean]], fmt="o",
+                            color=color, capsize=3)
+            elif c.n:
+                ax.plot([c.mean], [yi], "o", mfc="none", color="tab:gray")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(y, [f"{c.row_a} − {c.row_b} (n={c.n})" for c in comparisons])
+        ax.set_xlabel("paired difference of means (95% interval, paired t)")
+        ax.grid(axis="x", alpha=0.3)
+        fig.suptitle(title)
+        fig.tight_layout()
+    return save(fig, stem)
+
+
 def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path) -> list[Path]:
     """Every figure that applies to ``spec``'s table, under ``out_dir/<sweep>_*``."""
     paths = []
@@ -151,4 +181,4 @@ def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path) -> list[Path
     return paths
 
 
-__all__ = ["assignment_plot", "curves_plot", "params_plot", "render_plots", "save"]
+__all__ = ["assignment_plot", "curves_plot", "forest_plot", "params_plot", "render_plots", "save"]

@@ -8,7 +8,8 @@ Command line (``python reports/render.py``)::
 
 Without ``sweep=`` every ``sweeps/*.yaml`` is rendered. ``study=`` picks one study of a sweep
 the store ran with extra overrides (e.g. ``study="widths preset=voc"``). Writes ``out/<sweep>.{md,tex,html,csv}``,
-``out/<sweep>_compare.md`` and ``out/plots/<sweep>_*.{png,svg}``; with ``readme=`` also rewrites
+``out/<sweep>_compare.md`` and ``out/plots/<sweep>_*.{png,svg}`` (the ``.html`` is the self-contained study
+report: table, findings, comparisons and the figures inline); with ``readme=`` also rewrites
 the README's generated-tables section. Output depends only on the recorded results.
 """
 
@@ -22,8 +23,9 @@ import pandas as pd
 
 from ..sweep.spec import list_sweeps
 from . import compare, formats
+from .html_report import study_html
 from .load import SourceError, load_results
-from .plots import render_plots
+from .plots import forest_plot, render_plots
 from .spec import ReportSpec, load_spec
 from .tables import build_table, summarize
 
@@ -79,9 +81,8 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
     table = build_table(df, spec, summary)
     paths = [_write(out / f"{spec.name}.md", formats.to_markdown(table)),
              _write(out / f"{spec.name}.tex", formats.to_latex(table)),
-             _write(out / f"{spec.name}.html", formats.to_html(table)),
              _write(out / f"{spec.name}.csv", formats.to_csv(summary))]
-    paths += render_plots(df, spec, out / "plots")
+    plots = render_plots(df, spec, out / "plots")
     present = set(df["row"])
     bases = ["/".join(b) if (b := spec.baseline_of(p)) else None for p in _point_rows(summary, spec)]
     todo = dict.fromkeys([p for p in compare.baseline_pairs(summary, bases) if set(p) <= present] + list(pairs))
@@ -89,11 +90,23 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
     if comparisons:
         paths.append(_write(out / f"{spec.name}_compare.md",
                             compare.to_markdown(comparisons, f"{spec.name}: paired comparisons")))
+        plots += forest_plot([c for c in comparisons if c.metric == "mAP50"], out / "plots" / f"{spec.name}_forest",
+                             f"{spec.name}: each row against its baseline, mAP@0.5")
+    figures = [(FIGURE_CAPTIONS.get(p.stem.removeprefix(f"{spec.name}_"), p.stem), p)
+               for p in plots if p.suffix == ".svg"]
+    paths.append(_write(out / f"{spec.name}.html", study_html(table, comparisons, figures)))
+    paths += plots
     # outputs of an earlier render that these results no longer produce (a plot of runs now stale) go
     for old in [out / f"{spec.name}_compare.md", *(out / "plots").glob(f"{spec.name}_*.*")]:
         if old.is_file() and old not in paths:
             old.unlink()
     return paths
+
+
+FIGURE_CAPTIONS = {"params": "mAP@0.5 against parameters (mean ± std over seeds)",
+                   "curves": "Validation mAP and training loss per epoch (mean ± std over seeds)",
+                   "assignment": "Label assignment statistics at the last epoch",
+                   "forest": "Paired differences against the baseline row (paired t 95% intervals)"}
 
 
 def update_readme(path: Path, sections: list[str], command: str) -> None:
