@@ -10,6 +10,9 @@ import html
 
 import pandas as pd
 
+from ..stats import LEVEL, METHOD, MIN_SEEDS
+from .columns import MAP, MAP50
+from .compare import Comparison
 from .tables import Table
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -107,4 +110,22 @@ def to_csv(summary: pd.DataFrame) -> str:
     return summary.to_csv(index=False, lineterminator="\n", float_format="%.8g")
 
 
-__all__ = ["to_csv", "to_html", "to_latex", "to_markdown"]
+def comparisons_markdown(comparisons: list[Comparison], title: str) -> str:
+    """The comparisons as a Markdown table, with the method stated."""
+    headers = {MAP50.key: MAP50.header, MAP.key: MAP.header}
+    out = [f"## {md_text(title)}", "", "Paired over shared completed seeds: mean of per-seed differences (A − B) "
+           "and its "
+           f"{METHOD} {LEVEL:.0%} interval (mean ± t(n−1) · sd / √n). A direction is read only from "
+           f"{MIN_SEEDS} or more shared seeds with the interval excluding 0. Fewer than 2 shared seeds: no interval.",
+           "", f"| A | B | metric | n | seeds | mean A − B | {LEVEL:.0%} CI ({METHOD}) | reading |",
+           "|---|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        ci = "–" if c.interval is None else f"[{c.interval[0]:+.4f}, {c.interval[1]:+.4f}]"
+        mean = "–" if c.n == 0 else f"{c.mean:+.4f}"
+        out.append("| " + " | ".join(md_text(t) for t in (c.row_a, c.row_b, headers.get(c.metric, c.metric), str(c.n),
+                                                       ", ".join(map(str, c.seeds)) or "–", mean, ci, c.verdict))
+                   + " |")
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["comparisons_markdown", "to_csv", "to_html", "to_latex", "to_markdown"]

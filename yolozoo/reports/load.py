@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..sweep.columns import METRICS
 from .spec import ReportSpec, dotted_get
 
 STATUSES = ("completed", "failed", "running", "pending", "pruned")
-NUMERIC = ("mAP50", "mAP", "mAP75", "APs", "APm", "APl", "params", "flops", "latency_ms", "throughput",
-           "timing_under_load", "timing_other_cpu", "timing_loadavg", "train_time_s", "epochs", "best_epoch",
-           "pos_per_gt", "gt_without_pos", "duration_s")
+NUMERIC = (*METRICS, "pos_per_gt", "gt_without_pos", "duration_s")
 OBJECTS = ("reason", "overrides", "config", "history", "pos_per_level", "commit", "date", "device", "cpu", "isa",
            "preset", "dataset", "wandb_dir", "trial")
 SOURCES = ("records", "store", "wandb", "wandb_offline")

@@ -89,7 +89,7 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
     comparisons = [compare.compare_rows(df, a, b, metric) for a, b in todo for metric in ("mAP50", "mAP")]
     if comparisons:
         paths.append(_write(out / f"{spec.name}_compare.md",
-                            compare.to_markdown(comparisons, f"{spec.name}: paired comparisons")))
+                            formats.comparisons_markdown(comparisons, f"{spec.name}: paired comparisons")))
         plots += forest_plot([c for c in comparisons if c.metric == "mAP50"], out / "plots" / f"{spec.name}_forest",
                              f"{spec.name}: each row against its baseline, mAP@0.5")
     figures = [(FIGURE_CAPTIONS.get(p.stem.removeprefix(f"{spec.name}_"), p.stem), p)

@@ -16,23 +16,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..speed import LOAD_LIMIT
+from .columns import MAP, MAP50, Column
+from .compare import known_findings
 from .spec import ReportSpec, dotted_get
 
-
-@dataclass(frozen=True)
-class Column:
-    """A metric column: results-frame column, header, display scale and digits, which way is better."""
-
-    key: str
-    header: str
-    digits: int
-    scale: float = 1.0
-    better: str = "max"  # max | min
-    spread: bool = True  # show ± std (False for what does not vary with the seed: params, FLOPs)
-
-
-MAP50 = Column("mAP50", "mAP@0.5", 3)
-MAP = Column("mAP", "mAP@0.5:0.95", 3)
 PARAMS = Column("params", "Params(M)", 2, 1e-6, "min", spread=False)
 EXTRAS = (Column("APs", "APs", 3), Column("APm", "APm", 3), Column("APl", "APl", 3),
           Column("flops", "FLOPs(G)", 3, 1e-9, "min", spread=False),
@@ -273,8 +260,6 @@ def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None
     notes.insert(0, "mean ± sample std over seeds; n = completed/expected seeds; bold = best in column; "
                  "only completed runs are averaged.")
     title = spec.name + (f": {spec.description}" if spec.description else "")
-    from .compare import known_findings  # compare builds on this module's columns
-
     return Table(title=title, headers=headers, rows=rows, provenance=provenance(df), notes=notes,
                  reference=PUBLISHED_VOC.get(spec.table), keys=1 + len(spec.axes), findings=known_findings(df, spec))
 

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..sweep.columns import METRICS
 from .spec import ReportSpec, dotted_get
 from .wandb_file import find_offline_runs, read_wandb_file
 
-# The result metrics ``yolozoo.train`` writes to a run's summary.
-SUMMARY_METRICS = ("mAP50", "mAP", "mAP75", "APs", "APm", "APl", "params", "flops", "latency_ms", "throughput",
-                   "train_time_s", "epochs", "best_epoch")
+SUMMARY_METRICS = METRICS  # what ``yolozoo.train`` writes to a run's summary
 _API_STATES = {"finished": "completed", "failed": "failed", "crashed": "failed", "killed": "failed",
                "running": "running", "pending": "pending", "preempted": "failed"}
 

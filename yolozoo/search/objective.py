@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..evaluation import SUMMARY_KEYS
-from ..sweep.results import METRICS
+from ..sweep.columns import METRICS
 from .params import SearchError
 
 # Logged as val/<metric> after every validation: these can feed a pruner.

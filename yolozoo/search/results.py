@@ -9,7 +9,8 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from ..sweep.results import METRICS, STALE_REASON, STATUS
+from ..sweep.columns import METRICS
+from ..sweep.results import STALE_REASON, STATUS
 from ..sweep.store import default_storage_url, open_storage, sqlite_path
 from .pruning import PRUNED_ATTR
 

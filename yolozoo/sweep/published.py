@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import HEAD_COLUMNS, TAIL_COLUMNS, record_columns
+from .columns import HEAD_COLUMNS, TAIL_COLUMNS
+from .results import record_columns
 from .spec import Point
 from .store import json_safe
 

@@ -10,16 +10,10 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from .claims import is_superseded, trial_key, trial_params
+from .columns import HEAD_COLUMNS, METRICS, TAIL_COLUMNS
 from .spec import point_key
 from .store import default_storage_url, open_storage, sqlite_path
 
-METRICS = ("mAP50", "mAP", "mAP75", "APs", "APm", "APl", "AR100", "params", "flops", "latency_ms", "throughput",
-           "timing_under_load", "timing_other_cpu", "timing_loadavg", "train_time_s", "train_img_per_s", "epochs",
-           "best_epoch", "best_mAP")
-HEAD_COLUMNS = ("sweep", "study", "trial", "status", "reason", "seed")
-TAIL_COLUMNS = ("point", "overrides", "config", *METRICS, "pos_per_gt", "gt_without_pos", "pos_per_level", "history",
-                "commit", "date", "device", "cpu", "isa", "preset", "dataset", "wandb_dir", "record", "run_dir",
-                "checkpoint", "worker", "attempts", "duration_s")
 STATUS = {TrialState.COMPLETE: "completed", TrialState.FAIL: "failed", TrialState.RUNNING: "running",
           TrialState.WAITING: "pending", TrialState.PRUNED: "pruned"}
 STALE_REASON = "no heartbeat within the grace period: the worker was killed or pre-empted"

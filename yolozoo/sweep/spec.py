@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from ..config import PRESET_DIR, ConfigError, load_config, read_overrides_file
+from .columns import HEAD_COLUMNS, TAIL_COLUMNS
 
 SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds", "baseline", "known")
@@ -222,9 +223,8 @@ def _is_scalar(value: Any) -> bool:
 def _parse_axis(name: Any, values: Any, where: str) -> dict[Scalar, dict[str, Any]]:
     if not isinstance(name, str) or not name:
         raise SweepError(f"{where}: axis names must be non-empty strings, got {name!r}")
-    from .results import HEAD_COLUMNS, TAIL_COLUMNS  # an axis is a result column: it may not shadow another
 
-    if name in HEAD_COLUMNS or name in TAIL_COLUMNS:
+    if name in HEAD_COLUMNS or name in TAIL_COLUMNS:  # an axis is a result column: it may not shadow another
         hint = " (use the top-level 'seeds: [...]' for repeats)" if name == "seed" else ""
         raise SweepError(f"{where}: axis {name!r} would shadow a result column; rename it{hint}")
     if isinstance(values, list):  # a config key and its values
