@@ -107,3 +107,9 @@ def test_markdown_escapes_html_from_labels_and_descriptions():
     text = to_markdown(build_table(prepare(frame, spec), spec))
     assert "<img" not in text and "<b>" not in text
     assert "&lt;img src=x onerror=alert(1)> &amp; co" in text and "&lt;b>tal&lt;/b>" in text
+
+
+def test_render_help(capsys):
+    assert main(["--help"]) == 0 and main(["-h"]) == 0
+    out = capsys.readouterr().out
+    assert "source=records" in out and "readme=null" in out and "Config keys" not in out

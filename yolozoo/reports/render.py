@@ -29,7 +29,18 @@ from .plots import forest_plot, render_plots
 from .spec import ReportSpec, load_spec
 from .tables import build_table, summarize
 
-KEYS = ("sweep", "source", "storage", "study", "out", "compare", "readme", "results_dir", "sweeps_dir")
+KEY_HELP = {
+    "sweep": (None, "sweep name(s) to render, repeatable or comma-separated (default: every sweeps/*.yaml)"),
+    "source": ("records", "records (results/published, committed) | store (Optuna DB) | wandb | wandb_offline"),
+    "storage": (None, "records folder, store URL, offline W&B folder or W&B entity/project, per source"),
+    "study": (None, "one study of a sweep run with extra overrides (store source)"),
+    "out": ("reports", "output folder"),
+    "compare": (None, "SWEEP:ROW_A,ROW_B: an extra paired comparison, repeatable"),
+    "readme": (None, "rewrite this README's generated-tables section too"),
+    "results_dir": ("results", "where results/published and the default store live"),
+    "sweeps_dir": ("sweeps", "where the sweep files live"),
+}
+KEYS = tuple(KEY_HELP)
 REPEATABLE = ("sweep", "compare")
 README_BEGIN, README_END = "<!-- begin generated tables -->", "<!-- end generated tables -->"
 
@@ -121,6 +132,10 @@ def update_readme(path: Path, sections: list[str], command: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from ..cli_help import KeyHelp, print_help, wants_help
+
+    if wants_help(argv):
+        return print_help(__doc__, [KeyHelp(k, d, m) for k, (d, m) in KEY_HELP.items()], with_config=False)
     try:
         opts = parse_args(argv)
         names = opts["sweep"] or list_sweeps(Path(opts["sweeps_dir"]))
