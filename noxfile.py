@@ -1,4 +1,5 @@
-"""``nox -s test`` runs the suite; ``nox -s lint`` runs ruff.
+"""``nox -s test`` runs the suite but the long fault-injection tests; ``nox -s faults`` runs those;
+``nox -s lint`` runs ruff.
 
 The test session reuses the repo's ``.venv`` when it exists (it holds torch, ~6 GB, which
 would be wasteful to install twice); otherwise nox builds its own.
@@ -33,14 +34,24 @@ def _test_env(tmp: str) -> dict:
     }
 
 
-@nox.session(venv_backend="none" if VENV.is_dir() else "virtualenv")
-def test(session: nox.Session) -> None:
+def _pytest(session: nox.Session, *args: str) -> None:
     python = str(VENV / "bin" / "python") if VENV.is_dir() else "python"
     if not VENV.is_dir():
         session.install("-e", ".[dev]")
     with tempfile.TemporaryDirectory(prefix="yolozoo-test-") as tmp:
         env = {**_test_env(tmp), "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-        session.run(python, "-m", "pytest", "-q", *session.posargs, env=env, external=True)
+        session.run(python, "-m", "pytest", "-q", *args, *session.posargs, env=env, external=True)
+
+
+@nox.session(venv_backend="none" if VENV.is_dir() else "virtualenv")
+def test(session: nox.Session) -> None:
+    _pytest(session, "-m", "not faults")
+
+
+@nox.session(venv_backend="none" if VENV.is_dir() else "virtualenv")
+def faults(session: nox.Session) -> None:
+    """Fault injection with real processes: Ctrl-C, SIGTERM, kill -9, racing workers (a few minutes)."""
+    _pytest(session, "-m", "faults", "tests/test_faults.py")
 
 
 @nox.session(venv_backend="none" if VENV.is_dir() else "virtualenv")

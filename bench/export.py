@@ -1,14 +1,19 @@
 """Export a detector to ONNX and check onnxruntime against the eager model.
 
-    python bench/export.py [key=value config overrides] [checkpoint=PATH] [out=model.onnx]
-                           [num_classes=N] [opset=18] [verify=true]
+    python bench/export.py checkpoint=PATH [out=model.onnx] [opset=18] [verify=true] [key=value ...]
+    python bench/export.py [key=value config overrides] [num_classes=N] [out=model.onnx]
 
-The detector is built from the config exactly as ``bench/run.py`` builds it (pass the same
-``model.*`` and ``data.img_size`` overrides as the run). With ``checkpoint`` (a Lightning
-``.ckpt`` from ``runs/*/checkpoints/`` or a detector state dict) its weights are loaded
-strictly and the class count is read from it; without, the model is freshly initialised
-with ``num_classes`` (default: the dataset's). Graph: ``images`` float32 [B, 3, H, W] 0..255
--> ``cls_logits`` [B, A, C], ``boxes`` [B, A, 4] xyxy px; ``B`` is dynamic.
+With ``checkpoint`` (a Lightning ``.ckpt`` from ``runs/*/checkpoints/``) nothing else is needed:
+the checkpoint stores the config it was trained with, its classes and anchors; a ``key=value``
+given next to it applies on top (e.g. ``data.img_size=320`` exports at another size). A plain
+detector state dict stores no config: pass the run's ``model.*`` and ``data.img_size`` overrides;
+the class count is read off its tensors. Weights load strictly, with ``weights_only=True``.
+Without a checkpoint the detector of the config is freshly initialised with ``num_classes``
+(default: the dataset's). Graph: ``images`` float32 [B, 3, H, W] 0..255 -> ``cls_logits``
+[B, A, C], ``boxes`` [B, A, 4] xyxy px; ``B`` is dynamic.
+
+Exit status: 0 on success; 1 when onnxruntime differs from the eager model; 2 for a bad
+option, override or checkpoint.
 """
 
 from __future__ import annotations
@@ -18,10 +23,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from yolozoo.config import ConfigError, load_config, parse_overrides  # noqa: E402
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help  # noqa: E402
+from yolozoo.config import ConfigError, load_config  # noqa: E402
 
 TOLERANCE = 1e-4  # max abs difference onnxruntime vs eager, over the output's scale (float32 noise: ~1e-5)
-_OWN_KEYS = {"checkpoint": None, "out": "model.onnx", "num_classes": None, "opset": "18", "verify": "true"}
+OPTIONS = [
+    KeyHelp("checkpoint", None, "a training checkpoint (.ckpt; stores its config) or a detector state dict"),
+    KeyHelp("out", "model.onnx", "the ONNX file written"),
+    KeyHelp("num_classes", None, "without a checkpoint: the class count (default: the dataset's)"),
+    KeyHelp("opset", "18", "ONNX opset version"),
+    KeyHelp("verify", "true", "check onnxruntime against the eager model on a random batch"),
+]
 
 
 def _dataset_classes(cfg) -> int:
@@ -35,35 +47,48 @@ def _dataset_classes(cfg) -> int:
     return len(create_dataset(cfg.data.name, "val", cfg.data.root, **dataset_options(cfg.data)).classes)
 
 
-def main(argv: list[str]) -> int:
-    try:
-        overrides = parse_overrides(argv)
-        own = {k: overrides.pop(k, default) for k, default in _OWN_KEYS.items()}
-        cfg = load_config(overrides)
-        opset, num_classes = int(own["opset"]), int(own["num_classes"]) if own["num_classes"] else None
-        if own["verify"].lower() not in ("true", "false"):
-            raise ConfigError(f"verify must be true or false, got {own['verify']!r}")
-    except (ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def _load(own: dict, overrides: dict):
+    """(config, detector) for the options: from the checkpoint's stored config, or from the overrides."""
     import torch
 
-    from yolozoo.onnx_export import export_onnx, infer_num_classes, load_detector_state, onnx_parity, read_checkpoint
+    from yolozoo.checkpoint import build_detector, config_from_checkpoint, detector_state, load_checkpoint
+    from yolozoo.onnx_export import infer_num_classes, load_detector_state
     from yolozoo.train import build_module
 
-    def build(n: int) -> torch.nn.Module:
-        return build_module(cfg, n).model
+    num_classes = int(own["num_classes"]) if own["num_classes"] else None
+    if own["checkpoint"]:
+        obj = load_checkpoint(own["checkpoint"])
+        if "hyper_parameters" in obj:
+            cfg, obj = config_from_checkpoint(own["checkpoint"], overrides)
+            return cfg, build_detector(cfg, obj, own["checkpoint"])
+        cfg = load_config(overrides)  # a plain state dict: the overrides describe the detector
 
+        def build(n: int) -> torch.nn.Module:
+            return build_module(cfg, n).model
+
+        state = detector_state(obj)
+        model = build(num_classes or infer_num_classes(state, build))
+        load_detector_state(model, state, own["checkpoint"])
+        return cfg, model
+    cfg = load_config(overrides)
+    return cfg, build_module(cfg, num_classes or _dataset_classes(cfg)).model
+
+
+def main(argv: list[str]) -> int:
+    if wants_help(argv):
+        return print_help(__doc__, OPTIONS)
     try:
-        if own["checkpoint"]:
-            state = read_checkpoint(Path(own["checkpoint"]))
-            model = build(num_classes or infer_num_classes(state, build))
-            load_detector_state(model, state, own["checkpoint"])
-        else:
-            model = build(num_classes or _dataset_classes(cfg))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        own, overrides = split_options(argv, OPTIONS)
+        opset = int(own["opset"])
+        if own["verify"].lower() not in ("true", "false"):
+            raise ConfigError(f"verify must be true or false, got {own['verify']!r}")
+        cfg, model = _load(own, overrides)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        return user_error(e)
+    import torch
+
+    from yolozoo.onnx_export import export_onnx, onnx_parity
+
     size = cfg.data.img_size
     path = export_onnx(model, Path(own["out"]), size, opset=opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {opset}): images float32 [B, 3, {size}, {size}] "

@@ -12,19 +12,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from yolozoo.config import ConfigError, load_config, parse_overrides  # noqa: E402
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help  # noqa: E402
+from yolozoo.config import ConfigError, load_config  # noqa: E402
+
+OPTIONS = [KeyHelp("format", None, "yolo | coco; required"), KeyHelp("out", None, "output folder; required")]
 
 
 def main(argv: list[str]) -> int:
+    if wants_help(argv):
+        return print_help(__doc__, OPTIONS)
     try:
-        overrides = parse_overrides(argv)
-        fmt, out = overrides.pop("format", None), overrides.pop("out", None)
+        own, overrides = split_options(argv, OPTIONS)
+        fmt, out = own["format"], own["out"]
         if fmt is None or out is None:
             raise ConfigError("pass format=yolo|coco and out=DIR")
         cfg = load_config(overrides)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return user_error(e)
     from yolozoo.data.export import export_dataset
     from yolozoo.data.registry import create_dataset
     from yolozoo.train import dataset_options

@@ -23,6 +23,10 @@ from bench._perf_report import update_section  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        from yolozoo.cli_help import print_help
+
+        return print_help(__doc__)
     with tempfile.TemporaryDirectory(prefix="yolozoo-perf-") as tmp:
         cmd = [sys.executable, str(ROOT / "bench" / "run.py"), f"data.root={tmp}/data", f"out_dir={tmp}/runs",
                f"results_dir={tmp}/results", "trainer.enable_progress_bar=false", "wandb.mode=offline", *argv]

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench._perf_report import update_section  # noqa: E402
-from yolozoo.config import load_config  # noqa: E402
+from yolozoo.config import ConfigError, load_config  # noqa: E402
 from yolozoo.losses import weighted_sum  # noqa: E402
 from yolozoo.train import build_datamodule, build_module  # noqa: E402
 
@@ -51,8 +51,16 @@ def train_throughput(module, batches: list[dict]) -> float:
     return sum(b["images"].shape[0] for b in batches[1:]) / (time.perf_counter() - t0)
 
 
-def main(argv: list[str]) -> None:
-    cfg = load_config(argv)
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        from yolozoo.cli_help import print_help
+
+        return print_help(__doc__)
+    try:
+        cfg = load_config(argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     torch.manual_seed(cfg.seed)
     dm = build_datamodule(cfg)
     dm.prepare_data()
@@ -71,7 +79,8 @@ def main(argv: list[str]) -> None:
             f"| training consumes | {train_ips:.0f} |\n| ratio (target >= 3) | {ratio:.1f}x |")
     print(body)
     update_section("Loader vs training throughput", body, "python bench/perf_train.py " + " ".join(argv))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

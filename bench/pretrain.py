@@ -21,7 +21,12 @@ from yolozoo.console import quiet_libraries  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    from yolozoo.pretrain import load_pretrain_config, pretrain
+    from yolozoo.pretrain import PretrainConfig, load_pretrain_config, pretrain
+
+    if any(a in ("-h", "--help") for a in argv):
+        from yolozoo.cli_help import config_keys, print_help
+
+        return print_help(__doc__, config_keys(PretrainConfig), with_config=False)
 
     try:
         cfg = load_pretrain_config(argv)

@@ -42,31 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from yolozoo.config import ConfigError, load_config  # noqa: E402
 from yolozoo.console import quiet_libraries  # noqa: E402
-
-
-def summary(record: dict) -> str:
-    m = record["metrics"]
-
-    def f(key, fmt="{:.3f}"):
-        v = m.get(key)
-        return "-" if v is None or v != v else fmt.format(v)
-
-    rows = [
-        ("mAP@0.5", f("mAP50")), ("mAP@0.5:0.95", f("mAP")),
-        ("AP small / medium / large", f"{f('APs')} / {f('APm')} / {f('APl')}"),
-        ("params (M)", f"{m['params'] / 1e6:.2f}"), ("FLOPs (G) per image", f"{m['flops'] / 1e9:.3f}"),
-        ("train time (s)", f("train_time_s", "{:.1f}")), ("train img/s", f("train_img_per_s", "{:.1f}")),
-        ("latency (ms/img, batch 1)", f("latency_ms", "{:.2f}")), ("throughput (img/s)", f("throughput", "{:.1f}")),
-        ("epochs (best)", f"{m['epochs']} ({m['best_epoch']})"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join([f"== {record['name']} =="] + [f"{k:<{width}}  {v}" for k, v in rows])
+from yolozoo.preflight import check_outputs  # noqa: E402
+from yolozoo.summary import summary  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return 0
+        from yolozoo.cli_help import print_help
+
+        return print_help(__doc__)
     if any(a.startswith("sweep=") for a in argv):
         from yolozoo.sweep.cli import main as sweep_main
 
@@ -77,14 +61,24 @@ def main(argv: list[str]) -> int:
         return search_main(argv)
     try:
         cfg = load_config(argv)
+        check_outputs([cfg])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     quiet_libraries()
     from yolozoo.train import train
 
-    record = train(cfg)
+    try:
+        record = train(cfg)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except SystemExit:  # SIGTERM mid-training (Lightning raises it)
+        print("\nstopped by SIGTERM", file=sys.stderr)
+        return 143
     print(summary(record))
+    if record.get("record_path"):
+        print(f"record: {record['record_path']}")
     return 0
 
 

@@ -172,6 +172,12 @@ def report(vis: Visualization) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        from yolozoo.cli_help import KeyHelp, print_help
+
+        meanings = {"index": "sample of the dataset", "split": "val | train", "image": "a picture of your own",
+                    "labels": "its YOLO txt labels (default: next to the image)", "out": "default <out_dir>/assign"}
+        return print_help(__doc__, [KeyHelp(k, v or None, meanings[k]) for k, v in SCRIPT_KEYS.items()])
     script = dict(SCRIPT_KEYS)
     overrides = []
     for arg in argv:

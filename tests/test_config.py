@@ -65,3 +65,90 @@ def test_num_workers_unset_follows_the_cpu_count(monkeypatch):
         monkeypatch.setattr(datamodule.os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)))
         assert build_datamodule(load_config([])).num_workers == expected
         assert build_datamodule(load_config(["data.num_workers=3"])).num_workers == 3
+
+
+@pytest.mark.parametrize("override, key", [
+    ("trainer.batch_size=0", "trainer.batch_size"), ("optim.lr=-1", "optim.lr"), ("optim.lr=nan", "optim.lr"),
+    ("trainer.max_epochs=0", "trainer.max_epochs"), ("data.img_size=0", "data.img_size"),
+    ("data.num_train=0", "data.num_train"), ("eval.iou_thresh=0", "eval.iou_thresh"),
+    ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
+])
+def test_numeric_ranges_checked_up_front(override, key):
+    with pytest.raises(ConfigError, match=rf"^{key} must be"):
+        load_config([override])
+
+
+def test_registry_and_timm_names_checked_up_front(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.backbone: 'nosuch' is not a timm model"):
+        load_config(["model.backbone=nosuch"])
+    assert load_config(["model.backbone=darknet_tiny"]).model.backbone == "darknet_tiny"  # yolozoo's own
+    with pytest.raises(ConfigError, match=r"data.name: unknown dataset 'nope'; valid: .*digits"):
+        load_config(["data.name=nope"])
+    with pytest.raises(ConfigError, match="optim.name must be adamw or sgd"):
+        load_config(["optim.name=adam"])
+    with pytest.raises(ConfigError, match=r"model.pretrained: no such weights file .*nope.pth"):
+        load_config([f"model.pretrained={tmp_path / 'nope.pth'}"])
+
+
+def test_user_values_are_not_interpolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLOZOO_SECRET", "hunter2")
+    cfg = load_config(["name=${oc.env:YOLOZOO_SECRET}", "wandb.group=a${oc.env:YOLOZOO_SECRET}"])
+    assert cfg.name == "${oc.env:YOLOZOO_SECRET}" and cfg.wandb.group == "a${oc.env:YOLOZOO_SECRET}"
+    from yolozoo.config import to_dict
+
+    assert "hunter2" not in str(to_dict(cfg))
+    with pytest.raises(ConfigError, match="trainer.max_epochs"):  # not resolved into a number either
+        load_config(["trainer.max_epochs=${oc.env:YOLOZOO_EPOCHS,3}"])
+    path = tmp_path / "best.yaml"
+    path.write_text("name: ${oc.env:YOLOZOO_SECRET}\n")
+    assert load_config([f"config={path}"]).name == "${oc.env:YOLOZOO_SECRET}"
+
+
+def test_run_names_are_one_path_component():
+    from yolozoo.train import run_name, safe_name
+
+    for bad in ["../../x", "a/b", "/abs/path", "..", ".hidden", "a\\b", "x\x00y", ""]:
+        name = safe_name(bad)
+        assert name and "/" not in name and "\\" not in name and not name.startswith(".") and "\x00" not in name
+    assert safe_name("grid-0.25-s0") == "grid-0.25-s0"  # ordinary names are kept
+    assert run_name(load_config(["name=../../x"])) == "_._.._x"
+
+
+def test_redact_hides_passwords_only():
+    from yolozoo.redact import redact
+
+    assert redact("postgresql+psycopg2://user:pa:ss@host:5432/db") == "postgresql+psycopg2://user:***@host:5432/db"
+    assert redact("error: storage=mysql://u:p@h/db failed") == "error: storage=mysql://u:***@h/db failed"
+    for kept in ["sqlite:////tmp/results/sweeps.db", "postgresql://user@host/db", "key=value: 1"]:
+        assert redact(kept) == kept
+
+
+def test_preflight_names_the_unwritable_folder(tmp_path):
+    from yolozoo.preflight import check_outputs
+
+    (tmp_path / "afile").write_text("")  # a folder under a regular file cannot be made, even by root
+    blocked = str(tmp_path / "afile" / "sub")
+    ok = {"out_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "data.root": str(tmp_path)}
+    check_outputs([load_config([f"{k}={v}" for k, v in ok.items()])], f"sqlite:///{tmp_path / 'r' / 's.db'}")
+    assert (tmp_path / "runs").is_dir() and (tmp_path / "results").is_dir()
+    for key in ("out_dir", "results_dir", "data.root"):
+        cfg = load_config([f"{k}={v}" for k, v in {**ok, key: blocked}.items()])
+        with pytest.raises(ConfigError, match=rf"^{key}={blocked}: cannot write"):
+            check_outputs([cfg])
+    with pytest.raises(ConfigError, match=r"^storage=sqlite:///.*afile/sub/s.db: cannot write"):
+        check_outputs([], f"sqlite:///{blocked}/s.db")
+
+
+def test_save_record_falls_back_next_to_the_checkpoints(tmp_path, capsys):
+    import json
+
+    from yolozoo.train import save_record
+
+    record = {"name": "../x", "started": "2024-01-02T03:04:05+00:00", "metrics": {"mAP": 0.5}}
+    (tmp_path / "afile").write_text("")
+    path = save_record(record, tmp_path / "afile" / "results", tmp_path / "run")
+    assert path.parent == tmp_path / "run" and json.loads(path.read_text())["metrics"] == {"mAP": 0.5}
+    assert f"wrote it to {path}" in capsys.readouterr().err
+    assert save_record(record, tmp_path / "results", tmp_path / "run").parent == tmp_path / "results" / "runs"
+    assert save_record(record, tmp_path / "afile" / "r", tmp_path / "afile" / "run") is None
+    assert "the record is lost" in capsys.readouterr().err

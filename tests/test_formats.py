@@ -333,3 +333,35 @@ def test_registry_builds_each_format(tmp_path):
     yolo = create_dataset("yolo", "val", root=tmp_path / "yolo", transforms=marker)
     assert len(yolo) == 1 and yolo.transforms is marker
     assert len(create_dataset("yolo", "val", root=tmp_path / "yolo" / "data.yaml")) == 1
+
+
+def test_yolo_label_file_not_utf8_names_the_file(tmp_path):
+    data_yaml = write_yolo(tmp_path, ["cat"], {"a": "0 0.5 0.5 0.1 0.1\n"}, {"a": (8, 8)})
+    bad = label_file(tmp_path / "images" / "val" / "a.png")
+    bad.write_bytes(b"0 0.5 0.5 0.1 0.1\n0 0.5 \xff\xfe 0.1\n")
+    with pytest.raises(DatasetError, match=rf"^{bad}:2: label file is not UTF-8 text"):
+        parse_yolo(data_yaml, "val")
+
+
+def test_yolo_non_finite_box_names_file_and_line(tmp_path):
+    data_yaml = write_yolo(tmp_path, ["cat"], {"a": "0 0.5 0.5 0.1 0.1\n0 nan 0.5 0.1 0.1\n"}, {"a": (8, 8)})
+    with pytest.raises(DatasetError, match=r"a.txt:2: box .cx cy w h. must be finite normalised"):
+        parse_yolo(data_yaml, "val")
+
+
+def test_clip_warning_names_the_annotation_once(tmp_path, caplog):
+    data = coco_dict()
+    data["annotations"].append({"id": 3, "image_id": 5, "category_id": 2, "bbox": [30, 20, 20, 20]})
+    ann = write_coco(tmp_path, data)
+    for _ in range(3):  # a dataset is built several times per run (train/val setup, anchors): one warning
+        DetectionDataset(*parse_coco(ann, tmp_path / "val2017"), name="fixture-once")
+    warnings = [r.getMessage() for r in caplog.records if "fixture-once" in r.getMessage()]
+    assert len(warnings) == 1
+    assert f"{ann}: annotations[2] (image {tmp_path / 'val2017' / 'a.png'}): clipped" in warnings[0]
+
+    labels = {"a": "0 0.5 0.5 0.1 0.1\n0 0.95 0.5 0.2 0.2\n"}  # line 2 sticks out of the right edge
+    data_yaml = write_yolo(tmp_path / "y", ["cat"], labels, {"a": (40, 20)})
+    records, classes = parse_yolo(data_yaml, "val")
+    report = DetectionDataset(records, classes, name="yolo-once").sanitize_report
+    assert report.clipped == 1 and report.examples[0].startswith(f"{tmp_path / 'y' / 'labels' / 'val' / 'a.txt'}: "
+                                                                "line 2 (image ")

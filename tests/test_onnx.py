@@ -78,7 +78,7 @@ def test_infer_num_classes_and_strict_checkpoint(tmp_path):
     wider = build_model(OmegaConf.structured(ModelConfig(width=0.5)), 13)
     with pytest.raises(ValueError, match=r"ck.pth: does not fit the configured detector .*pass the model.\* overrides"):
         load_detector_state(wider, state, "ck.pth")
-    with pytest.raises(FileNotFoundError, match="checkpoint: no file at"):
+    with pytest.raises(ValueError, match="checkpoint=.*nope.ckpt: no such file"):
         read_checkpoint(tmp_path / "nope.ckpt")
 
 
@@ -86,4 +86,4 @@ def test_cli_errors(tmp_path, capsys):
     assert export_cli.main(["model.widht=1"]) == 2
     assert "unknown key 'model.widht'" in capsys.readouterr().err
     assert export_cli.main([f"checkpoint={tmp_path / 'nope.ckpt'}", f"out={tmp_path / 'x.onnx'}"]) == 2
-    assert "no file at" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+    assert "nope.ckpt: no such file" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()

@@ -11,8 +11,8 @@ from test_reports_helpers import md_table
 SWEEP = {"name": "report_smoke", "table": "assigners", "description": "smoke sweep for the report test",
          "base": {"data.num_train": 32, "data.num_val": 16},
          "axes": {"assigner": {"tal": {"assigner.name": "tal"}, "fcos": {"assigner.name": "fcos"},
-                               # passes the config check, fails when the weights are loaded: a failed point
-                               "broken": {"assigner.name": "tal", "model.pretrained": "/nonexistent/weights.pt"}}},
+                               # passes the config check (the file exists), fails when the weights are read
+                               "broken": {"assigner.name": "tal", "model.pretrained": "CORRUPT"}}},
          "seeds": [0, 1], "baseline": {"assigner": "tal"}}
 
 
@@ -23,7 +23,10 @@ def smoke_store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     (tmp / "sweeps").mkdir()
     path = tmp / "sweeps" / "report_smoke.yaml"
-    path.write_text(yaml.safe_dump(SWEEP, sort_keys=False))
+    corrupt = tmp / "corrupt.pt"
+    corrupt.write_bytes(b"not a state dict")
+    sweep = yaml.safe_dump(SWEEP, sort_keys=False).replace("CORRUPT", str(corrupt))
+    path.write_text(sweep)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("YOLOZOO_DATA", str(tmp / "data"))
         mp.setenv("MPLCONFIGDIR", str(tmp / "mpl"))
@@ -53,7 +56,7 @@ def test_render_from_smoke_sweep_store(smoke_store, tmp_path):
             assert table[name][header].strip("*") == f"{statistics.mean(vals):.3f} ± {statistics.stdev(vals):.3f}"
         assert table[name]["Model"] == "YOLO (LCNet-0.75)"
     assert table["broken"]["mAP@0.5"] == "failed" and table["broken"]["n"] == "0/2"
-    assert "broken: seeds 0, 1: " in text and "nonexistent" in text
+    assert "broken: seeds 0, 1: " in text and "corrupt.pt" in text
     assert "preset smoke" in text and "dataset digits" in text and "epochs 2" in text
     commit = raw["commit"].dropna().iloc[0]
     assert f"commit {commit}" in text

@@ -168,7 +168,8 @@ def test_pruning_stops_every_ddp_rank_and_the_trial_has_one_wandb_run(tmp_path, 
     assert len(trial.user_attrs["history"]) == 1 and trial.user_attrs["config"]["trainer"]["devices"] == 2
     (record,) = (tmp_path / "results" / "runs").glob("*.json")  # both ranks stopped; rank 0 wrote the one record
     assert json.loads(record.read_text())["status"] == "pruned"
-    (folder,) = (tmp_path / "runs").glob("*/wandb/offline-run-*")  # one W&B run, from rank 0
+    # one W&B run, from rank 0, under WANDB_DIR (conftest sets it per test; a user's WANDB_DIR wins over out_dir)
+    (folder,) = (tmp_path / "wandb_dir").glob("wandb/offline-run-*")
     assert Path(trial.user_attrs["wandb_dir"]) == folder
     logged = read_wandb_file(next(folder.glob("*.wandb")))
     assert logged["group"] == "search-tiny" and logged["name"] == "tiny-t0" and logged["exit_code"] == 0

@@ -47,6 +47,7 @@ def cli(tmp_path: Path, data_root: Path, **more) -> dict[str, str]:
 
 
 def run(path: Path, overrides: dict[str, str], **options):
+    options.setdefault("estimate", False)  # tested in test_sweep_estimate.py
     return run_sweep(load_sweep(str(path), overrides), overrides, SweepOptions(progress_bar=False, **options))
 
 
@@ -108,25 +109,27 @@ def test_smoke_sweep_records_every_point_and_resumes(tmp_path, data_root, capsys
 def test_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, data_root, capsys):
     import bench.run as bench_run
 
-    path = sweep_file(tmp_path, {"model.backbone": ["no_such_net", "lcnet_075"]})
+    broken = tmp_path / "broken.pth"  # exists, so the preflight passes; fails only when the point loads it
+    broken.write_bytes(b"not a state dict")
+    path = sweep_file(tmp_path, {"model.pretrained": [str(broken), "false"]})
     overrides = cli(tmp_path, data_root)
     args = [f"sweep={path}", *(f"{k}={v}" for k, v in overrides.items())]
     assert bench_run.main(args) == 1  # a failed point makes the exit status non-zero
     out = capsys.readouterr().out
-    assert "1 failed point(s)" in out and "no_such_net" in out
+    assert "1 failed point(s)" in out and "broken.pth" in out
 
-    df = load_results(results_dir=tmp_path / "results", sweep="grid").set_index("model.backbone")
-    bad, good = df.loc["no_such_net"], df.loc["lcnet_075"]
-    assert bad["status"] == "failed" and "no_such_net" in bad["reason"] and math.isnan(bad["mAP50"])
+    df = load_results(results_dir=tmp_path / "results", sweep="grid").set_index("model.pretrained")
+    bad, good = df.loc[str(broken)], df.loc["false"]
+    assert bad["status"] == "failed" and "broken.pth" in bad["reason"] and math.isnan(bad["mAP50"])
     assert good["status"] == "completed" and good["trial"] > bad["trial"]  # it ran after the failure
     failure = json.loads(Path(bad["record"]).read_text())
     assert failure["status"] == "failed" and "Traceback" in failure["traceback"]
-    assert failure["config"]["model"]["backbone"] == "no_such_net"
+    assert failure["config"]["model"]["pretrained"] == str(broken)
 
     again = run(path, overrides)  # re-running retries the failed point only
-    df = load_results(results_dir=tmp_path / "results", sweep="grid").set_index("model.backbone")
+    df = load_results(results_dir=tmp_path / "results", sweep="grid").set_index("model.pretrained")
     assert again.ran == 1 and again.failed == 1
-    assert df.loc["no_such_net", "attempts"] == 2 and df.loc["lcnet_075", "attempts"] == 1
+    assert df.loc[str(broken), "attempts"] == 2 and df.loc["false", "attempts"] == 1
 
 
 @pytest.mark.slow
@@ -267,7 +270,7 @@ def test_ddp_point_runs_on_all_ranks_and_only_rank_zero_records(tmp_path, data_r
     assert row["status"] == "completed" and row["config"]["trainer"]["devices"] == 2 and row["mAP50"] >= 0
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in capfd.readouterr().err  # the second rank trained the same point
     assert len(list((tmp_path / "results" / "runs").glob("*.json"))) == 1  # one record, from rank 0
-    assert len(list((tmp_path / "runs").glob("*/wandb/offline-run-*"))) == 1  # one W&B run, from rank 0
+    assert len(list((tmp_path / "wandb_dir").glob("wandb/offline-run-*"))) == 1  # one W&B run (rank 0), in WANDB_DIR
     assert len(trials_of(default_storage_url(tmp_path / "results"), "grid")) == 1
 
 

@@ -28,13 +28,13 @@ class DataConfig:
     root: str | None = None  # dataset location (digits: cache dir, default data/ or $YOLOZOO_DATA)
     img_size: int = 128  # letterboxed square input size
     num_train: int = 12000  # digits: scenes to generate
-    num_val: int = 500
+    num_val: int = 500  # digits: validation scenes to generate
     gen_seed: int = 0  # digits: generation seed (independent of the training seed)
     distort: int = 0  # digits: shape variation of the training digits, percent strength (0 disables)
     train_split: str | None = None  # voc: "2007_trainval,2012_trainval"; coco: "train2017"
     val_split: str | None = None  # voc: "2007_test"; coco: "val2017"
     flip: float = 0.0  # horizontal flip probability (0 for digits: a flipped digit is another glyph)
-    color_jitter: float = 0.3
+    color_jitter: float = 0.3  # brightness/contrast/saturation jitter strength (0 disables)
     scale: float = 0.0  # random zoom in 1 +- scale (boxes cut to under 60% visible are dropped)
     translate: float = 0.0  # random shift up to this fraction of the image size
     mosaic: float = 0.0  # probability of a 4-image mosaic
@@ -68,7 +68,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    iou_type: str = "ciou"
+    iou_type: str = "ciou"  # box regression loss: iou | giou | ciou
     cls: float = 1.0  # weights of the named terms (a family's loss returns some of them)
     box: float = 5.0  # yolov1: lambda_coord
     dfl: float = 1.0  # yolov8 (YOLOv8's box:dfl = 7.5:1.5)
@@ -79,37 +79,37 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     name: str = "adamw"  # adamw | sgd
-    lr: float = 0.004
-    weight_decay: float = 0.01
-    momentum: float = 0.9
+    lr: float = 0.004  # peak learning rate of the one-cycle schedule
+    weight_decay: float = 0.01  # on conv/linear weights (none on norms and biases)
+    momentum: float = 0.9  # sgd: Nesterov momentum
     warmup: float = 0.1  # fraction of steps in the one-cycle warm-up
     ema_decay: float = 0.995  # EMA of weights used for validation and the final model (0 disables)
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 5
-    batch_size: int = 16
+    max_epochs: int = 5  # training epochs
+    batch_size: int = 16  # images per step (per device), train and val
     precision: str = "32-true"  # 16-mixed / bf16-mixed for AMP on GPU
-    accelerator: str = "auto"
-    devices: Any = "auto"
+    accelerator: str = "auto"  # Lightning accelerator: auto | cpu | gpu
+    devices: Any = "auto"  # Lightning devices: auto, a count, or a list of ids
     strategy: str = "auto"  # ddp on multi-GPU machines
-    accumulate_grad_batches: int = 1
-    gradient_clip_val: float = 10.0
-    deterministic: bool = False
+    accumulate_grad_batches: int = 1  # steps whose gradients add up before each optimizer step
+    gradient_clip_val: float = 10.0  # gradient norm clip (0 disables)
+    deterministic: bool = False  # torch deterministic algorithms (slower; bitwise-repeatable runs)
     channels_last: bool = True  # NHWC conv layout: about 1.3x faster training on CPU (oneDNN), and on GPU under AMP
-    limit_train_batches: float = 1.0
-    limit_val_batches: float = 1.0
-    check_val_every_n_epoch: int = 1
-    log_every_n_steps: int = 10
-    enable_progress_bar: bool = True
+    limit_train_batches: float = 1.0  # fraction (<= 1.0) or number of train batches per epoch
+    limit_val_batches: float = 1.0  # fraction (<= 1.0) or number of val batches
+    check_val_every_n_epoch: int = 1  # validate after every N epochs
+    log_every_n_steps: int = 10  # logger interval for step metrics
+    enable_progress_bar: bool = True  # Lightning progress bar
 
 
 @dataclass
 class EvalConfig:
-    score_thresh: float = 0.001
+    score_thresh: float = 0.001  # detections scoring below are dropped before NMS (mAP wants it low)
     iou_thresh: float = 0.6  # NMS
-    max_det: int = 100
+    max_det: int = 100  # detections kept per image after NMS
     latency_batches: int = 50  # timing pass: calls timed (median) for latency (batch 1) and for throughput (batch 32)
     timing_threads: int = 2  # timing pass: torch threads, fixed so timings compare across runs
 
@@ -117,15 +117,19 @@ class EvalConfig:
 @dataclass
 class WandbConfig:
     mode: str = "offline"  # offline | online | disabled
-    project: str = "yolozoo"
-    group: str | None = None
+    project: str = "yolozoo"  # W&B project
+    group: str | None = None  # W&B group (a sweep sets its name)
+    log_model: bool = False  # upload the final checkpoint as a W&B model artifact
 
 
 @dataclass
 class Config:
-    preset: str = "default"
+    preset: str = "default"  # base settings from yolozoo/presets/NAME.yaml (default | smoke | voc | ...)
     name: str | None = None  # run name; default derived from the config
-    seed: int = 0
+    # plug-in modules imported before the config is checked (they register assigners, families, backbones);
+    # also $YOLOZOO_IMPORTS (comma-separated) and the entry points of group yolozoo.assigners
+    imports: list[str] = field(default_factory=list)
+    seed: int = 0  # training seed (weights init, data order, augmentation)
     out_dir: str = "runs"  # checkpoints, W&B files
     results_dir: str = "results"  # result records
     data: DataConfig = field(default_factory=DataConfig)
@@ -171,7 +175,10 @@ def _merge(cfg: DictConfig, update: DictConfig, source: str) -> DictConfig:
         key = e.full_key or e.key
         parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
         valid = [k for k in _valid_keys(cfg) if k.startswith(parent)]
-        raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}") from None
+        from .registry import did_you_mean
+
+        hint = did_you_mean(key, _valid_keys(cfg))
+        raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}{hint}") from None
     except ValidationError as e:
         raise ConfigError(f"{source}: bad value for {e.full_key!r}: {str(e.msg).splitlines()[0]}") from None
     except OmegaConfBaseException as e:
@@ -205,6 +212,21 @@ def read_overrides_file(path: str | Path) -> dict[str, Any]:
     return flat
 
 
+def literal(value: Any) -> Any:
+    """``value`` with OmegaConf interpolations escaped (``${oc.env:HOME}`` stays that text), lists included.
+
+    User-given values are data: a ``${...}`` in one is never resolved (it could read the
+    environment, e.g. a password, into a stored config).
+    """
+    if isinstance(value, str):
+        return value.replace("${", "\\${")
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    return value
+
+
 def _nested(flat: dict[str, Any]) -> DictConfig:
     """``{"a.b": 1}`` -> ``{a: {b: 1}}`` as an OmegaConf node (values keep their YAML types)."""
     root: dict = {}
@@ -217,17 +239,23 @@ def _nested(flat: dict[str, Any]) -> DictConfig:
     return OmegaConf.create(root)
 
 
-def load_config(argv: list[str] | dict[str, str] | None = None) -> DictConfig:
+def load_config(argv: list[str] | dict[str, str] | None = None, base: dict | None = None,
+                base_origin: str = "base config") -> DictConfig:
     """Resolve defaults <- preset <- ``config=FILE`` <- ``key=value`` overrides into a validated, read-only config.
 
     ``config=FILE``: a YAML file of overrides (see :func:`read_overrides_file`) applied after
     the preset and before the other overrides; a ``preset`` in it is used unless the command
-    line names one. Also checks what only the registries know: the assigner name and its options.
+    line names one. ``base``: a resolved config (e.g. the one stored in a checkpoint, named
+    ``base_origin`` in errors) applied right after the preset, so every override goes on top.
+    Also checks what only the registries know: the assigner name and its options, after
+    importing the plug-in modules of ``imports`` (see :mod:`yolozoo.plugins`).
     """
     overrides = dict(argv) if isinstance(argv, dict) else parse_overrides(argv or [])
     config_file = overrides.pop("config", None)
     from_file = read_overrides_file(config_file) if config_file else {}
-    preset = str(overrides.pop("preset", from_file.pop("preset", "default")))
+    base = dict(base or {})
+    preset = str(overrides.pop("preset", from_file.pop("preset", base.pop("preset", "default"))))
+    base.pop("preset", None)
     from_file.pop("preset", None)
     path = PRESET_DIR / f"{preset}.yaml"
     if not path.is_file():
@@ -241,12 +269,23 @@ def load_config(argv: list[str] | dict[str, str] | None = None) -> DictConfig:
         raise ConfigError(f"{path}: {e}") from None
     cfg = _merge(cfg, preset_cfg, str(path))
     cfg.preset = preset
+    if base:
+        cfg = _merge(cfg, OmegaConf.create(base), base_origin)
     if from_file:
-        cfg = _merge(cfg, _nested(from_file), str(config_file))
-    cfg = _merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()]), "command line")
+        cfg = _merge(cfg, _nested({k: literal(v) for k, v in from_file.items()}), str(config_file))
+    cfg = _merge(cfg, OmegaConf.from_dotlist([f"{k}={literal(v)}" for k, v in overrides.items()]), "command line")
+    try:  # a literal "${...}" given for a number is only type-checked when read
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"command line: bad value for {e.full_key!r}: {str(e.msg).splitlines()[0]}") from None
     from .models.families import resolve_assigner
+    from .plugins import PluginError, import_plugins
     from .registry import UnknownNameError
 
+    try:  # before any registry lookup: plug-ins add names
+        import_plugins(list(cfg.imports))
+    except PluginError as e:
+        raise ConfigError(str(e)) from None
     try:  # assigner.name=auto -> the family's, so the stored config names the assigner that runs
         cfg.assigner = resolve_assigner(cfg.model.family, cfg.assigner)
     except UnknownNameError as e:
@@ -274,10 +313,87 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(str(e)) from None
     if not 0 < cfg.model.width <= 4:
         raise ConfigError(f"model.width must be in (0, 4], got {cfg.model.width}")
-    if cfg.data.img_size % 32:
-        raise ConfigError(f"data.img_size must be a multiple of 32 (the largest stride), got {cfg.data.img_size}")
+    if cfg.data.img_size < 32 or cfg.data.img_size % 32:
+        raise ConfigError(f"data.img_size must be a positive multiple of 32 (the largest stride), "
+                          f"got {cfg.data.img_size}")
     if cfg.wandb.mode not in ("offline", "online", "disabled"):
         raise ConfigError(f"wandb.mode must be offline, online or disabled, got {cfg.wandb.mode!r}")
+    check_ranges(cfg)
+    check_names(cfg)
+
+
+# key -> (test, rule): the numeric ranges a run needs, checked before anything trains.
+_RANGES = {
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+    "data.num_train": (lambda v: v >= 1, ">= 1"),
+    "data.num_val": (lambda v: v >= 1, ">= 1"),
+    "data.gen_seed": (lambda v: v >= 0, ">= 0"),
+    "data.distort": (lambda v: 0 <= v <= 200, "in [0, 200] (percent)"),
+    "data.flip": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "data.color_jitter": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "data.scale": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "data.translate": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "data.mosaic": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "data.num_workers": (lambda v: v is None or v >= 0, ">= 0"),
+    "model.prior_scale": (lambda v: v > 0, "> 0"),
+    "model.num_anchors": (lambda v: 1 <= v <= 16, "in 1..16"),
+    "optim.lr": (lambda v: 0 < v < 10, "in (0, 10)"),
+    "optim.weight_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "optim.momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "optim.warmup": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "optim.ema_decay": (lambda v: 0 <= v < 1, "in [0, 1) (0 disables the EMA)"),
+    "trainer.max_epochs": (lambda v: v >= 1, ">= 1"),
+    "trainer.batch_size": (lambda v: v >= 1, ">= 1"),
+    "trainer.accumulate_grad_batches": (lambda v: v >= 1, ">= 1"),
+    "trainer.gradient_clip_val": (lambda v: v >= 0, ">= 0 (0 disables clipping)"),
+    "trainer.limit_train_batches": (lambda v: v > 0, "> 0 (a fraction, or a number of batches)"),
+    "trainer.limit_val_batches": (lambda v: v > 0, "> 0 (a fraction, or a number of batches)"),
+    "trainer.check_val_every_n_epoch": (lambda v: v >= 1, ">= 1"),
+    "trainer.log_every_n_steps": (lambda v: v >= 1, ">= 1"),
+    "eval.score_thresh": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "eval.iou_thresh": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "eval.max_det": (lambda v: v >= 1, ">= 1"),
+    "eval.latency_batches": (lambda v: v >= 1, ">= 1"),
+    "eval.timing_threads": (lambda v: v >= 1, ">= 1"),
+    **{f"loss.{k}": (lambda v: v >= 0, ">= 0") for k in ("cls", "box", "dfl", "obj", "noobj")},
+}
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Every numeric value in its range (a NaN is in none), so a bad one fails now, not mid-training."""
+    for key, (ok, rule) in _RANGES.items():
+        value = OmegaConf.select(cfg, key)
+        if not ok(value) or value != value:  # value != value: NaN
+            raise ConfigError(f"{key} must be {rule}, got {value}")
+
+
+def check_names(cfg: DictConfig) -> None:
+    """The names only a registry knows: dataset, optimizer, IoU loss, timm backbone (no download), weights file."""
+    from .data.registry import list_datasets
+
+    if cfg.data.name not in list_datasets():
+        raise ConfigError(f"data.name: unknown dataset {cfg.data.name!r}; valid: {', '.join(list_datasets())}")
+    if cfg.optim.name not in ("adamw", "sgd"):
+        raise ConfigError(f"optim.name must be adamw or sgd, got {cfg.optim.name!r}")
+    if cfg.loss.iou_type not in ("iou", "giou", "ciou"):
+        raise ConfigError(f"loss.iou_type must be iou, giou or ciou, got {cfg.loss.iou_type!r}")
+    import timm
+
+    from .models import darknet  # noqa: F401  (registers darknet_small / darknet_tiny with timm)
+
+    if not timm.is_model(cfg.model.backbone):
+        close = timm.list_models(f"*{cfg.model.backbone[:4]}*")[:8] if cfg.model.backbone else []
+        hint = f"; similar: {', '.join(close)}" if close else ""
+        raise ConfigError(f"model.backbone: {cfg.model.backbone!r} is not a timm model (list them with "
+                          f"timm.list_models('*resnet*'); yolozoo adds darknet_small, darknet_tiny){hint}")
+    from .models.pretrained import parse_pretrained
+
+    try:
+        weights = parse_pretrained(cfg.model.pretrained)
+    except (ValueError, RuntimeError) as e:  # WeightsError: model.pretrained=true
+        raise ConfigError(str(e)) from None
+    if weights is not None and weights != "imagenet" and not Path(weights).is_file():
+        raise ConfigError(f"model.pretrained: no such weights file {weights} (use false, imagenet or a path)")
 
 
 def to_dict(cfg: DictConfig) -> dict:

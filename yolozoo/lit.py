@@ -26,11 +26,15 @@ class DetectorModule(L.LightningModule):
         img_size: letterboxed input size (maps predictions back to the original images).
         channels_last: keep conv weights and input images in NHWC memory layout (same numbers, faster
             convolutions on CPU and on GPU tensor cores).
+        hparams: plain data saved in every checkpoint as ``hyper_parameters`` (the resolved config,
+            classes, anchors: see :func:`yolozoo.checkpoint.checkpoint_hparams`); not sent to the logger.
     """
 
     def __init__(self, model: nn.Module, assigner, loss, loss_weights: dict, optim: dict,
-                 postprocess_kw: dict, img_size: int, channels_last: bool = False):
+                 postprocess_kw: dict, img_size: int, channels_last: bool = False, hparams: dict | None = None):
         super().__init__()
+        if hparams:
+            self.save_hyperparameters(hparams, logger=False)
         self.channels_last = channels_last
         if channels_last:
             model = model.to(memory_format=torch.channels_last)

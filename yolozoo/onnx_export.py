@@ -86,16 +86,13 @@ def onnx_parity(detector: nn.Module, path: Path, images: torch.Tensor) -> list[P
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """A detector state dict from a Lightning checkpoint (``state_dict`` with ``model.`` keys) or a plain one."""
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no file at {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=False)  # Lightning checkpoints pickle more than tensors
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a Lightning checkpoint or a detector state dict")
-    if any(k.startswith("model.") for k in state):
-        state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-    return state
+    """A detector state dict from a Lightning checkpoint (``state_dict`` with ``model.`` keys) or a plain one.
+
+    Read with ``weights_only=True`` (see :func:`yolozoo.checkpoint.load_checkpoint`): nothing in the file runs.
+    """
+    from .checkpoint import detector_state, load_checkpoint
+
+    return detector_state(load_checkpoint(path))
 
 
 def infer_num_classes(state: dict[str, torch.Tensor], build: Callable[[int], nn.Module]) -> int:

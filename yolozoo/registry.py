@@ -6,8 +6,17 @@ naming it and listing the builder's valid keywords, so a typo in a config fails 
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
+
+
+def did_you_mean(name: str, valid: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``valid`` to ``name`` (difflib, else a prefix), or ``""``."""
+    name = str(name)
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6) or [
+        v for v in valid if len(min(v, name, key=len)) >= 3 and (name.startswith(v) or v.startswith(name))][:1]
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class UnknownNameError(KeyError):
@@ -38,7 +47,8 @@ class Registry:
 
     def get(self, name: str) -> Callable:
         if name not in self._items:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}"
+                                   f"{did_you_mean(name, self.names())}")
         return self._items[name]
 
     def options(self, name: str) -> list[str]:
@@ -52,6 +62,7 @@ class Registry:
         if unknown:
             raise UnknownNameError(
                 f"{self.kind} {name!r} has no option {unknown[0]!r}; valid: {', '.join(valid) or '(none)'}"
+                f"{did_you_mean(unknown[0], valid)}"
             )
 
     def create(self, name: str, *args, **kwargs):

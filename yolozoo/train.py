@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import signal
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint, Timer
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from .assigners import create_assigner
@@ -24,6 +28,7 @@ from .environment import environment
 from .lit import DetectorModule
 from .models import build_model, count_flops, count_params
 from .speed import timing_pass
+from .wandb_run import log_results, start_run, wandb_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +82,17 @@ def build_anchors(cfg: DictConfig) -> list | None:
                            num_levels=family_levels(m))
 
 
-def build_module(cfg: DictConfig, num_classes: int) -> DetectorModule:
+def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = None) -> DetectorModule:
+    """The LightningModule of ``cfg``; its checkpoints store the config, ``classes`` and anchors."""
+    from .checkpoint import checkpoint_hparams
     from .models.families import get_family
 
     assigner_kw = {k: v for k, v in cfg.assigner.items() if k != "name"}
     family = get_family(cfg.model.family)
+    anchors = build_anchors(cfg)
+    classes = list(classes) if classes is not None else [str(i) for i in range(num_classes)]
     return DetectorModule(
-        model=build_model(cfg.model, num_classes, build_anchors(cfg)),
+        model=build_model(cfg.model, num_classes, anchors),
         assigner=create_assigner(cfg.assigner.name, **assigner_kw),
         loss=family.make_loss(cfg.loss.iou_type),
         loss_weights={term: cfg.loss[term] for term in family.loss_terms},
@@ -92,13 +101,26 @@ def build_module(cfg: DictConfig, num_classes: int) -> DetectorModule:
                         "max_det": cfg.eval.max_det},
         img_size=cfg.data.img_size,
         channels_last=cfg.trainer.channels_last,
+        hparams=checkpoint_hparams(to_dict(cfg), classes, anchors),
     )
 
 
+def safe_name(name: str) -> str:
+    """``name`` as one path component: ``../../x`` -> ``_._.._x`` never leaves the folder it is joined to.
+
+    Characters other than letters, digits and ``.-_+=,@`` become ``_``; a leading dot too (no hidden or
+    ``..`` names); at most 150 characters.
+    """
+    text = re.sub(r"[^\w.\-+=,@]", "_", str(name), flags=re.ASCII)
+    text = re.sub(r"^\.", "_", text)[:150]
+    return text or "run"
+
+
 def run_name(cfg: DictConfig) -> str:
+    """The run's name (``name=``, else one derived from the config), safe as a file or folder name."""
     family = "" if cfg.model.family == "yolo" else f"{cfg.model.family}-"
-    return cfg.name or (f"{cfg.data.name}-{family}{cfg.model.backbone}-w{cfg.model.width}-{cfg.assigner.name}"
-                        f"-s{cfg.seed}")
+    return safe_name(cfg.name or (f"{cfg.data.name}-{family}{cfg.model.backbone}-w{cfg.model.width}"
+                                  f"-{cfg.assigner.name}-s{cfg.seed}"))
 
 
 class History(Callback):
@@ -131,7 +153,10 @@ def build_logger(cfg: DictConfig, name: str, out_dir: Path):
         return False
     from lightning.pytorch.loggers import WandbLogger
 
-    os.environ.setdefault("WANDB_DIR", str(out_dir))
+    # a WANDB_DIR set by the user wins; the environment is not changed, so the next run in this process
+    # (a sweep's next point) gets its own folder again
+    out_dir = Path(os.environ.get("WANDB_DIR") or out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     modes = ["online", "offline"] if cfg.wandb.mode == "online" else ["offline"]
     for mode in modes:
         try:
@@ -175,6 +200,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     The record's ``record_path`` is the JSON file written (rank 0), ``wandb_dir`` the W&B run folder.
     """
     started = datetime.now(timezone.utc)
+    env = environment()  # the code and machine at the start: the tree may change while a long run trains
     name = run_name(cfg)
     run_dir = Path(cfg.out_dir) / f"{started:%Y%m%d-%H%M%S}-{name}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +209,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup("fit")
-    module = build_module(cfg, num_classes=len(dm.classes))
+    module = build_module(cfg, num_classes=len(dm.classes), classes=dm.classes)
     history, timer = History(), Timer()
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor="val/mAP", mode="max", save_last=True)
     if cfg.optim.ema_decay > 0:
@@ -195,6 +221,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
                      *(callbacks or [])]
     t = cfg.trainer
     logger = build_logger(cfg, name, run_dir)
+    start_run(logger, cfg)
+    callbacks = [*(callbacks or []), *wandb_callbacks(logger, callbacks or [])]
     try:  # whatever fails, finish the W&B run, so the next run in this process starts its own
         trainer = L.Trainer(
             max_epochs=t.max_epochs, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
@@ -206,7 +234,16 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
             logger=logger, callbacks=[history, timer, checkpoint, *(callbacks or [])],
             enable_model_summary=False,
         )
-        trainer.fit(module, datamodule=dm)
+        try:
+            trainer.fit(module, datamodule=dm)
+        except SystemExit as e:
+            # Lightning turns Ctrl-C into sys.exit(1) after its own shutdown (ignoring SIGINT from then on),
+            # and SIGTERM into SIGTERMException, a SystemExit too. Callers tell them apart (exit 130 vs
+            # 143), so Ctrl-C goes on as itself.
+            if isinstance(e, SIGTERMException) or trainer.received_sigterm:
+                raise
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from None
 
         metrics = dict(module.val_metrics)
         per_class = metrics.pop("per_class", {})
@@ -225,10 +262,12 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
         record = {
             "name": name, "status": "completed", "started": started.isoformat(),
             "finished": datetime.now(timezone.utc).isoformat(), "config": to_dict(cfg), "metrics": metrics,
-            "per_class": per_class, "history": history.epochs, "environment": environment(),
+            "per_class": per_class, "history": history.epochs, "environment": env,
             "timing": timing.as_dict(), "run_dir": str(run_dir), "checkpoint": checkpoint.best_model_path or None,
             **(extra or {}),
         }
+        log_results(logger, per_class, checkpoint.last_model_path or checkpoint.best_model_path,
+                    cfg.wandb.log_model)
         if logger:
             summary = {k: v for k, v in metrics.items() if v is not None}
             _wandb_call("summary", lambda: logger.experiment.summary.update(summary))
@@ -237,19 +276,46 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
         raise
     record["wandb_dir"] = _finish_wandb(logger, exit_code=0)
     if trainer.is_global_zero:
-        record["record_path"] = str(write_record(record, Path(cfg.results_dir)))
+        path = save_record(record, Path(cfg.results_dir), run_dir)
+        record["record_path"] = path and str(path)
     return record
+
+
+def record_file_name(record: dict) -> str:
+    """``2024-05-01T120000-NAME.json``."""
+    return f"{record['started'][:19].replace(':', '')}-{safe_name(record['name'])}.json"
 
 
 def write_record(record: dict, results_dir: Path) -> Path:
     """Write one result as JSON under ``results_dir/runs/`` (atomically) and return its path."""
     out = results_dir / "runs"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{record['started'][:19].replace(':', '')}-{record['name']}.json"
+    path = out / record_file_name(record)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(record, indent=2, default=str))
     tmp.replace(path)
     return path
 
 
-__all__ = ["build_datamodule", "build_module", "train", "write_record"]
+def save_record(record: dict, results_dir: Path, fallback_dir: Path | None) -> Path | None:
+    """:func:`write_record`, or, if ``results_dir`` cannot be written, the same file in ``fallback_dir`` (the run
+    folder, next to the checkpoints), saying where on stderr: what trained is never lost. None if neither can
+    be written (said too)."""
+    try:
+        return write_record(record, results_dir)
+    except OSError as e:
+        problem = f"cannot write the run record under {results_dir / 'runs'} ({e.strerror or e})"
+    if fallback_dir is not None:
+        try:
+            fallback_dir.mkdir(parents=True, exist_ok=True)
+            path = fallback_dir / record_file_name(record)
+            path.write_text(json.dumps({**record, "record_path": str(path)}, indent=2, default=str))
+            print(f"warning: {problem}; wrote it to {path}", file=sys.stderr, flush=True)
+            return path
+        except OSError as e:
+            problem += f", nor to {fallback_dir} ({e.strerror or e})"
+    print(f"warning: {problem}; the record is lost", file=sys.stderr, flush=True)
+    return None
+
+
+__all__ = ["build_datamodule", "build_module", "run_name", "safe_name", "save_record", "train", "write_record"]

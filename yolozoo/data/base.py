@@ -49,6 +49,11 @@ class ImageRecord:
     labels: np.ndarray  # int64 [N], 0-based
     difficult: np.ndarray = field(default=None)  # bool [N]
     image_id: int = 0  # 1-based; assigned by DetectionDataset when 0
+    # where the boxes came from, for messages: the annotation file, and per box an index that
+    # ``box_ref`` formats (``line {}`` of a label file, ``annotations[{}]``, ``object {}``)
+    annotation: Path | None = None
+    box_ids: np.ndarray = field(default=None)  # int64 [N]; default 0..N-1
+    box_ref: str = "box {}"
 
     def __post_init__(self):
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -56,17 +61,35 @@ class ImageRecord:
         if self.difficult is None:
             self.difficult = np.zeros(len(self.labels), dtype=bool)
         self.difficult = np.asarray(self.difficult, dtype=bool).reshape(-1)
+        if self.box_ids is None:
+            self.box_ids = np.arange(len(self.labels), dtype=np.int64)
+        self.box_ids = np.asarray(self.box_ids, dtype=np.int64).reshape(-1)
+
+    def box_source(self, k: int) -> str:
+        """``labels/a.txt: line 3 (image images/a.jpg)``: where box ``k`` was annotated."""
+        ref = self.box_ref.format(int(self.box_ids[k])) if k < len(self.box_ids) else f"box {k}"
+        return f"{self.annotation or self.file}: {ref}" + (f" (image {self.file})" if self.annotation else "")
 
 
 @dataclass
 class SanitizeReport:
-    """Counts of boxes changed while loading, so a user can see what was fixed."""
+    """Counts of boxes changed while loading, and the first few of each, so a user can see what was fixed."""
 
     clipped: int = 0
     dropped: int = 0
+    examples: list[str] = field(default_factory=list)  # "labels/a.txt:3 (image a.jpg): clipped [..] to [..]"
 
     def __bool__(self) -> bool:
         return bool(self.clipped or self.dropped)
+
+    def message(self, name: str) -> str:
+        more = self.clipped + self.dropped - len(self.examples)
+        return (f"{name}: clipped {self.clipped} out-of-bounds box(es) to the image, dropped {self.dropped} "
+                f"degenerate box(es): " + "; ".join(self.examples) + (f"; and {more} more" if more > 0 else ""))
+
+
+# Messages already logged by this process: a dataset built again (train/val setup, anchors) warns once.
+_WARNED: set[str] = set()
 
 
 def sanitize_records(records: list[ImageRecord], num_classes: int, min_size: float = 1.0) -> SanitizeReport:
@@ -91,8 +114,26 @@ def sanitize_records(records: list[ImageRecord], num_classes: int, min_size: flo
         changed = (np.abs(clipped - rec.boxes).sum(1) > 1e-3) & keep
         report.clipped += int(changed.sum())
         report.dropped += int((~keep).sum())
+        for k in np.flatnonzero(changed | ~keep)[: max(0, 3 - len(report.examples))]:
+            box = [round(float(v), 1) for v in rec.boxes[k]]
+            what = (f"clipped {box} to {[round(float(v), 1) for v in clipped[k]]}" if keep[k] else
+                    f"dropped {box} (under {min_size:g} px once clipped to {rec.width}x{rec.height})")
+            report.examples.append(f"{rec.box_source(int(k))}: {what}")
         rec.boxes, rec.labels, rec.difficult = clipped[keep], rec.labels[keep], rec.difficult[keep]
+        rec.box_ids = rec.box_ids[keep] if len(rec.box_ids) == len(keep) else rec.box_ids
     return report
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """A UTF-8 text file's contents; unreadable or non-UTF-8 bytes are a DatasetError naming the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read {what} ({e.strerror or e})") from e
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise DatasetError(f"{path}:{line}: {what} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                           f"{e.start})") from None
 
 
 def read_image(path: Path) -> torch.Tensor:
@@ -132,11 +173,9 @@ class DetectionDataset(Dataset):
             if rec.image_id == 0:
                 rec.image_id = i + 1
         report = sanitize_records(records, len(self.classes))
-        if report:
-            log.warning(
-                "%s: clipped %d out-of-bounds boxes, dropped %d degenerate boxes",
-                name, report.clipped, report.dropped,
-            )
+        if report and report.message(name) not in _WARNED:
+            _WARNED.add(report.message(name))
+            log.warning("%s", report.message(name))
         self.sanitize_report = report
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,20 @@ def _list(path: Path, data: dict, key: str) -> list:
     return value
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_id(value: object) -> bool:
+    """An image or category id: an integer or a string (hashable, comparable with its kind)."""
+    return _is_int(value) or isinstance(value, str)
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float that fits float32 pixel coordinates (|v| <= 1e9)."""
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and abs(value) <= 1e9
+
+
 def parse_coco(ann_file: Path, image_dir: Path) -> tuple[list[ImageRecord], list[str]]:
     """Parse a COCO detection file.
 
@@ -70,40 +85,47 @@ def parse_coco(ann_file: Path, image_dir: Path) -> tuple[list[ImageRecord], list
     cat_ids, names = [], {}
     for i, cat in enumerate(categories):
         cid, name = (_field(ann_file, f"categories[{i}]", cat, k) for k in ("id", "name"))
+        if not _is_id(cid):
+            raise DatasetError(f"{ann_file}: categories[{i}]: id must be an integer or a string, got {cid!r}")
         if cid in names:
             raise DatasetError(f"{ann_file}: categories[{i}]: duplicate category id {cid}")
         cat_ids.append(cid)
         names[cid] = str(name)
-    cat_ids.sort()
+    cat_ids.sort(key=lambda c: (isinstance(c, str), c))  # numbers first, then string ids
     label_of = {cid: k for k, cid in enumerate(cat_ids)}
 
-    per_image: dict[object, tuple[list, list, list]] = {}
+    per_image: dict[object, tuple[list, list, list, list]] = {}  # boxes, labels, crowd, annotation index
     image_info = []
     for i, img in enumerate(images):
         iid, file_name, width, height = (
             _field(ann_file, f"images[{i}]", img, k) for k in ("id", "file_name", "width", "height")
         )
+        if not _is_id(iid):
+            raise DatasetError(f"{ann_file}: images[{i}]: id must be an integer or a string, got {iid!r}")
         if iid in per_image:
             raise DatasetError(f"{ann_file}: images[{i}]: duplicate image id {iid}")
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
             raise DatasetError(f"{ann_file}: images[{i}]: width/height must be positive integers, "
                                f"got {width!r}x{height!r}")
-        per_image[iid] = ([], [], [])
+        per_image[iid] = ([], [], [], [])
         image_info.append((iid, image_dir / str(file_name), width, height))
 
     for i, ann in enumerate(annotations):
         where = f"annotations[{i}]"
         iid, cid, bbox = (_field(ann_file, where, ann, k) for k in ("image_id", "category_id", "bbox"))
-        if cid not in label_of:
+        if not _is_id(cid) or cid not in label_of:
             raise DatasetError(f"{ann_file}: {where}: unknown category_id {cid}")
-        if iid not in per_image:
+        if not _is_id(iid) or iid not in per_image:
             raise DatasetError(f"{ann_file}: {where}: unknown image_id {iid}")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise DatasetError(f"{ann_file}: {where}: bbox must be 4 numbers [x, y, w, h], got {bbox!r}")
-        boxes, labels, crowd = per_image[iid]
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)
+                and bbox[2] >= 0 and bbox[3] >= 0):
+            raise DatasetError(f"{ann_file}: {where}: bbox must be 4 finite numbers [x, y, w, h] (|v| <= 1e9), "
+                               f"w, h >= 0, got {bbox!r}")
+        boxes, labels, crowd, index = per_image[iid]
         boxes.append(bbox)
         labels.append(label_of[cid])
         crowd.append(bool(ann.get("iscrowd", 0)))
+        index.append(i)
 
     check_files_exist((file for _, file, _, _ in image_info), ann_file)
 
@@ -112,11 +134,12 @@ def parse_coco(ann_file: Path, image_dir: Path) -> tuple[list[ImageRecord], list
         log.info("%s: image ids are not all integers >= 1; numbering images 1..N", ann_file)
     records = []
     for iid, file, width, height in image_info:
-        boxes, labels, crowd = per_image[iid]
+        boxes, labels, crowd, index = per_image[iid]
         xyxy = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         xyxy[:, 2:] += xyxy[:, :2]  # xywh -> xyxy
         records.append(ImageRecord(file=file, width=width, height=height, boxes=xyxy, labels=labels,
-                                   difficult=crowd, image_id=iid if keep_ids else 0))
+                                   difficult=crowd, image_id=iid if keep_ids else 0, annotation=ann_file,
+                                   box_ids=index, box_ref="annotations[{}]"))
     return records, [names[cid] for cid in cat_ids]
 
 

@@ -9,12 +9,13 @@ Layout of the ``voc`` dataset root (the VOCdevkit directory)::
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
-from yolozoo.data.base import DatasetError, DetectionDataset, ImageRecord
+from yolozoo.data.base import DatasetError, DetectionDataset, ImageRecord, read_text
 from yolozoo.data.registry import check_files_exist, register_dataset, require_root
 
 VOC_CLASSES = (
@@ -34,9 +35,12 @@ def _text(xml_file: Path, node: ET.Element, path: str) -> str:
 def _number(xml_file: Path, node: ET.Element, path: str) -> float:
     value = _text(xml_file, node, path)
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise DatasetError(f"{xml_file}: <{path}> in <{node.tag}> is not a number: {value!r}") from None
+    if not (math.isfinite(number) and abs(number) <= 1e9):
+        raise DatasetError(f"{xml_file}: <{path}> in <{node.tag}> is not a finite number (|v| <= 1e9): {value!r}")
+    return number
 
 
 def parse_voc_xml(xml_file: Path, class_index: dict[str, int]) -> tuple[int, int, np.ndarray, list, list]:
@@ -53,6 +57,8 @@ def parse_voc_xml(xml_file: Path, class_index: dict[str, int]) -> tuple[int, int
         line, col = e.position
         raise DatasetError(f"{xml_file}: malformed XML at line {line}, column {col}: {e.msg}") from e
     width, height = int(_number(xml_file, root, "size/width")), int(_number(xml_file, root, "size/height"))
+    if width <= 0 or height <= 0:
+        raise DatasetError(f"{xml_file}: <size> must be positive, got {width}x{height}")
     boxes, labels, difficult = [], [], []
     for k, obj in enumerate(root.iter("object")):
         name = _text(xml_file, obj, "name")
@@ -70,10 +76,7 @@ def parse_voc_xml(xml_file: Path, class_index: dict[str, int]) -> tuple[int, int
 
 
 def _read_ids(set_file: Path) -> list[str]:
-    try:
-        lines = set_file.read_text().splitlines()
-    except OSError as e:
-        raise DatasetError(f"{set_file}: cannot read image set ({e.strerror or e})") from e
+    lines = read_text(set_file, "image set").splitlines()
     ids = []
     for n, line in enumerate(lines, 1):
         line = line.strip()
@@ -107,7 +110,8 @@ def parse_voc(
                 base / "Annotations" / f"{image_id}.xml", class_index
             )
             records.append(ImageRecord(file=file, width=width, height=height, boxes=boxes, labels=labels,
-                                       difficult=difficult))
+                                       difficult=difficult, annotation=base / "Annotations" / f"{image_id}.xml",
+                                       box_ref="object {}"))
     return records, list(classes)
 
 

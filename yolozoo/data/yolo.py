@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from yolozoo.data.base import DatasetError, DetectionDataset, ImageRecord
+from yolozoo.data.base import DatasetError, DetectionDataset, ImageRecord, read_text
 from yolozoo.data.registry import check_files_exist, register_dataset, require_root
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -28,9 +28,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 
 def _load_yaml(data_yaml: Path) -> dict:
     try:
-        data = yaml.safe_load(data_yaml.read_text())
-    except OSError as e:
-        raise DatasetError(f"{data_yaml}: cannot read ({e.strerror or e})") from e
+        data = yaml.safe_load(read_text(data_yaml, "data.yaml"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -45,8 +43,8 @@ def _class_names(data_yaml: Path, data: dict) -> list[str]:
         raise DatasetError(f"{data_yaml}: missing key 'names'")
     names = data["names"]
     if isinstance(names, dict):
-        if sorted(names) != list(range(len(names))):
-            raise DatasetError(f"{data_yaml}: 'names' keys must be 0..{len(names) - 1}, got {sorted(names)}")
+        if set(names) != set(range(len(names))):
+            raise DatasetError(f"{data_yaml}: 'names' keys must be 0..{len(names) - 1}, got {list(names)}")
         names = [names[k] for k in range(len(names))]
     if not isinstance(names, list) or not names:
         raise DatasetError(f"{data_yaml}: 'names' must be a non-empty list or {{id: name}} mapping")
@@ -63,7 +61,7 @@ def _image_files(data_yaml: Path, base: Path, entry: object) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if path.suffix == ".txt" and path.is_file():
-        lines = (line.strip() for line in path.read_text().splitlines())
+        lines = (line.strip() for line in read_text(path, "image list").splitlines())
         return [base / line for line in lines if line]  # paths relative to the dataset root
     raise DatasetError(f"{data_yaml}: {entry!r} is neither an image directory nor a .txt list ({path})")
 
@@ -78,12 +76,16 @@ def label_file(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def read_label_file(path: Path, width: int, height: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Parse ``cls cx cy w h`` lines -> (boxes float32 [N, 4] xyxy px, labels int64 [N])."""
+def read_label_file(path: Path, width: int, height: int, num_classes: int,
+                    lines: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse ``cls cx cy w h`` lines -> (boxes float32 [N, 4] xyxy px, labels int64 [N]).
+
+    ``lines``: if given, each box's 1-based line number is appended to it.
+    """
     if not path.is_file():
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
     rows, labels = [], []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path, "label file").splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
@@ -95,8 +97,13 @@ def read_label_file(path: Path, width: int, height: int, num_classes: int) -> tu
             raise DatasetError(f"{path}:{n}: non-numeric field in {line!r}") from None
         if not cls.is_integer() or not 0 <= cls < num_classes:
             raise DatasetError(f"{path}:{n}: class id {fields[0]} out of range [0, {num_classes})")
+        if not all(abs(v) <= 1e3 for v in values) or values[2] < 0 or values[3] < 0:  # nan fails abs(v) <= 1e3
+            raise DatasetError(f"{path}:{n}: box 'cx cy w h' must be finite normalised values with w, h >= 0, "
+                               f"got {line!r}")
         rows.append(values)
         labels.append(int(cls))
+        if lines is not None:
+            lines.append(n)
     cxcywh = np.asarray(rows, dtype=np.float32).reshape(-1, 4) * np.float32([width, height, width, height])
     xyxy = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], axis=1)
     return xyxy, np.asarray(labels, dtype=np.int64)
@@ -131,8 +138,10 @@ def parse_yolo(data_yaml: Path, split: str) -> tuple[list[ImageRecord], list[str
     records = []
     for file in files:
         width, height = _image_size(file)
-        boxes, labels = read_label_file(label_file(file), width, height, len(classes))
-        records.append(ImageRecord(file=file, width=width, height=height, boxes=boxes, labels=labels))
+        labels_path, lines = label_file(file), []
+        boxes, labels = read_label_file(labels_path, width, height, len(classes), lines)
+        records.append(ImageRecord(file=file, width=width, height=height, boxes=boxes, labels=labels,
+                                   annotation=labels_path, box_ids=lines, box_ref="line {}"))
     return records, classes
 
 

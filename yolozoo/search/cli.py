@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError, load_config
+from ..redact import redact
 from ..sweep.cli import CHILD_ENV, _quiet_libraries, _spawn_workers, split_command
 from ..sweep.spec import SweepError
 
@@ -94,7 +95,7 @@ def report(space, url: str, study_name: str, results_dir: str, reports_dir: Path
         write_best(best, path, [
             f"best trial of search {space.name!r}: trial {best.number}, {space.objective.label} = {best.value:.6g} "
             f"({space.objective.direction})",
-            f"study {study_name!r} in {url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+            f"study {study_name!r} in {redact(url)}: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
             f"tuned: {tuned}",
             f"re-run: python bench/run.py config={path}",
             f"as a sweep's base: python bench/run.py sweep=NAME config={path}",
@@ -102,7 +103,7 @@ def report(space, url: str, study_name: str, results_dir: str, reports_dir: Path
         print(f"\nbest: trial {best.number}, {space.objective.label} {best.value:.4g}: {tuned}\nbest config: {path}")
     for name, where in save_plots(study, reports_dir, stem).items():
         print(f"plot {name}: {where}" if isinstance(where, Path) else f"plot {name}: skipped ({where})")
-    print(f"\nall trials: yolozoo.search.load_trials(storage={url!r}, study={study_name!r})")
+    print(f"\nall trials: yolozoo.search.load_trials(storage={redact(url)!r}, study={study_name!r})")
     return 0 if completed else 1
 
 
@@ -115,8 +116,14 @@ def main(argv: list[str]) -> int:
         options, workers = _options(ours)
         search_options = {k: ours[k] for k in SEARCH_OPTIONS if ours.get(k)}
         space, context = load_search(ours["search"], args, search_options)
+        if CHILD_ENV not in os.environ:  # before any training: every output location is writable
+            from ..preflight import check_outputs
+            from ..sweep.store import default_storage_url
+
+            cfg = load_config(space.resolve({}, args))
+            check_outputs([cfg], options.storage or default_storage_url(cfg.results_dir))
     except (ConfigError, SweepError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     if workers > 1:
         code = _spawn_workers(argv, workers, module="yolozoo.search.cli")

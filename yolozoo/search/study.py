@@ -30,6 +30,7 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import load_config, to_dict
+from ..redact import redact
 from ..sweep.point import failure_reason, needs_own_process, train_point, train_point_in_child
 from ..sweep.progress import Progress, eta_seconds
 from ..sweep.runner import SweepOptions, store_result
@@ -128,11 +129,11 @@ class SearchWorker:
                                          direction=space.objective.direction, load_if_exists=True)
         stored = self.study.user_attrs.get("fingerprint")
         if stored is not None and stored != space.fingerprint:
-            raise SearchError(f"study {self.name!r} in {self.url} was started from a different {space.path} (its "
-                              "base, params or objective changed): restore the file, or start a new study with "
+            raise SearchError(f"study {self.name!r} in {redact(self.url)} was started from a different {space.path} "
+                              "(its base, params or objective changed): restore the file, or start a new study with "
                               "study=NEW_NAME")
         if self.study.user_attrs.get("search") not in (None, space.name):
-            raise SearchError(f"study {self.name!r} in {self.url} belongs to search "
+            raise SearchError(f"study {self.name!r} in {redact(self.url)} belongs to search "
                               f"{self.study.user_attrs['search']!r}; pass study=NEW_NAME")
         for key, value in {"search": space.name, "fingerprint": space.fingerprint, "space": json_safe(space.summary()),
                            "cli": self.cli}.items():
@@ -171,8 +172,8 @@ class SearchWorker:
         for key, value in {"worker": worker_id(), "overrides": overrides, "sampled": json_safe(sampled),
                            "reason": None, PRUNED_ATTR: None}.items():
             trial.set_user_attr(key, value)
-        extra = {"search": {"name": self.space.name, "study": self.name, "storage": self.url, "trial": trial.number,
-                            "params": json_safe(sampled)}}
+        extra = {"search": {"name": self.space.name, "study": self.name, "storage": redact(self.url),
+                            "trial": trial.number, "params": json_safe(sampled)}}
         cfg = load_config(overrides)
         metric, pruner = self.space.objective.metric, self.space.pruner
         if needs_own_process(cfg):
@@ -234,7 +235,7 @@ class SearchWorker:
         s = self.space
         print(f"[{s.name}] {s.path}: {len(s.params)} parameters, {s.objective.direction} {s.objective.label}, "
               f"sampler {s.sampler['name']} (seed {s.sampler['seed']}), pruner {s.pruner['name']}; "
-              f"{self.n_trials} trials in study {self.name!r} in {self.url}; worker {worker_id()}", flush=True)
+              f"{self.n_trials} trials in study {self.name!r} in {redact(self.url)}; worker {worker_id()}", flush=True)
         waiting_announced = False
         try:
             while True:

@@ -52,7 +52,14 @@ def _options(args: dict[str, str]):
 
 def _spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.cli") -> int:
     """Start ``workers`` copies of this command (``python -m module``, without ``workers=``), splitting the GPUs;
-    wait for all. (:mod:`yolozoo.search.cli` starts its workers with this too.)"""
+    wait for all. (:mod:`yolozoo.search.cli` starts its workers with this too.)
+
+    Returns 130 when interrupted (Ctrl-C here, forwarded to the workers, or a worker stopped by Ctrl-C),
+    143 when this process got SIGTERM (forwarded too), else 0: how a worker ended otherwise (a crash,
+    kill -9) is the store's business, which the caller reports from.
+    """
+    import signal
+
     import torch
 
     from .point import REPO_ROOT
@@ -67,13 +74,34 @@ def _spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.c
         if share:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(i * share, (i + 1) * share))
         procs.append(subprocess.Popen([sys.executable, "-m", module, *child_argv], env=env))
+    def forward(signum: int) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    terminated = []
+
+    def on_sigterm(signum, frame):
+        terminated.append(signum)
+        forward(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    interrupted = False
     try:
-        codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
-        codes = [p.wait() for p in procs]
+        while True:
+            try:
+                codes = [p.wait() for p in procs]
+                break
+            except KeyboardInterrupt:  # the terminal's Ctrl-C reaches the workers too; a kill -INT of ours does not
+                interrupted = True
+                forward(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        return 143
+    if interrupted or any(c in (130, -signal.SIGINT) for c in codes):
         return 130
-    bad = [c for c in codes if c not in (0, 1)]
-    return bad[0] if bad else 0
+    return 0
 
 
 def split_command(argv: list[str], options: dict[str, str], required: str) -> tuple[dict, dict]:
@@ -90,27 +118,32 @@ def split_command(argv: list[str], options: dict[str, str], required: str) -> tu
 
 def main(argv: list[str]) -> int:
     """Run the sweep command; see the module docstring for the arguments and the exit status."""
+    from ..preflight import check_outputs
+    from ..redact import redact
     from .spec import SweepError, load_sweep
+    from .store import default_storage_url
 
     try:
         ours, args = split_command(argv, OPTIONS, "sweep")
         options, workers = _options(ours)
         spec = load_sweep(ours["sweep"], args)
+        url = options.storage or default_storage_url(_results_dir(spec, args))
+        if CHILD_ENV not in os.environ:  # the parent checked already
+            check_outputs(point_configs(spec, args), url)
     except (ConfigError, SweepError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
-    if workers > 1:
-        code = _spawn_workers(argv, workers)
-        if code:
-            return code
+    code = _spawn_workers(argv, workers) if workers > 1 else 0
     _quiet_libraries()
     from .progress import summary_table, wall_time_line
     from .runner import SweepWorker, run_sweep
-    from .store import default_storage_url
 
-    url = options.storage or default_storage_url(_results_dir(spec, args))
-    if workers > 1:
-        df = SweepWorker(spec, args, options).results()
+    if workers > 1:  # whatever the workers died of, the table says where the sweep stands
+        try:
+            df = SweepWorker(spec, args, options).results()
+        except (SweepError, ValueError) as e:
+            print(f"error: {redact(str(e))}", file=sys.stderr)
+            return code or 1
     else:
         try:
             outcome = run_sweep(spec, args, options)
@@ -123,15 +156,27 @@ def main(argv: list[str]) -> int:
                   "goes stale; re-run the same command to resume", file=sys.stderr)
             return 143
         except (SweepError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2
         df = outcome.results
         if CHILD_ENV in os.environ:  # the parent prints the table for all workers
             return 1 if (df["status"] == "failed").any() else 0
     print(summary_table(df, list(spec.axes)))
     print(wall_time_line(df, outcome.wall_s if workers == 1 else None))
-    print(f"\nall results: yolozoo.sweep.load_results(storage={url!r}, sweep={spec.name!r})")
-    return 1 if (df["status"] == "failed").any() else 0
+    print(f"\nall results: yolozoo.sweep.load_results(storage={redact(url)!r}, sweep={spec.name!r})")
+    if code:
+        print("\ninterrupted: re-run the same command to resume" if code == 130 else
+              "\nstopped by SIGTERM: re-run the same command to resume", file=sys.stderr)
+        return code
+    unfinished = (df["status"] != "completed") if workers > 1 else (df["status"] == "failed")
+    return 1 if unfinished.any() else 0
+
+
+def point_configs(spec, args: dict[str, str]) -> list:
+    """The config of every point (first seed: seeds change no output location), for the preflight."""
+    from ..config import load_config
+
+    return [load_config(spec.resolve(p.axis_overrides, args)) for p in spec.points() if p.seed == spec.seeds[0]]
 
 
 def _results_dir(spec, args: dict[str, str]) -> str:

@@ -80,7 +80,7 @@ def train_point(overrides: dict[str, str], extra: dict, panel_images: int = 8, c
     """
     from lightning.pytorch.utilities import rank_zero_only
 
-    from ..train import train, write_record
+    from ..train import save_record, train
     from .panel import PredictionPanel
 
     cfg = load_config(overrides)
@@ -91,7 +91,7 @@ def train_point(overrides: dict[str, str], extra: dict, panel_images: int = 8, c
         reason, trace = failure_reason(e), traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
         record = _failure_record(cfg, reason, trace, extra)
-        path = write_record(record, Path(cfg.results_dir)) if rank_zero_only.rank == 0 else None
+        path = save_record(record, Path(cfg.results_dir), Path(cfg.out_dir)) if rank_zero_only.rank == 0 else None
         result = {"status": "failed", "reason": reason, "record": record, "record_path": path and str(path)}
     finally:
         gc.collect()

@@ -25,6 +25,7 @@ import pandas as pd
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 
 from ..config import load_config, to_dict
+from ..redact import redact
 from ..stats import seeds_to_add
 from . import published
 from .claims import GridState, choose, conflicting_trial
@@ -100,6 +101,7 @@ class SweepOptions:
     wait: bool = True
     progress_bar: bool | None = None
     panel_images: int = 8
+    estimate: bool = True  # print the estimated wall time before the first point (see .estimate)
 
 
 @dataclass
@@ -184,8 +186,8 @@ class SweepWorker:
         for key, value in {"sweep": self.spec.name, "point": point.labels, "seed": point.seed, "worker": worker_id(),
                            "fingerprint": point.fingerprint, "overrides": overrides, "reason": None}.items():
             trial.set_user_attr(key, value)
-        extra = {"sweep": {"name": self.spec.name, "study": self.name, "storage": self.url, "trial": trial.number,
-                           "point": point.labels, "seed": point.seed}}
+        extra = {"sweep": {"name": self.spec.name, "study": self.name, "storage": redact(self.url),
+                           "trial": trial.number, "point": point.labels, "seed": point.seed}}
         start = time.perf_counter()
         cfg = load_config(overrides)
         if needs_own_process(cfg):
@@ -253,6 +255,27 @@ class SweepWorker:
                        f"trial {number} {point.title}: taken by another worker, skipped")
         progress.update(counts, eta, message)
 
+    def _announce_estimate(self, session_start: datetime) -> None:
+        """Print what the points left will cost on this machine, from records or a short calibration."""
+        from ..environment import cpu_info
+        from .estimate import from_calibration, from_records
+        from .progress import format_eta
+
+        todo = self._state().todo(session_start)
+        if not todo:
+            return
+        records = published.read_records(self.publish_dir) if self.publish_dir and self.publish_dir.is_dir() else []
+        cpu = cpu_info()
+        est = from_records(records, len(todo), cpu["model"])
+        if est is None:
+            try:
+                est = from_calibration(load_config(self.point_overrides(todo[0])), len(todo))
+            except Exception as e:  # an estimate never stops a sweep; the point itself reports real errors
+                print(f"[{self.spec.name}] no wall-time estimate ({type(e).__name__}: {e})", flush=True)
+                return
+        print(f"[{self.spec.name}] {len(todo)} point(s) to run: estimated {'at least ' if est.lower_bound else ''}"
+              f"{format_eta(est.seconds)} for one worker on {cpu['model']} ({cpu['isa']}; {est.how})", flush=True)
+
     def run(self) -> SweepOutcome:
         """Claim and run points until none is left to claim (and, with ``wait``, none runs elsewhere)."""
         session_start = datetime.now()
@@ -261,8 +284,10 @@ class SweepWorker:
         progress = Progress(self.spec.name, len(self.points), self.options.progress_bar)
         print(f"[{self.spec.name}] {self.spec.path}: {len(self.points)} points "
               f"({' x '.join(str(len(v)) for v in self.spec.axes.values())} x {len(self.spec.seeds)} seeds), "
-              f"study {self.name!r} in {self.url}; worker {worker_id()}", flush=True)
+              f"study {self.name!r} in {redact(self.url)}; worker {worker_id()}", flush=True)
         self._report(progress)
+        if self.options.estimate:
+            self._announce_estimate(session_start)
         spread, waiting_announced = False, False
         try:
             while True:

@@ -26,6 +26,8 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+from ..redact import redact
+
 log = logging.getLogger(__name__)
 
 DB_FILE = "sweeps.db"
@@ -66,7 +68,10 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
     engine_kwargs: dict[str, Any] = {}
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"storage={url}: cannot create the folder {path.parent} ({e.strerror or e})") from None
         # isolation_level=None: pysqlite emits no BEGIN of its own; _serialise_sqlite emits BEGIN IMMEDIATE.
         engine_kwargs["connect_args"] = {"timeout": 120, "isolation_level": None}
     elif url.startswith("sqlite"):
@@ -84,11 +89,11 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
                 storage = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
             break
         except ImportError as e:
-            raise ValueError(f"storage={url}: the database driver is not installed ({e}); for PostgreSQL: "
+            raise ValueError(f"storage={redact(url)}: the database driver is not installed ({e}); for PostgreSQL: "
                              "pip install psycopg2-binary") from None
         except Exception as e:  # concurrent creation of a new database: tables half made by another worker
             if attempt == attempts - 1:
-                raise ValueError(f"storage={url}: cannot open the database: {e}") from e
+                raise ValueError(f"storage={redact(url)}: cannot open the database: {redact(str(e))}") from None
             log.debug("retrying storage creation after %r", e)
             time.sleep(0.5 * (attempt + 1))
     if path is not None:
