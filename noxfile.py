@@ -1,5 +1,5 @@
 """``nox -s test`` runs the suite but the long fault-injection tests; ``nox -s faults`` runs those;
-``nox -s lint`` runs ruff.
+``nox -s lint`` runs ruff and the import-circle check.
 
 The test session reuses the repo's ``.venv`` when it exists (it holds torch, ~6 GB, which
 would be wasteful to install twice); otherwise nox builds its own.
@@ -60,3 +60,5 @@ def lint(session: nox.Session) -> None:
         session.install("ruff")
     ruff = str(VENV / "bin" / "ruff") if VENV.is_dir() else "ruff"
     session.run(ruff, "check", "yolozoo", "bench", "tests", "reports", "noxfile.py", external=True)
+    # no import circle inside the package (a stdlib-only script: runs without the venv)
+    session.run("python3", str(ROOT / "yolozoo" / "tools" / "import_graph.py"), external=True)

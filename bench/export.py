@@ -51,8 +51,14 @@ def _load(own: dict, overrides: dict):
     """(config, detector) for the options: from the checkpoint's stored config, or from the overrides."""
     import torch
 
-    from yolozoo.checkpoint import build_detector, config_from_checkpoint, detector_state, load_checkpoint
-    from yolozoo.onnx_export import infer_num_classes, load_detector_state
+    from yolozoo.checkpoint import (
+        build_detector,
+        config_from_checkpoint,
+        detector_state,
+        infer_num_classes,
+        load_checkpoint,
+        load_detector_state,
+    )
     from yolozoo.train import build_module
 
     num_classes = int(own["num_classes"]) if own["num_classes"] else None

@@ -8,8 +8,7 @@ import torch
 import bench.export as export_cli
 import bench.predict as predict_cli
 import bench.val as val_cli
-from yolozoo.checkpoint import CheckpointError, checkpoint_hparams, load_checkpoint
-from yolozoo.onnx_export import read_checkpoint
+from yolozoo.checkpoint import CheckpointError, checkpoint_hparams, load_checkpoint, read_checkpoint
 
 
 class _CreatesFile:

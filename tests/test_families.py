@@ -14,7 +14,7 @@ import torch
 
 from yolozoo.assigners import create_assigner, list_assigners
 from yolozoo.assigners.base import make_result
-from yolozoo.config import ModelConfig
+from yolozoo.config import ModelConfig, model_defaults
 from yolozoo.models import count_params, make_priors
 from yolozoo.models.backbone import TimmBackbone
 from yolozoo.models.csp import C3, CSPPAN, SPPF, C2f, scaled_depth
@@ -40,6 +40,10 @@ GT = torch.tensor([[[4.0, 6, 22, 20], [30, 12, 62, 50]], [[8, 16, 40, 34], [0, 0
 GT_LABELS = torch.tensor([[0, 1], [2, 0]])
 GT_MASK = torch.tensor([[True, True], [True, False]])
 
+
+
+def check_family(model_cfg, assigner, options=None):
+    return check_family_config(model_cfg, assigner, options, defaults=model_defaults())
 
 def images(n: int = 2, size: int = 64) -> torch.Tensor:
     return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
@@ -336,9 +340,9 @@ def test_every_compatible_assigner_trains_every_family(family, assigner, models)
     reason = incompatibility(family, assigner)
     if reason:
         with pytest.raises(ValueError, match=reason):
-            check_family_config(cfg, assigner)
+            check_family(cfg, assigner)
         return
-    check_family_config(cfg, assigner)
+    check_family(cfg, assigner)
     model = models[family]
     model.zero_grad()
     terms = train_step(model, assigner, family)
@@ -349,22 +353,22 @@ def test_every_compatible_assigner_trains_every_family(family, assigner, models)
 def test_family_config_checks_name_keys_and_ranges():
     base = dataclasses.asdict(ModelConfig())
     with pytest.raises(ValueError, match="model.family: unknown model family 'yolov2'"):
-        check_family_config({**base, "family": "yolov2"}, "tal")
+        check_family({**base, "family": "yolov2"}, "tal")
     with pytest.raises(ValueError, match="model.head='anchor' is not used by model.family=yolov5; it reads model.anch"):
-        check_family_config({**base, "family": "yolov5", "head": "anchor"}, "yolov5")
+        check_family({**base, "family": "yolov5", "head": "anchor"}, "yolov5")
     with pytest.raises(ValueError, match="model.box_param='v3' is not used by model.family=yolov8"):
-        check_family_config({**base, "family": "yolov8", "box_param": "v3"}, "tal")
-    check_family_config({**base, "family": "yolox", "anchors": "auto"}, "simota")  # no anchors: the spec is unused
+        check_family({**base, "family": "yolov8", "box_param": "v3"}, "tal")
+    check_family({**base, "family": "yolox", "anchors": "auto"}, "simota")  # no anchors: the spec is unused
     with pytest.raises(ValueError, match=r"model.depth must be in \(0, 4\]"):
-        check_family_config({**base, "family": "yolox", "depth": 0.0}, "simota")
+        check_family({**base, "family": "yolox", "depth": 0.0}, "simota")
     with pytest.raises(ValueError, match="model.num_levels must be in 1..3 for model.family=yolov3"):
-        check_family_config({**base, "family": "yolov3", "num_levels": 4}, "single_grid")
+        check_family({**base, "family": "yolov3", "num_levels": 4}, "single_grid")
     with pytest.raises(ValueError, match="expected 2 levels of model.num_anchors=1"):
-        check_family_config({**base, "family": "yolov3", "num_levels": 2, "num_anchors": 1,
+        check_family({**base, "family": "yolov3", "num_levels": 2, "num_anchors": 1,
                              "anchors": [[[8, 8]], [[16, 16]], [[32, 32]]]}, "single_grid")
-    check_family_config({**base, "family": "yolov3", "num_levels": 2, "num_anchors": 1,
+    check_family({**base, "family": "yolov3", "num_levels": 2, "num_anchors": 1,
                          "anchors": [[[16, 16]], [[32, 32]]]}, "single_grid")
     with pytest.raises(ValueError, match="needs several priors per location"):  # the yolo family's own rule
-        check_family_config(base, "yolov5")
-    check_family_config({**base, "family": "yolov3", "num_levels": 2, "num_anchors": 1,
+        check_family(base, "yolov5")
+    check_family({**base, "family": "yolov3", "num_levels": 2, "num_anchors": 1,
                          "anchors": [[[16, 16]], [[32, 32]]]}, "fcos", {"regress_ranges": [[0, 48], [48, 1e9]]})

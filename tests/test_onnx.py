@@ -8,9 +8,10 @@ import torch
 from omegaconf import OmegaConf
 
 import bench.export as export_cli
+from yolozoo.checkpoint import infer_num_classes, load_detector_state, read_checkpoint
 from yolozoo.config import ModelConfig
 from yolozoo.models import build_model
-from yolozoo.onnx_export import export_onnx, infer_num_classes, load_detector_state, onnx_parity, read_checkpoint
+from yolozoo.onnx_export import export_onnx, onnx_parity
 
 RTOL = 1e-4  # of the output's scale; float32 eager itself is ~1e-5 off float64
 

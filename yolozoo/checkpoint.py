@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -93,7 +94,6 @@ def build_detector(cfg: DictConfig, obj: dict, origin: str | Path) -> nn.Module:
     from omegaconf import OmegaConf
 
     from .models import build_model
-    from .onnx_export import infer_num_classes, load_detector_state
 
     hparams, state = stored_hparams(obj), detector_state(obj)
     model_cfg = OmegaConf.merge(cfg.model, {"pretrained": "false"})
@@ -112,3 +112,48 @@ def class_names(obj: dict, num_classes: int) -> list[str]:
     """The class names stored in the checkpoint, or ``"0".."N-1"``."""
     names = stored_hparams(obj).get("classes")
     return list(names) if names and len(names) == num_classes else [str(i) for i in range(num_classes)]
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """A detector state dict from a Lightning checkpoint (``state_dict`` with ``model.`` keys) or a plain one.
+
+    Read with ``weights_only=True`` (see :func:`yolozoo.checkpoint.load_checkpoint`): nothing in the file runs.
+    """
+    return detector_state(load_checkpoint(path))
+
+
+def infer_num_classes(state: dict[str, torch.Tensor], build: Callable[[int], nn.Module]) -> int:
+    """The class count ``state`` was trained with, read off its class-dependent tensors.
+
+    ``build(n)`` makes the detector for ``n`` classes; tensors whose shape differs between
+    ``build(1)`` and ``build(2)`` grow linearly with the class count along one dimension.
+    """
+    one, two = build(1).state_dict(), build(2).state_dict()
+    for key, a in one.items():
+        b = two[key]
+        if a.shape == b.shape or key not in state:
+            continue
+        dim = next(i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y)
+        per_class = b.shape[dim] - a.shape[dim]
+        n, rest = divmod(state[key].shape[dim] - (a.shape[dim] - per_class), per_class)
+        if rest or n < 1:
+            raise ValueError(f"checkpoint tensor {key!r} {tuple(state[key].shape)} fits no class count; "
+                             "is it from a detector with the same model.* settings?")
+        return n
+    raise ValueError("checkpoint has none of the detector's class-dependent tensors; "
+                     "is it from a detector with the same model.* settings?")
+
+
+def load_detector_state(detector: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
+    """Strict load; on a mismatch the error names the file, a key, and the likely cause."""
+    result = detector.state_dict()
+    missing = [k for k in result if k not in state]
+    unexpected = [k for k in state if k not in result]
+    shape = [k for k in result if k in state and state[k].shape != result[k].shape]
+    if missing or unexpected or shape:
+        first = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}" if unexpected else
+                 f"{shape[0]!r} is {tuple(state[shape[0]].shape)}, the model's {tuple(result[shape[0]].shape)}")
+        raise ValueError(f"{origin}: does not fit the configured detector ({first}; {len(missing)} missing, "
+                         f"{len(unexpected)} unexpected, {len(shape)} of another shape); pass the model.* "
+                         "overrides the run used")
+    detector.load_state_dict(state, strict=True)

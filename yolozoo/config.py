@@ -8,6 +8,7 @@ valid ones. Builders read the config; classes take explicit arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ class ModelConfig:
     reg_max: int = 16  # yolov8: DFL bins per box side (distances 0..reg_max-1 strides)
     grid_size: int = 7  # yolov1: S
     boxes_per_cell: int = 2  # yolov1: B
+
+
+def model_defaults() -> dict:
+    """Every ``model.*`` key with its default (what a family checks its unused keys against)."""
+    return {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+            for f in dataclasses.fields(ModelConfig)}
 
 
 @dataclass
@@ -308,7 +315,7 @@ def check_config(cfg: DictConfig) -> None:
     from .models.families import check_family_config
 
     try:
-        check_family_config(cfg.model, cfg.assigner.name, options)
+        check_family_config(cfg.model, cfg.assigner.name, options, defaults=model_defaults())
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if not 0 < cfg.model.width <= 4:

@@ -24,9 +24,8 @@ def validate_checkpoint(cfg: DictConfig, obj: dict, path: str | Path) -> dict:
     The record: ``name``, ``kind`` "val", ``checkpoint``, ``config`` (the resolved config, the
     stored one with any overrides), ``metrics`` (mAP50, mAP, ..., params, flops), ``per_class``.
     """
-    from .checkpoint import detector_state, stored_hparams
+    from .checkpoint import detector_state, load_detector_state, stored_hparams
     from .models import count_flops, count_params
-    from .onnx_export import load_detector_state
     from .train import build_datamodule, build_module, run_name
 
     started = datetime.now(timezone.utc)

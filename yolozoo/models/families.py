@@ -156,8 +156,12 @@ def family_levels(cfg: Mapping) -> int:
     return cfg.get("num_levels", 3) if "num_levels" in config_keys(name) else get_family(name).levels
 
 
-def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options: Mapping | None = None) -> None:
+def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options: Mapping | None = None, *,
+                        defaults: Mapping) -> None:
     """Raise ValueError (naming the key) on a model config the family cannot build or train with the assigner.
+
+    ``defaults``: every ``model.*`` key's default (``yolozoo.config.model_defaults()``), passed in so that
+    this module never imports the config module (which imports it).
 
     - unknown family; a ``model.*`` key the family does not read set away from its default
       (e.g. ``model.reg_max`` with ``yolov5``); the anchor spec is ignored without anchors,
@@ -168,7 +172,6 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
       setting per pyramid level (FCOS's ``regress_ranges``) for another number of levels.
     """
     from ..assigners.base import ASSIGNERS
-    from ..config import ModelConfig
     from .anchors import check_anchor_spec, check_head_config
 
     m = _as_dict(model_cfg)
@@ -177,8 +180,6 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
         get_family(name)
     except UnknownNameError as e:
         raise ValueError(f"model.family: {e}") from None
-    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
-                for f in dataclasses.fields(ModelConfig)}
     read = config_keys(name)
     for key, value in m.items():
         if key in read or key not in defaults or key in ("anchors", "num_anchors") or value == defaults[key]:
