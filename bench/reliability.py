@@ -49,12 +49,12 @@ class Observed:
 
 
 class Proc:
-    """``bench/run.py ARGS`` in its own process; its stdout+stderr collected by a thread (never blocks)."""
+    """``bench/run.py ARGS`` (or another ``script``) in its own process; its stdout+stderr collected by a thread."""
 
-    def __init__(self, args: list[str], cwd: Path):
+    def __init__(self, args: list[str], cwd: Path, script: str = "run.py"):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled",
                "PYTHONUNBUFFERED": "1"}
-        self.p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "run.py"), *args], cwd=cwd, env=env,
+        self.p = subprocess.Popen([sys.executable, str(ROOT / "bench" / script), *args], cwd=cwd, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   start_new_session=True)
         self.lines: list[str] = []
@@ -91,8 +91,8 @@ class Proc:
         return code
 
 
-def run(args: list[str], cwd: Path, timeout: float = 600) -> tuple[int, str]:
-    proc = Proc(args, cwd)
+def run(args: list[str], cwd: Path, timeout: float = 600, script: str = "run.py") -> tuple[int, str]:
+    proc = Proc(args, cwd, script)
     return proc.finish(timeout), proc.output
 
 
@@ -306,7 +306,34 @@ def three_workers_postgres(tmp: Path) -> Observed | None:
     return three_workers(tmp, url) if url else None
 
 
+class _CreatesFile:
+    """Unpickling this calls ``open(path, "w")``: a checkpoint that runs code when loaded unsafely."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def malicious_checkpoint(tmp: Path) -> Observed:
+    """A checkpoint whose unpickling would create a file: export, predict and val refuse it; nothing runs."""
+    import torch
+
+    marker, path = tmp / "pwned.txt", tmp / "evil.ckpt"
+    torch.save({"state_dict": {"model.w": torch.zeros(1)}, "payload": _CreatesFile(marker)}, path)
+    seen = []
+    for script in ("export.py", "predict.py", "val.py"):
+        code, out = run([f"checkpoint={path}"], tmp, script=script)
+        obs = clear_error(code, out, "evil.ckpt")
+        seen.append(f"{script}: {obs.detail}")
+        if obs.outcome != "clear error" or marker.exists():
+            return Observed("lost", f"{script}: exit {code}, payload ran: {marker.exists()}: {obs.detail}", code, out)
+    return Observed("clear error", f"payload never ran; {seen[0]}")
+
+
 CASES: dict[str, Callable[[Path], Observed | None]] = {
+    "malicious checkpoint (export, predict, val)": malicious_checkpoint,
     "unwritable results_dir": unwritable_results_dir,
     "record folder blocked after training": record_blocked_after_training,
     "path-traversal name (name=../../../../escape)": traversal_name,
@@ -353,6 +380,12 @@ def main(argv: list[str]) -> int:
              "resumes), **clear error** (exit 2 before any training, one line naming the key or file), **lost** "
              "(anything else). `tests/test_faults.py` runs the same cases (`nox -s faults` the long ones).", "",
              "| case | outcome | observed |", "|---|---|---|"]
+    if only and Path(args.out).is_file():  # --only: update those rows of the existing report, keep the others
+        fresh = {title: (outcome, detail) for title, outcome, detail, _ in rows}
+        table = Path(args.out).read_text().splitlines()[len(lines):]
+        kept = [line.split(" | ") for line in table if line.startswith("| ")]
+        old = {cells[0][2:]: (cells[1], cells[2][:-2]) for cells in kept if len(cells) == 3}
+        rows = [(title, *fresh.get(title, old.get(title, ("not run", "-"))), 0.0) for title in CASES]
     lines += [f"| {title} | {outcome} | {detail} |" for title, outcome, detail, _ in rows]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
