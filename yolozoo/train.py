@@ -28,7 +28,7 @@ from .environment import environment
 from .lit import DetectorModule
 from .models import build_model, count_flops, count_params
 from .speed import timing_pass
-from .wandb_run import log_results, start_run, wandb_callbacks
+from .wandb_run import log_results, start_run, wandb_call, wandb_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -170,26 +170,17 @@ def build_logger(cfg: DictConfig, name: str, out_dir: Path):
     return False
 
 
-def _wandb_call(what: str, fn, *args, **kwargs):
-    """Call a W&B function; on any error log a warning and go on (W&B never fails a run)."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as e:
-        log.warning("W&B %s failed (%s: %s); the run goes on", what, type(e).__name__, e)
-        return None
-
-
 def _finish_wandb(logger, exit_code: int) -> str | None:
     """Finish the logger's W&B run (so the next run in this process starts a new one); return its folder."""
     from lightning.pytorch.utilities import rank_zero_only
 
     if not logger or rank_zero_only.rank != 0:  # other ranks hold a dummy run
         return None
-    run = _wandb_call("run", lambda: logger.experiment)
+    run = wandb_call("run", lambda: logger.experiment)
     if run is None:
         return None
-    folder = _wandb_call("run folder", lambda: str(Path(run.dir).parent))
-    _wandb_call("finish", run.finish, exit_code=exit_code)
+    folder = wandb_call("run folder", lambda: str(Path(run.dir).parent))
+    wandb_call("finish", run.finish, exit_code=exit_code)
     return folder
 
 
@@ -270,7 +261,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
                     cfg.wandb.log_model)
         if logger:
             summary = {k: v for k, v in metrics.items() if v is not None}
-            _wandb_call("summary", lambda: logger.experiment.summary.update(summary))
+            wandb_call("summary", lambda: logger.experiment.summary.update(summary))
     except BaseException:
         _finish_wandb(logger, exit_code=1)
         raise

@@ -1,7 +1,7 @@
 """What a run adds to its W&B run: tags, metric summaries, LR curve, predictions, per-class AP, the model.
 
 Every function here is a no-op without a W&B logger, and never fails the run: an error is a
-warning (see :func:`yolozoo.train._wandb_call`).
+warning (see :func:`wandb_call`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 SUMMARIES = {"val/mAP": "max", "val/mAP50": "max", "val/mAP75": "max", "train/loss": "min"}
 
 
-def _safely(what: str, fn, *args, **kwargs):
+def wandb_call(what: str, fn, *args, **kwargs):
+    """Call a W&B function; on any error log a warning and go on (W&B never fails a run)."""
     try:
         return fn(*args, **kwargs)
     except Exception as e:
@@ -43,7 +44,7 @@ def start_run(logger, cfg: DictConfig) -> None:
         for metric, summary in SUMMARIES.items():
             run.define_metric(metric, summary=summary)
 
-    _safely("run setup", setup)
+    wandb_call("run setup", setup)
 
 
 def wandb_callbacks(logger, callbacks: list[Callback]) -> list[Callback]:
@@ -71,7 +72,7 @@ def log_results(logger, per_class: dict, checkpoint: str | Path | None, log_mode
         logger.experiment.log({"val/per_class_AP": table, "val/per_class_AP_chart": chart})
 
     if per_class:
-        _safely("per-class AP", per_class_ap)
+        wandb_call("per-class AP", per_class_ap)
     if log_model and checkpoint:
         def artifact():
             run = logger.experiment
@@ -79,4 +80,4 @@ def log_results(logger, per_class: dict, checkpoint: str | Path | None, log_mode
             art.add_file(str(checkpoint), name="model.ckpt")
             run.log_artifact(art, aliases=["latest", "final"])
 
-        _safely("model artifact", artifact)
+        wandb_call("model artifact", artifact)
