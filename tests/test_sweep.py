@@ -239,7 +239,7 @@ def test_killed_worker_has_its_point_rerun(tmp_path, data_root):
     (dead,) = [t for t in trials if t.number == killed.number]
     assert dead.state == TrialState.FAIL
     (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
-    assert retry.state == TrialState.COMPLETE and retry.params == killed.params
+    assert retry.state == TrialState.COMPLETE and trial_key(retry) == trial_key(killed)
     assert_each_point_completed_once(trials, 2)
     row = outcome.results.set_index("trial").loc[retry.number]
     assert outcome.failed == 0 and row["status"] == "completed" and row["attempts"] == 2

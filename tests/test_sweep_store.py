@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from yolozoo.config import load_config
 from yolozoo.sweep import load_results
-from yolozoo.sweep.claims import GridState, conflicting_trial
+from yolozoo.sweep.claims import GridState, conflicting_trial, trial_key
 from yolozoo.sweep.point import device_count, needs_own_process
 from yolozoo.sweep.runner import SweepGridSampler
 from yolozoo.sweep.spec import Point
@@ -87,6 +87,20 @@ def test_a_point_already_held_by_another_trial_is_a_conflict():
     assert conflicting_trial(study, second.number, point).number == first.number
     assert conflicting_trial(study, first.number, point).number == second.number
     assert conflicting_trial(study, 99, POINTS[0]) is None  # a failed trial does not hold its point
+
+
+def test_a_trial_killed_between_its_suggestions_still_holds_its_whole_point():
+    # CI saw it: a worker killed after suggest("w") but before suggest("seed") left a RUNNING trial
+    # keyed by {"w"} alone, so the next worker neither saw it running nor ran its queued retry
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"w": 0.5, "seed": 0})
+    trial = study.ask()
+    trial.suggest_categorical("w", [0.25, 0.5, 0.75])  # killed here
+    (half,) = study.get_trials()
+    assert half.params == {"w": 0.5}
+    assert trial_key(half) == POINTS[1].key
+    state = GridState.of(study.get_trials(), POINTS)
+    assert list(state.running) == [POINTS[1].key] and state.counts()["running"] == 1
 
 
 def test_grid_sampler_lets_the_worker_queue_the_last_point():

@@ -27,9 +27,13 @@ from .spec import Point, point_key
 
 
 def trial_params(trial: FrozenTrial) -> dict | None:
-    """The point a trial runs: its parameters, or, before they are sampled, the queued ones."""
-    params = dict(trial.params) or trial.system_attrs.get("fixed_params")
-    return dict(params) if params else None
+    """The point a trial runs: its queued parameters, with those already suggested.
+
+    The queued ones count even after some were suggested: a worker killed between two
+    ``suggest_categorical`` calls leaves a trial with only part of its point in ``params``.
+    """
+    params = {**(trial.system_attrs.get("fixed_params") or {}), **trial.params}
+    return params or None
 
 
 def trial_key(trial: FrozenTrial) -> str | None:
