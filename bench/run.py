@@ -4,6 +4,7 @@
     python bench/run.py sweep=NAME [storage=URL] [workers=N] [heartbeat=S] [retries=N] [key=value ...]
     python bench/run.py search=NAME [n_trials=N] [storage=URL] [workers=N] [metric=M] [sampler=S] [key=value ...]
     python bench/run.py config=FILE [key=value ...]
+    python bench/run.py resume=true|PATH [key=value ...]
 
 With no arguments: trains the default config on the built-in ``digits`` dataset on the
 CPU, evaluates it, prints a summary and writes a result record under ``results/runs/``.
@@ -25,6 +26,11 @@ pruned trials stop early. It writes the best trial's overrides to
 ``<results_dir>/search/NAME-best.yaml`` and plots to ``reports/search/``; options:
 ``python -m yolozoo.search.cli`` without arguments lists them.
 
+``resume=true`` continues the newest interrupted run of the same name and config under
+``out_dir`` from its last finished epoch (``resume=PATH``: that run folder or checkpoint, whose
+stored config is used); on the CPU the result equals an uninterrupted run's. Sweep points
+resume by themselves (``resume=auto``). See ``yolozoo/resume.py``.
+
 ``config=FILE``: a YAML file of (dotted) overrides applied after the preset and before the
 other ``key=value`` overrides, e.g. a search's best-trial file.
 
@@ -40,9 +46,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from yolozoo.config import ConfigError, load_config  # noqa: E402
+from yolozoo.config import ConfigError  # noqa: E402
 from yolozoo.console import quiet_libraries  # noqa: E402
 from yolozoo.preflight import check_outputs  # noqa: E402
+from yolozoo.resume import load_run_config  # noqa: E402
 from yolozoo.summary import summary  # noqa: E402
 
 
@@ -60,8 +67,12 @@ def main(argv: list[str]) -> int:
 
         return search_main(argv)
     try:
-        cfg = load_config(argv)
+        cfg = load_run_config(argv)
         check_outputs([cfg])
+        from yolozoo.resume import resume_checkpoint
+        from yolozoo.train import run_name
+
+        resume_checkpoint(cfg, run_name(cfg))  # resume=true with no run to continue: one line, before any work
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

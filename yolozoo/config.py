@@ -138,6 +138,9 @@ class Config:
     imports: list[str] = field(default_factory=list)
     seed: int = 0  # training seed (weights init, data order, augmentation)
     out_dir: str = "runs"  # checkpoints, W&B files
+    # continue an interrupted run: true (the newest unfinished run of this name and config under out_dir),
+    # auto (that, else start afresh), a run folder or checkpoint path, or false; see yolozoo/resume.py
+    resume: str = "false"
     results_dir: str = "results"  # result records
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

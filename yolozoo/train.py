@@ -27,6 +27,7 @@ from .datamodule import DetectionDataModule
 from .environment import environment
 from .lit import DetectorModule
 from .models import build_model, count_flops, count_params
+from .resume import RngState, resume_checkpoint
 from .speed import timing_pass
 from .wandb_run import log_results, start_run, wandb_call, wandb_callbacks
 
@@ -130,6 +131,12 @@ class History(Callback):
         self.epochs: list[dict] = []
         self._start = time.perf_counter()
 
+    def state_dict(self) -> dict:  # in every checkpoint: a resumed run's record has all its epochs
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epochs = [dict(row) for row in state_dict.get("epochs", [])]
+
     def on_train_epoch_end(self, trainer, pl_module):
         # Runs after this epoch's validation, so both train/ (epoch means) and val/ are here.
         row = {"epoch": trainer.current_epoch + 1}  # 1-based: "after epoch N"
@@ -193,7 +200,12 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     started = datetime.now(timezone.utc)
     env = environment()  # the code and machine at the start: the tree may change while a long run trains
     name = run_name(cfg)
-    run_dir = Path(cfg.out_dir) / f"{started:%Y%m%d-%H%M%S}-{name}"
+    resume_from = resume_checkpoint(cfg, name)
+    if resume_from is not None:  # the interrupted run's folder: its checkpoints go on being updated there
+        run_dir = resume_from.parent.parent if resume_from.parent.name == "checkpoints" else resume_from.parent
+        print(f"resuming {name} from {resume_from}", flush=True)
+    else:
+        run_dir = Path(cfg.out_dir) / f"{started:%Y%m%d-%H%M%S}-{name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -202,7 +214,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     dm.setup("fit")
     module = build_module(cfg, num_classes=len(dm.classes), classes=dm.classes)
     history, timer = History(), Timer()
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor="val/mAP", mode="max", save_last=True)
+    # the best epoch (epoch=N-step=M.ckpt), and last.ckpt after every epoch: the final model, and what
+    # resume= continues from (Lightning's save_last alone writes it only when a new best is saved)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor="val/mAP", mode="max")
+    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
     if cfg.optim.ema_decay > 0:
         # Validation and the final model use the averaged weights. Averaging starts after the
         # warm-up: mixing in the random initial weights would spoil the early epochs.
@@ -222,11 +237,11 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
             limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
             check_val_every_n_epoch=t.check_val_every_n_epoch, log_every_n_steps=t.log_every_n_steps,
             enable_progress_bar=t.enable_progress_bar, num_sanity_val_steps=0, default_root_dir=str(run_dir),
-            logger=logger, callbacks=[history, timer, checkpoint, *(callbacks or [])],
+            logger=logger, callbacks=[history, timer, checkpoint, last, RngState(), *(callbacks or [])],
             enable_model_summary=False,
         )
         try:
-            trainer.fit(module, datamodule=dm)
+            trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
         except SystemExit as e:
             # Lightning turns Ctrl-C into sys.exit(1) after its own shutdown (ignoring SIGINT from then on),
             # and SIGTERM into SIGTERMException, a SystemExit too. Callers tell them apart (exit 130 vs
@@ -255,9 +270,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
             "finished": datetime.now(timezone.utc).isoformat(), "config": to_dict(cfg), "metrics": metrics,
             "per_class": per_class, "history": history.epochs, "environment": env,
             "timing": timing.as_dict(), "run_dir": str(run_dir), "checkpoint": checkpoint.best_model_path or None,
+            "resumed_from": str(resume_from) if resume_from is not None else None,
             **(extra or {}),
         }
-        log_results(logger, per_class, checkpoint.last_model_path or checkpoint.best_model_path,
+        log_results(logger, per_class, last.best_model_path or checkpoint.best_model_path,
                     cfg.wandb.log_model)
         if logger:
             summary = {k: v for k, v in metrics.items() if v is not None}

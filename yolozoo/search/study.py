@@ -160,8 +160,14 @@ class SearchWorker:
             raise
 
     def trial_overrides(self, trial: optuna.Trial, sampled: Mapping[str, Any]) -> dict[str, str]:
-        """The trial's ``key=value`` overrides: the space's (see SearchSpace.resolve), run name and W&B group."""
-        overrides = {**self.space.resolve(sampled, self.cli), "name": f"{self.space.name}-t{trial.number}"}
+        """The trial's ``key=value`` overrides: the space's (see SearchSpace.resolve), run name and W&B group.
+
+        A re-run of a trial whose worker died keeps that trial's run name and ``resume=auto`` continues its
+        run from the last finished epoch (yolozoo/resume.py).
+        """
+        number = self._stored_trial(trial).system_attrs.get("failed_trial", trial.number)
+        overrides = {**self.space.resolve(sampled, self.cli), "name": f"{self.space.name}-t{number}",
+                     "resume": "auto"}
         overrides.setdefault("wandb.group", f"search-{self.space.name}")
         return overrides
 

@@ -149,9 +149,12 @@ class SweepWorker:
 
     # -- one point ---------------------------------------------------------------------------
     def point_overrides(self, point: Point) -> dict[str, str]:
-        """The sweep's overrides for the point (see SweepSpec.resolve), plus the seed, run name and W&B group."""
+        """The sweep's overrides for the point (see SweepSpec.resolve), plus the seed, run name and W&B group.
+
+        ``resume=auto``: a point whose worker died continues from its last finished epoch (yolozoo/resume.py).
+        """
         overrides = {**self.spec.resolve(point.axis_overrides, self.cli), "seed": str(point.seed),
-                     "name": f"{self.spec.name}-{point.slug}"}
+                     "name": f"{self.spec.name}-{point.slug}", "resume": "auto"}
         overrides.setdefault("wandb.group", self.spec.name)  # reports find a sweep's W&B runs by group
         return overrides
 
