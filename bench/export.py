@@ -21,10 +21,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help  # noqa: E402
-from yolozoo.config import ConfigError, load_config  # noqa: E402
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
+from yolozoo.config import ConfigError, load_config
 
 TOLERANCE = 1e-4  # max abs difference onnxruntime vs eager, over the output's scale (float32 noise: ~1e-5)
 OPTIONS = [

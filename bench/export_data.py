@@ -10,10 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help  # noqa: E402
-from yolozoo.config import ConfigError, load_config  # noqa: E402
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
+from yolozoo.config import ConfigError, load_config
 
 OPTIONS = [KeyHelp("format", None, "yolo | coco; required"), KeyHelp("out", None, "output folder; required")]
 

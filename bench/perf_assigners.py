@@ -33,13 +33,12 @@ from types import SimpleNamespace
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from yolozoo.assigners.base import Priors, create_assigner, list_assigners
+from yolozoo.environment import device_name, git_commit
+from yolozoo.models.anchors import COCO_ANCHORS as ANCHORS  # (YOLOv5 P3/P4/P5, px at 640)
+from yolozoo.models.detector import make_priors as detector_priors
 
-from yolozoo.assigners.base import Priors, create_assigner, list_assigners  # noqa: E402
-from yolozoo.environment import device_name, git_commit  # noqa: E402
-from yolozoo.models.anchors import COCO_ANCHORS as ANCHORS  # noqa: E402  (YOLOv5 P3/P4/P5, px at 640)
-from yolozoo.models.detector import make_priors as detector_priors  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 STRIDES = (8, 16, 32)
 REFERENCE = "tal-ultralytics"  # worker name of the reference row

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from bench._perf_report import update_section  # noqa: E402
-from yolozoo.config import ConfigError, load_config  # noqa: E402
-from yolozoo.losses import weighted_sum  # noqa: E402
-from yolozoo.train import build_datamodule, build_module  # noqa: E402
+from yolozoo.config import ConfigError, load_config
+from yolozoo.losses import weighted_sum
+from yolozoo.perf_report import update_section
+from yolozoo.train import build_datamodule, build_module
 
 
 def loader_throughput(loader, num_batches: int) -> float:

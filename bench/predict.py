@@ -17,10 +17,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help  # noqa: E402
-from yolozoo.config import ConfigError  # noqa: E402
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
+from yolozoo.config import ConfigError
 
 OPTIONS = [
     KeyHelp("checkpoint", None, "a training checkpoint (.ckpt); required"),

@@ -12,12 +12,9 @@ All keys: ``yolozoo/pretrain.py`` (``PretrainConfig``).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from yolozoo.config import ConfigError  # noqa: E402
-from yolozoo.console import quiet_libraries  # noqa: E402
+from yolozoo.config import ConfigError
+from yolozoo.console import quiet_libraries
 
 
 def main(argv: list[str]) -> int:

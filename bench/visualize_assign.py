@@ -31,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from yolozoo.config import ConfigError, load_config  # noqa: E402
+from yolozoo.config import ConfigError, load_config
 
 SCRIPT_KEYS = {"index": "0", "split": "val", "image": "", "labels": "", "out": ""}
 

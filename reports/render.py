@@ -6,11 +6,8 @@ See ``yolozoo/reports/render.py`` for the keys; e.g. ``python reports/render.py 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from yolozoo.reports.render import main  # noqa: E402
+from yolozoo.reports.render import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -172,7 +172,7 @@ def test_anchor_assigner_with_free_head_fails_before_training(name, capsys, smok
     assert set(ANCHOR_BASED) == {"single_grid", "nearby_grid", "all_grid", "yolov5"}
     with pytest.raises(ConfigError, match=rf"assigner.name={name} .* model.head=free .* set model.head=anchor"):
         load_config([f"assigner.name={name}"])
-    import bench.run as run
+    import yolozoo.run as run
 
     assert run.main([*smoke_overrides, f"assigner.name={name}"]) == 2
     assert "set model.head=anchor" in capsys.readouterr().err

@@ -39,7 +39,7 @@ def test_smoke_run_learns_and_records(smoke_record):
 
 
 def test_run_rejects_unknown_key(capsys):
-    import bench.run as run
+    import yolozoo.run as run
 
     assert run.main(["trainer.max_epoch=3"]) == 2
     err = capsys.readouterr().err

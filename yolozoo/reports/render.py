@@ -4,9 +4,10 @@ Command line (``python reports/render.py``)::
 
     python reports/render.py [sweep=NAME ...] [source=records|store|wandb|wandb_offline] [storage=DIR|URL|PROJECT]
                              [study=NAME] [out=reports] [compare=SWEEP:ROW_A,ROW_B ...] [readme=README.md]
-                             [results_dir=results] [sweeps_dir=sweeps]
+                             [results_dir=results] [sweeps_dir=DIR]
 
-Without ``sweep=`` every ``sweeps/*.yaml`` is rendered. ``study=`` picks one study of a sweep
+Without ``sweep=`` every sweep file is rendered (``sweeps/*.yaml``; see :mod:`yolozoo.sweep_files`).
+``study=`` picks one study of a sweep
 the store ran with extra overrides (e.g. ``study="widths preset=voc"``). Writes ``out/<sweep>.{md,tex,html,csv}``,
 ``out/<sweep>_compare.md`` and ``out/plots/<sweep>_*.{png,svg}`` (the ``.html`` is the self-contained study
 report: table, findings, comparisons and the figures inline); with ``readme=`` also rewrites
@@ -22,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..sweep.spec import list_sweeps
+from ..sweep_files import where
 from . import compare, formats
 from .html_report import study_html
 from .load import SourceError, load_results
@@ -38,7 +40,7 @@ KEY_HELP = {
     "compare": (None, "SWEEP:ROW_A,ROW_B: an extra paired comparison, repeatable"),
     "readme": (None, "rewrite this README's generated-tables section too"),
     "results_dir": ("results", "where results/published and the default store live"),
-    "sweeps_dir": ("sweeps", "where the sweep files live"),
+    "sweeps_dir": (None, "where the sweep files live (default: $YOLOZOO_SWEEPS, then the shipped sweeps/)"),
 }
 KEYS = tuple(KEY_HELP)
 REPEATABLE = ("sweep", "compare")
@@ -52,7 +54,7 @@ class UsageError(ValueError):
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments -> options; ``sweep`` and ``compare`` repeat (or take commas for sweep)."""
     opts: dict = {"sweep": [], "compare": [], "source": "records", "storage": None, "study": None, "out": "reports",
-                  "readme": None, "results_dir": "results", "sweeps_dir": "sweeps"}
+                  "readme": None, "results_dir": "results", "sweeps_dir": None}
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep:
@@ -138,10 +140,11 @@ def main(argv: list[str]) -> int:
         return print_help(__doc__, [KeyHelp(k, d, m) for k, (d, m) in KEY_HELP.items()], with_config=False)
     try:
         opts = parse_args(argv)
-        names = opts["sweep"] or list_sweeps(Path(opts["sweeps_dir"]))
+        sweeps_dir = Path(opts["sweeps_dir"]) if opts["sweeps_dir"] else None
+        names = opts["sweep"] or list_sweeps(sweeps_dir)
         if not names:
-            raise UsageError(f"no sweep files in {opts['sweeps_dir']}/ and no sweep= given")
-        specs = {name: load_spec(name, opts["sweeps_dir"]) for name in names}
+            raise UsageError(f"no sweep files in {where(folder=sweeps_dir)} and no sweep= given")
+        specs = {name: load_spec(name, sweeps_dir) for name in names}
         unknown = sorted({s for s, _, _ in opts["compare"]} - set(specs))
         if unknown:
             raise UsageError(f"compare names sweep(s) {unknown} not being rendered; rendering: {', '.join(specs)}")

@@ -134,13 +134,14 @@ class ReportSpec:
         return tuple(self.baseline.get(a.name, lab) for a, lab in zip(self.axes, point))
 
 
-def load_spec(name_or_path: str | Path, sweeps_dir: str | Path = "sweeps") -> ReportSpec:
-    """Read ``sweeps_dir/NAME.yaml`` (or a path to a sweep file); raises :class:`~yolozoo.sweep.SweepError`.
+def load_spec(name_or_path: str | Path, sweeps_dir: str | Path | None = None) -> ReportSpec:
+    """Read ``NAME.yaml`` from ``sweeps_dir`` or the sweep folders (or a path to a sweep file); raises
+    :class:`~yolozoo.sweep.SweepError`.
 
     The file's structure is checked, not its config keys: a report of past runs must not depend
     on the current config tree.
     """
-    return ReportSpec.of(read_sweep(find_sweep(str(name_or_path), Path(sweeps_dir))))
+    return ReportSpec.of(read_sweep(find_sweep(str(name_or_path), Path(sweeps_dir) if sweeps_dir else None)))
 
 
 __all__ = ["Axis", "ReportSpec", "dotted_get", "label", "load_spec", "same"]

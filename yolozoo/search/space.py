@@ -34,12 +34,12 @@ import optuna
 import yaml
 
 from ..config import ConfigError, load_config, to_dict
-from ..sweep.spec import SWEEP_DIR, _flatten, config_file_overrides, format_overrides, preset_keys
+from ..sweep.spec import _flatten, config_file_overrides, format_overrides, preset_keys
+from ..sweep_files import find_file, is_path, list_names, where
 from .objective import PER_EPOCH, Objective, parse_objective
 from .params import Param, Scalar, SearchError, parse_param
 from .samplers import make_pruner, make_sampler
 
-SEARCH_DIR = SWEEP_DIR / "search"
 TOP_KEYS = ("name", "description", "base", "objective", "sampler", "pruner", "n_trials", "params")
 # Keys a search may not tune or set in base, and why.
 FORBIDDEN = {"name": "the search names each trial's run", "config": "pass config=FILE on the command line",
@@ -107,20 +107,21 @@ def config_values(cfg: Any) -> dict[str, Any]:
 
 
 def list_searches() -> list[str]:
-    return sorted(p.stem for p in SEARCH_DIR.glob("*.yaml"))
+    return list_names("search")
 
 
 def find_search(name_or_path: str) -> Path:
-    """``tal`` -> ``sweeps/search/tal.yaml``; a path to a ``.yaml`` file is used as is."""
-    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+    """``tal`` -> ``search/tal.yaml`` in the sweep folders (see :mod:`yolozoo.sweep_files`); a path to a
+    ``.yaml`` file is used as is."""
+    if is_path(name_or_path):
         path = Path(name_or_path)
         if not path.is_file():
             raise SearchError(f"search file {path} does not exist")
         return path
-    path = SEARCH_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
+    path = find_file(name_or_path, "search")
+    if path is None:
         raise SearchError(f"unknown search space {name_or_path!r}; valid: {', '.join(list_searches()) or '(none)'} "
-                          f"(files in {SEARCH_DIR}), or pass search=path/to/file.yaml")
+                          f"(files in {where('search')}), or pass search=path/to/file.yaml")
     return path
 
 

@@ -39,9 +39,9 @@ from typing import Any
 import yaml
 
 from ..config import PRESET_DIR, ConfigError, load_config, read_overrides_file
+from ..sweep_files import find_file, is_path, list_names, where
 from .columns import HEAD_COLUMNS, TAIL_COLUMNS
 
-SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds", "baseline", "known")
 TABLES = ("assigners", "backbones", "widths", "pretrained")
 # Set per point by the runner, so a sweep file or the command line may not set them.
@@ -184,21 +184,23 @@ def preset_keys(preset: str) -> set[str]:
     return set(_flatten(yaml.safe_load(path.read_text()) or {}, str(path)))
 
 
-def list_sweeps(sweeps_dir: Path = SWEEP_DIR) -> list[str]:
-    return sorted(p.stem for p in Path(sweeps_dir).glob("*.yaml"))
+def list_sweeps(sweeps_dir: Path | None = None) -> list[str]:
+    """The sweep names in ``sweeps_dir``, or in the folders of :func:`yolozoo.sweep_files.sweep_dirs`."""
+    return list_names(folder=sweeps_dir)
 
 
-def find_sweep(name_or_path: str, sweeps_dir: Path = SWEEP_DIR) -> Path:
-    """``assigners`` -> ``sweeps_dir/assigners.yaml``; a path to a ``.yaml`` file is used as is."""
-    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+def find_sweep(name_or_path: str, sweeps_dir: Path | None = None) -> Path:
+    """``assigners`` -> ``assigners.yaml`` in ``sweeps_dir`` or the sweep folders (see :mod:`yolozoo.sweep_files`);
+    a path to a ``.yaml`` file is used as is."""
+    if is_path(name_or_path):
         path = Path(name_or_path)
         if not path.is_file():
             raise SweepError(f"sweep file {path} does not exist")
         return path
-    path = Path(sweeps_dir) / f"{name_or_path}.yaml"
-    if not path.is_file():
+    path = find_file(name_or_path, folder=sweeps_dir)
+    if path is None:
         raise SweepError(f"unknown sweep {name_or_path!r}; valid: {', '.join(list_sweeps(sweeps_dir)) or '(none)'} "
-                         f"(files in {sweeps_dir}), or pass sweep=path/to/file.yaml")
+                         f"(files in {where(folder=sweeps_dir)}), or pass sweep=path/to/file.yaml")
     return path
 
 

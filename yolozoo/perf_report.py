@@ -6,12 +6,12 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-PERF_MD = Path(__file__).resolve().parents[1] / "reports" / "perf.md"
+PERF_MD = Path(__file__).resolve().parents[1] / "reports" / "perf.md"  # the source tree's (bench/ runs from a clone)
 
 
 def update_section(name: str, body: str, command: str, path: Path = PERF_MD) -> None:
     """Replace (or append) the section ``name``; it records the command and machine that measured it."""
-    from yolozoo.environment import device_name, git_commit
+    from .environment import device_name, git_commit
 
     stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {device_name()}, commit {git_commit() or '?'}"
     section = (f"<!-- begin {name} -->\n## {name}\n\nMeasured by `{command}` ({stamp}).\n\n{body.strip()}\n"
