@@ -408,3 +408,23 @@ def check_names(cfg: DictConfig) -> None:
 
 def to_dict(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+# Keys that name a run or say where it writes and how it is shown, never what it trains.
+NOT_TRAINING = ("name", "resume", "out_dir", "results_dir", "wandb", "trainer.enable_progress_bar", "imports")
+
+
+def training_config(config: dict, keep: tuple[str, ...] = ()) -> dict:
+    """A resolved config (plain dict) without the :data:`NOT_TRAINING` keys (but those in ``keep``): two runs
+    whose training configs are equal train the same model from the same seed."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    for key in NOT_TRAINING:
+        if key in keep:
+            continue
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return out
+

@@ -30,11 +30,9 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 from .checkpoint import CheckpointError, load_checkpoint, stored_hparams
-from .config import ConfigError, load_config, parse_overrides, to_dict
+from .config import ConfigError, load_config, parse_overrides, to_dict, training_config
 
 FLAGS = ("false", "true", "auto")
-# keys that do not change what trains: a run may be resumed with other values for them
-NOT_TRAINING = ("resume", "out_dir", "results_dir", "wandb", "trainer.enable_progress_bar", "imports")
 
 
 def resume_mode(value: Any) -> str:
@@ -73,18 +71,6 @@ def load_run_config(argv: list[str]) -> DictConfig:
     return load_config(overrides, base=stored, base_origin=f"{path} (stored config)")
 
 
-def training_config(config: dict) -> dict:
-    """``config`` (plain, resolved) without the :data:`NOT_TRAINING` keys."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
-    for key in NOT_TRAINING:
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.get(part, {})
-        node.pop(leaf, None)
-    return out
-
-
 def unfinished(path: Path, cfg: DictConfig) -> bool:
     """The checkpoint at ``path`` is of ``cfg``'s training config and stopped before its last epoch."""
     try:
@@ -92,7 +78,9 @@ def unfinished(path: Path, cfg: DictConfig) -> bool:
     except CheckpointError:
         return False  # cut off while it was written: not a run to continue
     stored = stored_hparams(obj).get("config")
-    if not isinstance(stored, dict) or training_config(stored) != training_config(to_dict(cfg)):
+    if not isinstance(stored, dict):
+        return False
+    if training_config(stored, keep=("name",)) != training_config(to_dict(cfg), keep=("name",)):
         return False
     return int(obj.get("epoch", 0)) + 1 < cfg.trainer.max_epochs
 
@@ -145,5 +133,4 @@ class RngState(Callback):
         random.setstate((version, tuple(inner), gauss_next))
 
 
-__all__ = ["RngState", "checkpoint_in", "find_unfinished", "load_run_config", "resume_checkpoint", "resume_mode",
-           "training_config"]
+__all__ = ["RngState", "checkpoint_in", "find_unfinished", "load_run_config", "resume_checkpoint", "resume_mode"]

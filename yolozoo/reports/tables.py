@@ -194,6 +194,9 @@ def provenance(df: pd.DataFrame) -> list[tuple[str, str]]:
     span = (dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}") if dates else "not recorded"
     counts = ", ".join(f"{int((df['status'] == s).sum())} {s}" for s in ("completed", "failed", "running", "pending",
                                                                          "pruned") if (df["status"] == s).any())
+    reused = reused_runs(df)
+    if reused:
+        counts += f" ({reused})"
     studies = sorted({s for s in df["study"] if isinstance(s, str)} - set(df["sweep"]))
     extra = [("study", "; ".join(studies))] if studies else []  # a study run with extra overrides
     return extra + [("dataset", distinct(df["dataset"])), ("preset", distinct(df["preset"])),
@@ -205,11 +208,28 @@ def provenance(df: pd.DataFrame) -> list[tuple[str, str]]:
             ("device", distinct(df["device"])), ("wall time", wall_time(df)), ("runs", counts or "none recorded")]
 
 
+def _reused(df: pd.DataFrame) -> pd.Series:
+    if "reused_from" not in df:
+        return pd.Series(False, index=df.index)
+    return df["reused_from"].map(lambda v: isinstance(v, str) and bool(v))
+
+
+def reused_runs(df: pd.DataFrame) -> str:
+    """``3 of them the same runs as widths' (same config and seed)``, or "" when no record was reused."""
+    reused = df.loc[_reused(df), "reused_from"]
+    if reused.empty:
+        return ""
+    sweeps = sorted({str(v).split("/")[0] for v in reused})
+    return (f"{len(reused)} of them the same run{'s' if len(reused) != 1 else ''} as "
+            f"{', '.join(sweeps)}' (same config and seed; counted there in wall time)")
+
+
 def wall_time(df: pd.DataFrame) -> str:
-    """``2 h 05 min for 36 runs on AMD EPYC 7B13 (AVX2)``: the sum of the runs' wall times, per CPU model and ISA."""
+    """``2 h 05 min for 36 runs on AMD EPYC 7B13 (AVX2)``: the sum of the runs' wall times, per CPU model and ISA
+    (a record reused from another sweep counts there, not here)."""
     if "duration_s" not in df:
         return "not recorded"
-    ran = df[df["status"].isin(("completed", "failed")) & df["duration_s"].notna()]
+    ran = df[df["status"].isin(("completed", "failed")) & df["duration_s"].notna() & ~_reused(df)]
     if ran.empty:
         return "not recorded"
     cpus = ran["cpu"].fillna("unknown CPU") + " (" + ran["isa"].fillna("ISA not recorded") + ")" \

@@ -12,6 +12,6 @@ METRICS = ("mAP50", "mAP", "mAP75", "APs", "APm", "APl", "AR100", "params", "flo
 HEAD_COLUMNS = ("sweep", "study", "trial", "status", "reason", "seed")
 TAIL_COLUMNS = ("point", "overrides", "config", *METRICS, "pos_per_gt", "gt_without_pos", "pos_per_level", "history",
                 "commit", "date", "device", "cpu", "isa", "preset", "dataset", "wandb_dir", "record", "run_dir",
-                "checkpoint", "worker", "attempts", "duration_s")
+                "checkpoint", "worker", "attempts", "duration_s", "reused_from")
 
 __all__ = ["HEAD_COLUMNS", "METRICS", "TAIL_COLUMNS"]

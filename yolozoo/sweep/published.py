@@ -6,6 +6,13 @@ point to ``<results_dir>/published/<sweep>/<point slug>.json``. Those files are 
 the README tables (``python reports/render.py`` reads them, no database needed), and they make a
 sweep resumable from a fresh clone: a point whose published record completed with the point's
 current overrides (same fingerprint) counts as done and is not trained again.
+
+A point whose resolved config and seed equal those of a completed record in another sweep
+(every key but the run's name and where it writes: :func:`yolozoo.config.training_config`)
+reuses that record instead of training: the copy says ``reused_from``. Runs are bitwise
+repeatable on the CPU (the widths sweep's width-0.25 rows equal the assigners sweep's tal rows
+to the last digit), so the reused record is the result the point would train; the tables
+count such a record once in wall time and name where it came from.
 """
 
 from __future__ import annotations
@@ -58,21 +65,53 @@ def publish(folder: Path, point: Point, record: dict, overrides: dict[str, str])
     return path
 
 
+def _identity(config: dict) -> str:
+    from ..config import training_config
+
+    return json.dumps(json_safe(training_config(config)), sort_keys=True)
+
+
+def reusable(root: Path, sweep: str) -> dict[str, dict]:
+    """Completed records of the sweeps under ``root`` other than ``sweep``, by training identity (config + seed);
+    copies (``reused_from``) are left out, so each run has one origin."""
+    out: dict[str, dict] = {}
+    if not root.is_dir():
+        return out
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != sweep):
+        for record in read_records(folder):
+            if record.get("status") == "completed" and not record.get("reused_from") and record.get("config"):
+                out.setdefault(_identity(record["config"]), record)
+    return out
+
+
+def reuse(folder: Path, point: Point, config: dict, overrides: dict[str, str], found: dict[str, dict]) -> Path | None:
+    """Publish, as ``point``'s record, the completed record in ``found`` (see :func:`reusable`) that ran the point's
+    resolved ``config``; None if there is none."""
+    original = found.get(_identity(config))
+    if original is None:
+        return None
+    source = Path(original["_path"])
+    record = {k: v for k, v in original.items() if k not in ("_path", "schema", "point")}
+    return publish(folder, point, {**record, "reused_from": f"{source.parent.name}/{source.name}"}, overrides)
+
+
+def read_record(path: Path) -> dict:
+    """The published record at ``path`` (``_path`` added); a file that is not a record is an error naming it."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable run record ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("point"), dict):
+        raise ValueError(f"{path}: not a published run record (no 'point' key)")
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: record schema {record.get('schema')!r}, this yolozoo reads {SCHEMA}")
+    record["_path"] = str(path)
+    return record
+
+
 def read_records(folder: Path) -> list[dict]:
-    """Every published record in ``folder`` (sorted by file name); a file that is not a record is an error."""
-    records = []
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not a readable run record ({e})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("point"), dict):
-            raise ValueError(f"{path}: not a published run record (no 'point' key)")
-        if record.get("schema") != SCHEMA:
-            raise ValueError(f"{path}: record schema {record.get('schema')!r}, this yolozoo reads {SCHEMA}")
-        record["_path"] = str(path)
-        records.append(record)
-    return records
+    """Every published record in ``folder`` (sorted by file name)."""
+    return [read_record(path) for path in sorted(Path(folder).glob("*.json"))]
 
 
 def completed(folder: Path | None, points: list[Point]) -> dict[str, dict]:
@@ -108,11 +147,11 @@ def records_frame(records: list[dict], sweep: str, axes: list[str]) -> pd.DataFr
                      **record_columns(r.get("config") or {}, r.get("metrics") or {}, r.get("history") or [],
                                       r.get("environment") or {}),
                      "date": r.get("finished") or r.get("started"), "record": r.get("_path"),
-                     "duration_s": _seconds(r), "attempts": 1})
+                     "duration_s": _seconds(r), "attempts": 1, "reused_from": r.get("reused_from")})
     df = pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *axes, *TAIL_COLUMNS])
     df["trial"] = df["trial"].astype("Int64")
     return df
 
 
-__all__ = ["NEUTRAL_KEYS", "SCHEMA", "completed", "publish", "publishable", "published_dir", "read_records",
-           "record_path", "records_frame"]
+__all__ = ["NEUTRAL_KEYS", "SCHEMA", "completed", "publish", "publishable", "published_dir", "read_record",
+           "read_records", "record_path", "records_frame", "reusable", "reuse"]

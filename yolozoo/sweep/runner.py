@@ -135,6 +135,7 @@ class SweepWorker:
         self.publish_dir = (published.published_dir(results_dir, spec.name) if published.publishable(self.cli)
                             else None)
         self.published = published.completed(self.publish_dir, list(self.by_key.values()))
+        self.reused: list[str] = []
         self.space = spec.search_space()
         storage = open_storage(self.url, heartbeat=options.heartbeat, grace=options.grace,
                                max_retry=options.max_retry)
@@ -146,6 +147,20 @@ class SweepWorker:
         self.study.set_user_attr("points", [p.params for p in self.points])
         self.last: tuple | None = None  # (trial number, point, result or None if superseded, seconds)
         self.ran = 0
+
+    def reuse_published(self, points: list[Point]) -> None:
+        """Points (of ``points``) not yet published whose resolved config and seed a completed record of another
+        sweep ran: publish that record as theirs (``reused_from``) instead of training them."""
+        if self.publish_dir is None:
+            return
+        todo = [p for p in points if p.key not in self.published]
+        found = published.reusable(self.publish_dir.parent, self.spec.name) if todo else {}
+        for point in todo if found else []:
+            overrides = self.point_overrides(point)
+            path = published.reuse(self.publish_dir, point, to_dict(load_config(overrides)), overrides, found)
+            if path is not None:
+                self.published[point.key] = published.read_record(path)
+                self.reused.append(f"{point.title} ({self.published[point.key]['reused_from']})")
 
     # -- one point ---------------------------------------------------------------------------
     def point_overrides(self, point: Point) -> dict[str, str]:
@@ -245,6 +260,7 @@ class SweepWorker:
         new = [self.spec.point(rows[row], seed) for row, seeds in add.items() for seed in seeds]
         new = [p for p in new if p.key not in have]
         self.points += new
+        self.reuse_published(new)
         return new
 
     def _report(self, progress: Progress) -> None:
@@ -288,6 +304,10 @@ class SweepWorker:
         print(f"[{self.spec.name}] {self.spec.path}: {len(self.points)} points "
               f"({' x '.join(str(len(v)) for v in self.spec.axes.values())} x {len(self.spec.seeds)} seeds), "
               f"study {self.name!r} in {redact(self.url)}; worker {worker_id()}", flush=True)
+        self.reuse_published(self.points)
+        if self.reused:
+            print(f"[{self.spec.name}] {len(self.reused)} point(s) reuse the record of the same run (same config and "
+                  f"seed) in another sweep: {', '.join(self.reused)}", flush=True)
         self._report(progress)
         if self.options.estimate:
             self._announce_estimate(session_start)
