@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -92,6 +93,15 @@ def test_render_from_committed_records_without_a_store(tmp_path, capsys):
     first = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert main(argv) == 0  # rendering again gives the same bytes
     assert first == {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # with readme=, the section shows the figures too (the curves and assignment statistics say why a row is low)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- begin generated tables -->\n<!-- end generated tables -->\n")
+    assert main([*argv, f"readme={readme}"]) == 0
+    text = readme.read_text()
+    assert "![assigners: Paired differences against the baseline row (paired t 95% intervals)](out/plots/" \
+           "assigners_forest.png)" in text
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
+    assert links and all((tmp_path / link).is_file() for link in links)
     # a record that is not a record names its file
     (published_dir(results, "assigners") / "junk.json").write_text(json.dumps({"x": 1}))
     assert main(argv) == 2 and "junk.json: not a published run record" in capsys.readouterr().err

@@ -133,6 +133,21 @@ def update_readme(path: Path, sections: list[str], command: str) -> None:
     _write(path, head + body + rest.split(README_END, 1)[1])
 
 
+def readme_figures(name: str, paths: list[Path], readme_dir: Path) -> str:
+    """The sweep's figures (PNG) as Markdown images, linked relative to the README's folder."""
+    lines = []
+    for path in paths:
+        kind = path.stem.removeprefix(f"{name}_")
+        if path.suffix != ".png" or kind not in FIGURE_CAPTIONS:
+            continue
+        try:
+            link = path.resolve().relative_to(readme_dir)
+        except ValueError:
+            link = path.resolve()
+        lines.append(f"![{name}: {FIGURE_CAPTIONS[kind]}]({link.as_posix()})")
+    return "\n" + "\n\n".join(lines) + "\n" if lines else ""
+
+
 def main(argv: list[str]) -> int:
     from ..cli_help import KeyHelp, print_help, wants_help
 
@@ -155,7 +170,10 @@ def main(argv: list[str]) -> int:
             paths = render_sweep(df, spec, opts["out"], pairs)
             counts = df["status"].value_counts().to_dict()
             print(f"{name}: {len(df)} runs {counts or '(none recorded)'} -> {', '.join(str(p) for p in paths)}")
-            sections.append(formats.to_markdown(build_table(df, spec), heading="###"))
+            section = formats.to_markdown(build_table(df, spec), heading="###")
+            if opts["readme"]:
+                section += readme_figures(spec.name, paths, Path(opts["readme"]).resolve().parent)
+            sections.append(section)
         if opts["readme"]:
             update_readme(Path(opts["readme"]), sections, "python reports/render.py " + " ".join(argv))
     except (UsageError, SourceError, ValueError) as e:  # SweepError is a ValueError

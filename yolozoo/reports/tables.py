@@ -216,7 +216,7 @@ def _reused(df: pd.DataFrame) -> pd.Series:
 
 def reused_runs(df: pd.DataFrame) -> str:
     """``3 of them the same runs as widths' (same config and seed)``, or "" when no record was reused."""
-    reused = df.loc[_reused(df), "reused_from"]
+    reused = df.loc[_reused(df), "reused_from"] if "reused_from" in df else pd.Series(dtype=object)
     if reused.empty:
         return ""
     sweeps = sorted({str(v).split("/")[0] for v in reused})
