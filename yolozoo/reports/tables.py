@@ -215,21 +215,21 @@ def _reused(df: pd.DataFrame) -> pd.Series:
 
 
 def reused_runs(df: pd.DataFrame) -> str:
-    """``3 of them the same runs as widths' (same config and seed)``, or "" when no record was reused."""
+    """``3 of them shared with widths (same config and seed)``, or "" when no record was reused."""
     reused = df.loc[_reused(df), "reused_from"] if "reused_from" in df else pd.Series(dtype=object)
     if reused.empty:
         return ""
     sweeps = sorted({str(v).split("/")[0] for v in reused})
-    return (f"{len(reused)} of them the same run{'s' if len(reused) != 1 else ''} as "
-            f"{', '.join(sweeps)}' (same config and seed; counted there in wall time)")
+    return f"{len(reused)} of them shared with {', '.join(sweeps)}: the same run{'s' if len(reused) != 1 else ''}, " \
+           "same config and seed"
 
 
 def wall_time(df: pd.DataFrame) -> str:
     """``2 h 05 min for 36 runs on AMD EPYC 7B13 (AVX2)``: the sum of the runs' wall times, per CPU model and ISA
-    (a record reused from another sweep counts there, not here)."""
+    (runs shared with another sweep included: the time this table's runs take to train)."""
     if "duration_s" not in df:
         return "not recorded"
-    ran = df[df["status"].isin(("completed", "failed")) & df["duration_s"].notna() & ~_reused(df)]
+    ran = df[df["status"].isin(("completed", "failed")) & df["duration_s"].notna()]
     if ran.empty:
         return "not recorded"
     cpus = ran["cpu"].fillna("unknown CPU") + " (" + ran["isa"].fillna("ISA not recorded") + ")" \

@@ -12,7 +12,7 @@ A point whose resolved config and seed equal those of a completed record in anot
 reuses that record instead of training: the copy says ``reused_from``. Runs are bitwise
 repeatable on the CPU (the widths sweep's width-0.25 rows equal the assigners sweep's tal rows
 to the last digit), so the reused record is the result the point would train; the tables
-count such a record once in wall time and name where it came from.
+name the records they share with another sweep.
 """
 
 from __future__ import annotations
