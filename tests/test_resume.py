@@ -158,3 +158,26 @@ def test_a_sweep_point_whose_worker_died_resumes_from_its_last_epoch(tmp_path):
     record = json.loads(record_path.read_text())
     assert record["resumed_from"] and Path(record["resumed_from"]).parent.parent.name.endswith("-grid-0.25-s0")
     assert [r["epoch"] for r in record["history"]] == [1, 2, 3] and record["config"]["resume"] == "auto"
+
+
+@pytest.mark.slow
+def test_a_search_trial_whose_worker_died_resumes_from_its_last_epoch(tmp_path):
+    from yolozoo.search import SearchOptions, load_search, run_search
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "objective": {"metric": "mAP", "direction": "maximize"},
+                                    "sampler": {"name": "random", "seed": 0}, "pruner": {"name": "none"},
+                                    "params": {"optim.lr": {"type": "categorical", "choices": [0.02]}}}))
+    overrides = {"preset": "smoke", "trainer.max_epochs": "3", "eval.latency_batches": "1",
+                 "out_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"),
+                 "data.root": str(tmp_path / "digits")}
+    killed = bench_run(f"search={path}", "n_trials=1", "heartbeat=1", *(f"{k}={v}" for k, v in overrides.items()),
+                       killed=True)
+    assert killed.returncode == -9
+    space, context = load_search(str(path), overrides)
+    worker = run_search(space, context, overrides, SearchOptions(n_trials=1, progress_bar=False, heartbeat=1))
+    (retry,) = [t for t in worker.study.get_trials() if t.system_attrs.get("failed_trial") == 0]
+    assert retry.state.name == "COMPLETE" and retry.user_attrs["overrides"]["name"] == "tiny-t0"
+    (record_path,) = (tmp_path / "results" / "runs").glob("*tiny-t0.json")
+    record = json.loads(record_path.read_text())
+    assert record["resumed_from"] and [r["epoch"] for r in record["history"]] == [1, 2, 3]
