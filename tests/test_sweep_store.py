@@ -155,7 +155,7 @@ def test_workers_option_starts_that_many_workers(monkeypatch):
             return 1 if len(started) == 1 else 0  # one worker saw a failed point: not an error of the launch
 
     monkeypatch.setattr(cli.subprocess, "Popen", FakeWorker)
-    assert cli._spawn_workers(["sweep=widths", "workers=3", "trainer.max_epochs=1"], 3) == 0
+    assert cli.spawn_workers(["sweep=widths", "workers=3", "trainer.max_epochs=1"], 3) == 0
     assert len(started) == 3
     for i, (cmd, env) in enumerate(started):
         assert cmd[1:] == ["-m", "yolozoo.sweep.cli", "sweep=widths", "trainer.max_epochs=1"]

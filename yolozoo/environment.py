@@ -13,6 +13,11 @@ import torch
 PACKAGES = ("torch", "torchvision", "timm", "lightning", "faster-coco-eval", "numpy", "wandb", "optuna", "pandas")
 
 
+def is_rank_zero() -> bool:
+    """Not a secondary process of torchrun/srun/DDP (their RANK variables are 0 or unset)."""
+    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
 def git_commit(path: Path | None = None) -> str | None:
     """HEAD of the repo holding ``path`` (with ``-dirty`` if the tree has changes), or None."""
     cwd = path or Path(__file__).resolve().parent

@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError, load_config
+from ..console import quiet_libraries
 from ..redact import redact
-from ..sweep.cli import CHILD_ENV, _quiet_libraries, _spawn_workers, split_command
+from ..sweep.cli import CHILD_ENV, spawn_workers, split_command
 from ..sweep.spec import SweepError
 
 # Options of the search command itself; every other key=value overrides the config of every trial.
@@ -126,10 +127,10 @@ def main(argv: list[str]) -> int:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     if workers > 1:
-        code = _spawn_workers(argv, workers, module="yolozoo.search.cli")
+        code = spawn_workers(argv, workers, module="yolozoo.search.cli")
         if code:
             return code
-    _quiet_libraries()
+    quiet_libraries()
     from ..sweep.store import default_storage_url
     from .study import run_search, search_study_name
 

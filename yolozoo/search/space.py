@@ -34,7 +34,7 @@ import optuna
 import yaml
 
 from ..config import ConfigError, load_config, to_dict
-from ..sweep.spec import _flatten, config_file_overrides, format_overrides, preset_keys
+from ..sweep.spec import config_file_overrides, flatten_overrides, format_overrides, preset_keys
 from ..sweep_files import find_file, is_path, list_names, where
 from .objective import PER_EPOCH, Objective, parse_objective
 from .params import Param, Scalar, SearchError, parse_param
@@ -149,7 +149,7 @@ def parse_search(data: Any, path: Path, options: Mapping[str, str] | None = None
     if not isinstance(params_in, dict) or not params_in:
         raise SearchError(f"{where}: 'params' must be a non-empty mapping of dotted config key -> distribution")
     params = {str(k): parse_param(k, v, where) for k, v in params_in.items()}
-    base = _flatten(data.get("base") or {}, f"{where}: base")
+    base = flatten_overrides(data.get("base") or {}, f"{where}: base")
     for key in [*base, *params]:
         if key in FORBIDDEN:
             raise SearchError(f"{where}: {key!r} cannot be set by a search file ({FORBIDDEN[key]})")

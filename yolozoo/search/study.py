@@ -19,14 +19,13 @@ import json
 import logging
 import os
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import load_config, to_dict
@@ -34,7 +33,7 @@ from ..redact import redact
 from ..sweep.point import failure_reason, needs_own_process, train_point, train_point_in_child
 from ..sweep.progress import Progress, eta_seconds
 from ..sweep.runner import SweepOptions, store_result
-from ..sweep.store import default_storage_url, json_safe, open_storage, study_name, worker_id
+from ..sweep.store import default_storage_url, fail_stale, json_safe, open_storage, study_name, worker_id
 from .params import SearchError
 from .pruning import PRUNED_ATTR, TrialPruning, callback_spec, pruned_reason
 from .samplers import ReplayableSampler, make_pruner
@@ -214,11 +213,6 @@ class SearchWorker:
         return stored
 
     # -- the loop ----------------------------------------------------------------------------
-    def _fail_stale(self) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-
     def budget(self) -> Budget:
         return Budget.of(self.study.get_trials(deepcopy=False))
 
@@ -245,7 +239,7 @@ class SearchWorker:
         waiting_announced = False
         try:
             while True:
-                self._fail_stale()
+                fail_stale(self.study)
                 b = self.budget()
                 if b.finished >= self.n_trials:
                     break
@@ -276,9 +270,9 @@ def run_search(space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str,
 
     ``search_options``: the command line's ``metric``/``direction`` (they name the study).
     """
-    from ..sweep.runner import _is_rank_zero
+    from ..environment import is_rank_zero
 
-    if not _is_rank_zero():
+    if not is_rank_zero():
         raise SearchError("start a search worker once per machine, not under torchrun/srun: a trial's "
                           "trainer.devices / trainer.strategy=ddp start the per-GPU processes themselves")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the worker prints its own progress and failures

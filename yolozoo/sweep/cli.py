@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from ..config import ConfigError, parse_overrides
-from ..console import quiet_libraries as _quiet_libraries
+from ..console import quiet_libraries
 
 # Options of the sweep command itself; every other key=value overrides the config of every point.
 OPTIONS = {
@@ -50,7 +50,7 @@ def _options(args: dict[str, str]):
                         max_retry=number("retries", 3, 0), wait=wait == "true"), number("workers", 1, 1)
 
 
-def _spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.cli") -> int:
+def spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.cli") -> int:
     """Start ``workers`` copies of this command (``python -m module``, without ``workers=``), splitting the GPUs;
     wait for all. (:mod:`yolozoo.search.cli` starts its workers with this too.)
 
@@ -133,8 +133,8 @@ def main(argv: list[str]) -> int:
     except (ConfigError, SweepError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
-    code = _spawn_workers(argv, workers) if workers > 1 else 0
-    _quiet_libraries()
+    code = spawn_workers(argv, workers) if workers > 1 else 0
+    quiet_libraries()
     from .progress import summary_table, wall_time_line
     from .runner import SweepWorker, run_sweep
 

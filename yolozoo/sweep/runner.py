@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import optuna
 import pandas as pd
-from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 
 from ..config import load_config, to_dict
+from ..environment import is_rank_zero
 from ..redact import redact
 from ..stats import seeds_to_add
 from . import published
@@ -33,7 +32,7 @@ from .point import failure_reason, needs_own_process, train_point, train_point_i
 from .progress import Progress, eta_seconds, point_message
 from .results import load_results
 from .spec import Point, SweepError, SweepSpec, point_key
-from .store import default_storage_url, json_safe, open_storage, study_name, worker_id
+from .store import default_storage_url, fail_stale, json_safe, open_storage, study_name, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +114,6 @@ class SweepOutcome:
     @property
     def failed(self) -> int:
         return int((self.results["status"] == "failed").sum())
-
-
-def _is_rank_zero() -> bool:
-    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
 class SweepWorker:
@@ -231,11 +226,6 @@ class SweepWorker:
         return store_result(trial, result)
 
     # -- the loop ----------------------------------------------------------------------------
-    def _fail_stale(self) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-
     def _state(self) -> GridState:
         return GridState.of(self.study.get_trials(deepcopy=False), self.points, set(self.published))
 
@@ -314,7 +304,7 @@ class SweepWorker:
         spread, waiting_announced = False, False
         try:
             while True:
-                self._fail_stale()
+                fail_stale(self.study)
                 state = self._state()
                 todo = state.todo(session_start)
                 if not state.waiting:
@@ -370,7 +360,7 @@ class SweepWorker:
 def run_sweep(spec: SweepSpec, cli: dict[str, str] | None = None, options: SweepOptions | None = None
               ) -> SweepOutcome:
     """Run one worker on the sweep ``spec`` (already checked by :func:`~.spec.load_sweep`)."""
-    if not _is_rank_zero():
+    if not is_rank_zero():
         raise SweepError("start a sweep worker once per machine, not under torchrun/srun: a point's "
                          "trainer.devices / trainer.strategy=ddp start the per-GPU processes themselves")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the worker prints its own progress and failures

@@ -181,7 +181,7 @@ def preset_keys(preset: str) -> set[str]:
     path = PRESET_DIR / f"{preset}.yaml"
     if not path.is_file():
         return set()
-    return set(_flatten(yaml.safe_load(path.read_text()) or {}, str(path)))
+    return set(flatten_overrides(yaml.safe_load(path.read_text()) or {}, str(path)))
 
 
 def list_sweeps(sweeps_dir: Path | None = None) -> list[str]:
@@ -204,7 +204,7 @@ def find_sweep(name_or_path: str, sweeps_dir: Path | None = None) -> Path:
     return path
 
 
-def _flatten(node: Any, where: str, prefix: str = "") -> dict[str, Any]:
+def flatten_overrides(node: Any, where: str, prefix: str = "") -> dict[str, Any]:
     """``{model: {width: 1}, data.img_size: 96}`` -> ``{"model.width": 1, "data.img_size": 96}``."""
     if not isinstance(node, dict):
         raise SweepError(f"{where} must be a mapping of dotted config keys to values, got {node!r}")
@@ -212,7 +212,7 @@ def _flatten(node: Any, where: str, prefix: str = "") -> dict[str, Any]:
     for key, value in node.items():
         full = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_flatten(value, where, f"{full}."))
+            out.update(flatten_overrides(value, where, f"{full}."))
         else:
             out[full] = value
     return out
@@ -246,7 +246,7 @@ def _parse_axis(name: Any, values: Any, where: str) -> dict[Scalar, dict[str, An
         for label, overrides in values.items():
             if not isinstance(label, str):
                 raise SweepError(f"{where}: axis {name!r}: labels must be strings, got {label!r}")
-            out[label] = _flatten(overrides or {}, f"{where}: axis {name!r} label {label!r}")
+            out[label] = flatten_overrides(overrides or {}, f"{where}: axis {name!r} label {label!r}")
         return out
     raise SweepError(f"{where}: axis {name!r} must be a list of values or a mapping label -> overrides, got {values!r}")
 
@@ -280,7 +280,7 @@ def parse_sweep(data: Any, path: Path) -> SweepSpec:
     if max_seeds is not None and not data.get("baseline"):
         raise SweepError(f"{where}: max_seeds adds seeds to rows whose interval against the baseline is open; "
                          "set 'baseline' too")
-    base = _flatten(data.get("base") or {}, f"{where}: base")
+    base = flatten_overrides(data.get("base") or {}, f"{where}: base")
     baseline = data.get("baseline") or {}
     if not isinstance(baseline, dict):
         raise SweepError(f"{where}: baseline must map an axis name to one of its values/labels, got {baseline!r}")

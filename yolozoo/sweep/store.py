@@ -101,6 +101,13 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
     return storage
 
 
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the study's trials whose worker stopped sending heartbeats (Optuna re-queues them: see open_storage)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def study_name(sweep: str, cli: dict[str, str]) -> str:
     """``widths`` or ``widths trainer.max_epochs=3``: other command-line overrides make another study."""
     identity = sorted(f"{k}={v}" for k, v in cli.items() if k not in NON_IDENTITY_KEYS)
