@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -285,9 +286,12 @@ def test_published_records_make_a_fresh_clone_resume_and_render(tmp_path, data_r
             "axes": {"model.width": [0.25, 0.5]}, "seeds": [0], "max_seeds": 2, "baseline": {"model.width": 0.5}}
     path.write_text(yaml.safe_dump(grid, sort_keys=False))
     where = {"out_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "data.root": str(data_root)}
+    first = run(path, where, auto_seeds=False)  # the listed seeds only; it says which rows are still open
+    assert first.ran == 2 and first.failed == 0
+    assert re.search(r"auto seeds off \(auto_seeds=false\): 2 row\(s\) .*model.width=0.25", capsys.readouterr().out)
     outcome = run(path, where)
     # seed 0 of both rows, then auto seeds: one shared seed is an open question, so seed 1 for both (the cap)
-    assert outcome.ran == 4 and outcome.failed == 0
+    assert outcome.ran == 2 and outcome.failed == 0
     assert "auto seeds: 2 more point(s)" in capsys.readouterr().out
     folder = tmp_path / "results" / "published" / "pub"
     files = sorted(p.name for p in folder.glob("*.json"))

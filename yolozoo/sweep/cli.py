@@ -26,6 +26,8 @@ OPTIONS = {
     "heartbeat": "seconds between a running point's heartbeats (default 60); silent for 3x that = dead, re-run",
     "retries": "how many times a point whose worker died is re-run (default 3)",
     "wait": "true (default): when nothing is left to claim, wait for other workers' points (and take over dead ones)",
+    "auto_seeds": "true (default): add the sweep file's auto seeds (max_seeds) where a row's interval is open; "
+                  "false: run the listed seeds only (a later run adds them)",
 }
 CHILD_ENV = "YOLOZOO_SWEEP_WORKER"
 
@@ -43,11 +45,15 @@ def _options(args: dict[str, str]):
             raise ConfigError(f"{key} must be at least {minimum}, got {value}")
         return value
 
-    wait = args.get("wait", "true").lower()
-    if wait not in ("true", "false"):
-        raise ConfigError(f"wait must be true or false, got {args['wait']!r}")
+    def flag(key: str) -> bool:
+        text = args.get(key, "true").lower()
+        if text not in ("true", "false"):
+            raise ConfigError(f"{key} must be true or false, got {args[key]!r}")
+        return text == "true"
+
     return SweepOptions(storage=args.get("storage") or None, heartbeat=number("heartbeat", 60, 1),
-                        max_retry=number("retries", 3, 0), wait=wait == "true"), number("workers", 1, 1)
+                        max_retry=number("retries", 3, 0), wait=flag("wait"),
+                        auto_seeds=flag("auto_seeds")), number("workers", 1, 1)
 
 
 def spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.cli") -> int:

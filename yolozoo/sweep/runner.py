@@ -101,6 +101,7 @@ class SweepOptions:
     progress_bar: bool | None = None
     panel_images: int = 8
     estimate: bool = True  # print the estimated wall time before the first point (see .estimate)
+    auto_seeds: bool = True  # add the sweep file's auto seeds (max_seeds); False: the listed seeds only
 
 
 @dataclass
@@ -131,6 +132,7 @@ class SweepWorker:
                             else None)
         self.published = published.completed(self.publish_dir, list(self.by_key.values()))
         self.reused: list[str] = []
+        self.open_rows: list[str] = []  # rows auto seeds would extend (auto_seeds=False)
         self.space = spec.search_space()
         storage = open_storage(self.url, heartbeat=options.heartbeat, grace=options.grace,
                                max_retry=options.max_retry)
@@ -246,6 +248,9 @@ class SweepWorker:
         rows = {point_key(p.labels): p.labels for p in self.points}
         baselines = {row: point_key(self.spec.baseline_labels(labels)) for row, labels in rows.items()}
         add = seeds_to_add(values, baselines, self.spec.all_seeds, self.spec.max_seeds)
+        if not self.options.auto_seeds:
+            self.open_rows = [" ".join(f"{k}={v}" for k, v in rows[row].items()) for row in add]
+            return []
         have = {p.key for p in self.points}
         new = [self.spec.point(rows[row], seed) for row, seeds in add.items() for seed in seeds]
         new = [p for p in new if p.key not in have]
@@ -340,6 +345,11 @@ class SweepWorker:
                     self._report(progress)
         finally:
             progress.close()
+        if self.open_rows:
+            print(f"[{self.spec.name}] auto seeds off (auto_seeds=false): {len(self.open_rows)} row(s) whose paired "
+                  f"{AUTO_SEED_METRIC} interval against the baseline still contains 0 would get another seed: "
+                  f"{'; '.join(self.open_rows)}. Run the sweep again without auto_seeds=false to add them.",
+                  flush=True)
         wall = (datetime.now() - session_start).total_seconds()
         return SweepOutcome(self.name, self.url, self.results(), self.ran, wall)
 
