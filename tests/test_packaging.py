@@ -50,7 +50,7 @@ def test_a_non_editable_install_finds_its_sweep_files(tmp_path):
     (purelib / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", ENV)}
 
-    code = ("import yolozoo, yolozoo.sweep_files as f; print(yolozoo.__file__); print(f.find_file('assigners')); "
+    code = ("import yolozoo.sweep_files as f; print(f.__file__); print(f.find_file('assigners')); "
             "print(f.find_file('tal', 'search'))")
     where = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert where.returncode == 0, where.stderr[-2000:]
