@@ -303,8 +303,10 @@ def test_published_records_make_a_fresh_clone_resume_and_render(tmp_path, data_r
 
     # a fresh clone: the records, no store. Nothing trains again; the outcome lists every point.
     (tmp_path / "results" / "sweeps.db").unlink()
+    capsys.readouterr()
     again = run(path, where)
     assert again.ran == 0 and sorted(again.results["status"]) == ["completed"] * 4
+    assert "[pub] 2/2 done, 0 running, 0 failed" in capsys.readouterr().out  # the progress counts the records
 
     # the reports read the records, without a store
     spec = load_spec(path)

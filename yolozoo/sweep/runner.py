@@ -260,7 +260,7 @@ class SweepWorker:
 
     def _report(self, progress: Progress) -> None:
         trials = self.study.get_trials(deepcopy=False)
-        counts = GridState.of(trials, self.points).counts()
+        counts = GridState.of(trials, self.points, set(self.published)).counts()
         eta = eta_seconds(trials, counts["total"] - counts["done"] - counts["failed"], counts["running"])
         message = None
         if self.last is not None:
