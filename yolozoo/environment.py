@@ -66,7 +66,17 @@ def device_name() -> str:
     return f"cpu: {cpu['model']}, {cpu['isa']}, {torch.get_num_threads()} threads"
 
 
+_CODE_COMMIT: list = []  # the commit this process's code came from: HEAD at its first record (see environment)
+
+
 def environment() -> dict:
+    """Versions, device, CPU, host and commit for a run record.
+
+    ``git_commit`` is read once per process, at its first record, so every run of a long sweep
+    worker names the code the worker loaded, even when the tree moves on while it trains.
+    """
+    if not _CODE_COMMIT:
+        _CODE_COMMIT.append(git_commit())
     versions = {}
     for name in PACKAGES:
         try:
@@ -74,4 +84,4 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"python": platform.python_version(), "packages": versions, "device": device_name(), "cpu": cpu_info(),
-            "host": platform.node(), "git_commit": git_commit()}
+            "host": platform.node(), "git_commit": _CODE_COMMIT[0]}
