@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def bench_run(*args: str, killed: bool = False) -> subprocess.CompletedProcess:
     run = str(ROOT / "bench" / "run.py")
     command = [sys.executable, "-c", KILLED.format(run=run)] if killed else [sys.executable, run]
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def record_of(results: Path) -> dict:
