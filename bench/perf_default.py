@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from yolozoo.environment import device_name
 from yolozoo.perf_report import update_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,14 @@ def main(argv: list[str]) -> int:
         record = json.loads(path.read_text())
     m = record["metrics"]
     ok_time, ok_map = wall < 600, m["mAP50"] >= 0.90
-    body = (f"Config: `{' '.join(argv) or 'default'}` ({record['config']['model']['backbone']}, width "
-            f"{record['config']['model']['width']}, {record['config']['trainer']['max_epochs']} epochs).\n\n"
+    budget = record.get("budget") or {}
+    plan = (f"time budget {budget['max_time']}: {m.get('epochs', 0):.2f} of at most "
+            f"{record['config']['trainer']['max_epochs']} epochs ({budget['total_steps']} steps at a calibrated "
+            f"{budget['calibrated_s_per_step']:.3f} s/step)" if budget.get("total_steps")
+            else f"{record['config']['trainer']['max_epochs']} epochs")
+    body = (f"Machine: {device_name()}.\n\n"
+            f"Config: `{' '.join(argv) or 'default'}` ({record['config']['model']['backbone']}, width "
+            f"{record['config']['model']['width']}, {plan}).\n\n"
             f"| figure | value | target |\n|---|---|---|\n"
             f"| wall time, incl. dataset generation | {wall / 60:.1f} min "
             f"| < 10 min ({'met' if ok_time else 'MISSED'}) |\n"

@@ -135,7 +135,7 @@ def run(cfg, out: Path, index: int = 0, split: str = "val", image: str = "", lab
                              batch["gt_boxes"], batch["gt_mask"])
     priors, gt_mask = pred.priors, batch["gt_mask"]
     levels = int(priors.level.max()) + 1
-    stats = assignment_stats(assign, gt_mask, priors, num_levels=levels)
+    stats = {k: float(v) for k, v in assignment_stats(assign, gt_mask, priors, num_levels=levels).items()}
     out.mkdir(parents=True, exist_ok=True)
     name = cfg.assigner.name
     paths, plotted = [], []

@@ -67,11 +67,21 @@ def test_num_workers_unset_follows_the_cpu_count(monkeypatch):
         assert build_datamodule(load_config(["data.num_workers=3"])).num_workers == 3
 
 
+def test_jitter_on_device_moves_the_colour_jitter_from_the_loader_to_the_module():
+    from yolozoo.train import build_datamodule, build_module
+
+    loader = load_config(["data.color_jitter=0.2"])
+    device = load_config(["data.color_jitter=0.2", "data.jitter_on=device", "data.cache=true"])
+    assert build_datamodule(loader).color_jitter == 0.2 and build_datamodule(device).color_jitter == 0.0
+    assert build_datamodule(device).cache and not build_datamodule(loader).cache
+    assert build_module(loader, 10).batch_jitter == 0.0 and build_module(device, 10).batch_jitter == 0.2
+
+
 @pytest.mark.parametrize("override, key", [
     ("trainer.batch_size=0", "trainer.batch_size"), ("optim.lr=-1", "optim.lr"), ("optim.lr=nan", "optim.lr"),
     ("trainer.max_epochs=0", "trainer.max_epochs"), ("data.img_size=0", "data.img_size"),
     ("data.num_train=0", "data.num_train"), ("eval.iou_thresh=0", "eval.iou_thresh"),
-    ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
+    ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"), ("data.jitter_on=gpu", "data.jitter_on"),
 ])
 def test_numeric_ranges_checked_up_front(override, key):
     with pytest.raises(ConfigError, match=rf"^{key} must be"):

@@ -10,7 +10,7 @@ from torchvision import tv_tensors
 
 from yolozoo.data.base import DetectionDataset, ImageRecord
 from yolozoo.data.collate import collate_detection
-from yolozoo.data.transforms import Letterbox, MosaicDataset, build_transforms, letterbox_scale
+from yolozoo.data.transforms import Letterbox, MosaicDataset, build_transforms, color_jitter_batch, letterbox_scale
 
 
 def sample(h: int, w: int, boxes, labels=None, difficult=None, image_id: int = 1):
@@ -228,3 +228,35 @@ def test_scale_translate_rejects_bad_ranges():
 
     with pytest.raises(ValueError, match="scale and translate"):
         RandomScaleTranslate(scale=1.2)
+
+
+def test_cached_images_equal_the_files_and_skip_them(colour_dataset, tmp_path):
+    fresh = [colour_dataset.load(i) for i in range(len(colour_dataset))]
+    colour_dataset.cache_images(threads=2)
+    for p in tmp_path.glob("*.png"):
+        p.unlink()  # the cache alone now serves the images
+    for i, (image, target) in enumerate(fresh):
+        cached, cached_target = colour_dataset.load(i)
+        assert torch.equal(cached, image) and torch.equal(cached_target["boxes"], target["boxes"])
+
+
+def test_color_jitter_batch_draws_factors_per_image():
+    images = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    assert torch.equal(color_jitter_batch(images, 0.0), images)  # strength 0 changes nothing
+    torch.manual_seed(0)
+    out = color_jitter_batch(images, 0.3)
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    ratios = out.float().mean((1, 2, 3)) / images.float().mean((1, 2, 3))
+    assert ratios.std() > 0.01  # each image its own factors
+    assert not torch.equal(out, images)
+    torch.manual_seed(0)
+    assert torch.equal(color_jitter_batch(images, 0.3), out)  # the torch RNG decides
+
+
+def test_brightness_only_scales_pixels():
+    # contrast and saturation factors of 1 leave brightness: a uniform grey image stays uniform
+    torch.manual_seed(1)
+    images = torch.full((4, 3, 8, 8), 100, dtype=torch.uint8)
+    out = color_jitter_batch(images, 0.3)
+    for img in out:
+        assert img.unique().numel() == 1 and 70 <= int(img[0, 0, 0]) <= 130

@@ -16,11 +16,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from .config_checks import ConfigError, check_config
+
 PRESET_DIR = Path(__file__).parent / "presets"
-
-
-class ConfigError(ValueError):
-    """A bad override or config file; the message names the key and what is wrong."""
 
 
 @dataclass
@@ -36,10 +34,12 @@ class DataConfig:
     val_split: str | None = None  # voc: "2007_test"; coco: "val2017"
     flip: float = 0.0  # horizontal flip probability (0 for digits: a flipped digit is another glyph)
     color_jitter: float = 0.3  # brightness/contrast/saturation jitter strength (0 disables)
+    jitter_on: str = "loader"  # loader | device: jitter each image in the loader, or whole batches on the GPU
     scale: float = 0.0  # random zoom in 1 +- scale (boxes cut to under 60% visible are dropped)
     translate: float = 0.0  # random shift up to this fraction of the image size
     mosaic: float = 0.0  # probability of a 4-image mosaic
     num_workers: int | None = None  # loader processes; unset: 0 on <= 2 CPUs, else min(8, CPUs // 2)
+    cache: bool = False  # decode every image into memory once, before the loaders start (RAM: N x H x W x 3 bytes)
 
 
 @dataclass
@@ -95,7 +95,10 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 5  # training epochs
+    max_epochs: int = 5  # training epochs (with max_time: the most it may train)
+    # wall-clock budget of the whole run, e.g. 10m, 90s, 1.5h (preset default: 10m): fits the number of steps and
+    # the learning-rate schedule to it after timing the first steps (yolozoo/time_budget.py); null: max_epochs
+    max_time: str | None = None
     batch_size: int = 16  # images per step (per device), train and val
     precision: str = "32-true"  # 16-mixed / bf16-mixed for AMP on GPU
     accelerator: str = "auto"  # Lightning accelerator: auto | cpu | gpu
@@ -104,7 +107,9 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1  # steps whose gradients add up before each optimizer step
     gradient_clip_val: float = 10.0  # gradient norm clip (0 disables)
     deterministic: bool = False  # torch deterministic algorithms (slower; bitwise-repeatable runs)
-    channels_last: bool = True  # NHWC conv layout: about 1.3x faster training on CPU (oneDNN), and on GPU under AMP
+    # NHWC conv layout (same numbers up to rounding): null times both at start-up on a CPU (yolozoo/layout.py),
+    # takes channels_last on a GPU
+    channels_last: bool | None = None
     limit_train_batches: float = 1.0  # fraction (<= 1.0) or number of train batches per epoch
     limit_val_batches: float = 1.0  # fraction (<= 1.0) or number of val batches
     check_val_every_n_epoch: int = 1  # validate after every N epochs
@@ -300,110 +305,9 @@ def load_config(argv: list[str] | dict[str, str] | None = None, base: dict | Non
         cfg.assigner = resolve_assigner(cfg.model.family, cfg.assigner)
     except UnknownNameError as e:
         raise ConfigError(f"model.family: {e}") from None
-    check_config(cfg)
+    check_config(cfg, model_defaults())
     OmegaConf.set_readonly(cfg, True)
     return cfg
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Validate what the type system cannot: registry names and options, value ranges."""
-    from .assigners.base import ASSIGNERS
-    from .registry import UnknownNameError
-
-    options = {k: v for k, v in cfg.assigner.items() if k != "name"}
-    try:
-        ASSIGNERS.check_options(cfg.assigner.get("name", ""), options)
-    except UnknownNameError as e:
-        raise ConfigError(f"assigner: {e}") from None
-    from .models.families import check_family_config
-
-    try:
-        check_family_config(cfg.model, cfg.assigner.name, options, defaults=model_defaults())
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if not 0 < cfg.model.width <= 4:
-        raise ConfigError(f"model.width must be in (0, 4], got {cfg.model.width}")
-    if cfg.data.img_size < 32 or cfg.data.img_size % 32:
-        raise ConfigError(f"data.img_size must be a positive multiple of 32 (the largest stride), "
-                          f"got {cfg.data.img_size}")
-    if cfg.wandb.mode not in ("offline", "online", "disabled"):
-        raise ConfigError(f"wandb.mode must be offline, online or disabled, got {cfg.wandb.mode!r}")
-    check_ranges(cfg)
-    check_names(cfg)
-
-
-# key -> (test, rule): the numeric ranges a run needs, checked before anything trains.
-_RANGES = {
-    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
-    "data.num_train": (lambda v: v >= 1, ">= 1"),
-    "data.num_val": (lambda v: v >= 1, ">= 1"),
-    "data.gen_seed": (lambda v: v >= 0, ">= 0"),
-    "data.distort": (lambda v: 0 <= v <= 200, "in [0, 200] (percent)"),
-    "data.flip": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
-    "data.color_jitter": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "data.scale": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "data.translate": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "data.mosaic": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
-    "data.num_workers": (lambda v: v is None or v >= 0, ">= 0"),
-    "model.prior_scale": (lambda v: v > 0, "> 0"),
-    "model.num_anchors": (lambda v: 1 <= v <= 16, "in 1..16"),
-    "optim.lr": (lambda v: 0 < v < 10, "in (0, 10)"),
-    "optim.weight_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "optim.momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "optim.warmup": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
-    "optim.ema_decay": (lambda v: 0 <= v < 1, "in [0, 1) (0 disables the EMA)"),
-    "trainer.max_epochs": (lambda v: v >= 1, ">= 1"),
-    "trainer.batch_size": (lambda v: v >= 1, ">= 1"),
-    "trainer.accumulate_grad_batches": (lambda v: v >= 1, ">= 1"),
-    "trainer.gradient_clip_val": (lambda v: v >= 0, ">= 0 (0 disables clipping)"),
-    "trainer.limit_train_batches": (lambda v: v > 0, "> 0 (a fraction, or a number of batches)"),
-    "trainer.limit_val_batches": (lambda v: v > 0, "> 0 (a fraction, or a number of batches)"),
-    "trainer.check_val_every_n_epoch": (lambda v: v >= 1, ">= 1"),
-    "trainer.log_every_n_steps": (lambda v: v >= 1, ">= 1"),
-    "eval.score_thresh": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "eval.iou_thresh": (lambda v: 0 < v <= 1, "in (0, 1]"),
-    "eval.max_det": (lambda v: v >= 1, ">= 1"),
-    "eval.latency_batches": (lambda v: v >= 1, ">= 1"),
-    "eval.timing_threads": (lambda v: v >= 1, ">= 1"),
-    **{f"loss.{k}": (lambda v: v >= 0, ">= 0") for k in ("cls", "box", "dfl", "obj", "noobj")},
-}
-
-
-def check_ranges(cfg: DictConfig) -> None:
-    """Every numeric value in its range (a NaN is in none), so a bad one fails now, not mid-training."""
-    for key, (ok, rule) in _RANGES.items():
-        value = OmegaConf.select(cfg, key)
-        if not ok(value) or value != value:  # value != value: NaN
-            raise ConfigError(f"{key} must be {rule}, got {value}")
-
-
-def check_names(cfg: DictConfig) -> None:
-    """The names only a registry knows: dataset, optimizer, IoU loss, timm backbone (no download), weights file."""
-    from .data.registry import list_datasets
-
-    if cfg.data.name not in list_datasets():
-        raise ConfigError(f"data.name: unknown dataset {cfg.data.name!r}; valid: {', '.join(list_datasets())}")
-    if cfg.optim.name not in ("adamw", "sgd"):
-        raise ConfigError(f"optim.name must be adamw or sgd, got {cfg.optim.name!r}")
-    if cfg.loss.iou_type not in ("iou", "giou", "ciou"):
-        raise ConfigError(f"loss.iou_type must be iou, giou or ciou, got {cfg.loss.iou_type!r}")
-    import timm
-
-    from .models import darknet  # noqa: F401  (registers darknet_small / darknet_tiny with timm)
-
-    if not timm.is_model(cfg.model.backbone):
-        close = timm.list_models(f"*{cfg.model.backbone[:4]}*")[:8] if cfg.model.backbone else []
-        hint = f"; similar: {', '.join(close)}" if close else ""
-        raise ConfigError(f"model.backbone: {cfg.model.backbone!r} is not a timm model (list them with "
-                          f"timm.list_models('*resnet*'); yolozoo adds darknet_small, darknet_tiny){hint}")
-    from .models.pretrained import parse_pretrained
-
-    try:
-        weights = parse_pretrained(cfg.model.pretrained)
-    except (ValueError, RuntimeError) as e:  # WeightsError: model.pretrained=true
-        raise ConfigError(str(e)) from None
-    if weights is not None and weights != "imagenet" and not Path(weights).is_file():
-        raise ConfigError(f"model.pretrained: no such weights file {weights} (use false, imagenet or a path)")
 
 
 def to_dict(cfg: DictConfig) -> dict:
@@ -412,6 +316,11 @@ def to_dict(cfg: DictConfig) -> dict:
 
 # Keys that name a run or say where it writes and how it is shown, never what it trains.
 NOT_TRAINING = ("name", "resume", "out_dir", "results_dir", "wandb", "trainer.enable_progress_bar", "imports")
+
+
+# Keys added after records were published, with the value that trains as before they existed: a config
+# holding that value compares equal to a record without the key (resume, sweep record reuse).
+LATER_KEYS = {"trainer.max_time": None, "data.cache": False, "data.jitter_on": "loader"}
 
 
 def training_config(config: dict, keep: tuple[str, ...] = ()) -> dict:
@@ -426,5 +335,9 @@ def training_config(config: dict, keep: tuple[str, ...] = ()) -> dict:
         for part in parents:
             node = node.get(part, {})
         node.pop(leaf, None)
+    for key, before in LATER_KEYS.items():  # at the value that trains as before the key existed: as before it
+        section, leaf = key.split(".")
+        if leaf in out.get(section, {}) and out[section][leaf] == before:
+            out[section].pop(leaf)
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from .data.collate import collate_detection
@@ -33,17 +34,19 @@ class DetectionDataModule(L.LightningDataModule):
         flip, color_jitter, scale, translate, mosaic: training augmentation strengths (0 disables);
             see :func:`~yolozoo.data.transforms.build_transforms` and :class:`MosaicDataset`.
         seed: seeds the mosaic sampler.
+        cache: decode every image once into memory before the loaders start (see
+            :meth:`~yolozoo.data.base.DetectionDataset.cache_images`).
     """
 
     def __init__(self, name: str, root: str | None, options: dict, img_size: int, batch_size: int,
                  num_workers: int | None, flip: float = 0.0, color_jitter: float = 0.3, scale: float = 0.0,
-                 translate: float = 0.0, mosaic: float = 0.0, seed: int = 0):
+                 translate: float = 0.0, mosaic: float = 0.0, seed: int = 0, cache: bool = False):
         super().__init__()
         self.name, self.root, self.options = name, root, dict(options)
         self.img_size, self.batch_size = img_size, batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.flip, self.color_jitter, self.mosaic, self.seed = flip, color_jitter, mosaic, seed
-        self.scale, self.translate = scale, translate
+        self.scale, self.translate, self.cache = scale, translate, cache
         self.train_dataset = self.val_dataset = None
 
     def prepare_data(self):
@@ -55,10 +58,14 @@ class DetectionDataModule(L.LightningDataModule):
         if self.val_dataset is None:
             self.val_dataset = create_dataset(self.name, "val", self.root,
                                               transforms=build_transforms(self.img_size, train=False), **self.options)
+            if self.cache:
+                self.val_dataset.cache_images()
         if self.train_dataset is None and stage in (None, "fit"):
             train = create_dataset(self.name, "train", self.root, transforms=build_transforms(
                 self.img_size, train=True, flip=self.flip, color_jitter=self.color_jitter, scale=self.scale,
                 translate=self.translate), **self.options)
+            if self.cache:
+                train.cache_images()
             if self.mosaic > 0:
                 train = MosaicDataset(train, self.img_size, prob=self.mosaic, seed=self.seed)
             self.train_dataset = train
@@ -71,7 +78,8 @@ class DetectionDataModule(L.LightningDataModule):
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle,
                           num_workers=self.num_workers, collate_fn=collate_detection,
-                          persistent_workers=self.num_workers > 0, pin_memory=False)
+                          persistent_workers=self.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())  # page-locked batches copy to the GPU asynchronously
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, shuffle=True)

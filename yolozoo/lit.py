@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .assigners.stats import assignment_stats
-from .data.transforms import letterbox_scale
+from .data.transforms import color_jitter_batch, letterbox_scale
 from .evaluation import evaluate_detections
 from .losses import weighted_sum
 from .postprocess import postprocess
@@ -26,16 +26,19 @@ class DetectorModule(L.LightningModule):
         img_size: letterboxed input size (maps predictions back to the original images).
         channels_last: keep conv weights and input images in NHWC memory layout (same numbers, faster
             convolutions on CPU and on GPU tensor cores).
+        batch_jitter: colour jitter strength applied to each training batch on its device (0: none; the
+            loader's transforms jitter instead). See :func:`~yolozoo.data.transforms.color_jitter_batch`.
         hparams: plain data saved in every checkpoint as ``hyper_parameters`` (the resolved config,
             classes, anchors: see :func:`yolozoo.checkpoint.checkpoint_hparams`); not sent to the logger.
     """
 
     def __init__(self, model: nn.Module, assigner, loss, loss_weights: dict, optim: dict,
-                 postprocess_kw: dict, img_size: int, channels_last: bool = False, hparams: dict | None = None):
+                 postprocess_kw: dict, img_size: int, channels_last: bool = False, batch_jitter: float = 0.0,
+                 hparams: dict | None = None):
         super().__init__()
         if hparams:
             self.save_hyperparameters(hparams, logger=False)
-        self.channels_last = channels_last
+        self.channels_last, self.batch_jitter = channels_last, batch_jitter
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model, self.assigner, self.loss = model, assigner, loss
@@ -53,13 +56,21 @@ class DetectorModule(L.LightningModule):
             return batch["images"].contiguous(memory_format=torch.channels_last)
         return batch["images"]
 
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        if self.batch_jitter > 0 and self.trainer.training:
+            batch["images"] = color_jitter_batch(batch["images"], self.batch_jitter)
+        return batch
+
     def training_step(self, batch, batch_idx):
         out = self.model(self.images(batch))
         assign = self.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
                                batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
         terms = self.loss(out.cls_logits, out.boxes, assign, **out.extras)
         total = weighted_sum(terms, self.loss_weights)
-        if not torch.isfinite(total):
+        # Reading the loss back makes the CPU wait for the device: on a GPU, check at the logging interval
+        # only (a non-finite loss spoils the weights, so it is still caught, a few steps late).
+        check = total.device.type == "cpu" or self.global_step % self.trainer.log_every_n_steps == 0
+        if check and not torch.isfinite(total):
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
             raise FloatingPointError(
                 f"loss is {total.item()} at epoch {self.current_epoch}, step {self.global_step} ({parts}); "

@@ -31,6 +31,7 @@ from omegaconf import DictConfig
 
 from .checkpoint import CheckpointError, load_checkpoint, stored_hparams
 from .config import ConfigError, load_config, parse_overrides, to_dict, training_config
+from .time_budget import stored_plan
 
 FLAGS = ("false", "true", "auto")
 
@@ -82,6 +83,9 @@ def unfinished(path: Path, cfg: DictConfig) -> bool:
         return False
     if training_config(stored, keep=("name",)) != training_config(to_dict(cfg), keep=("name",)):
         return False
+    plan = stored_plan(obj)  # a time budget's run ends at the step it chose, maybe before max_epochs
+    if plan is not None:
+        return int(obj.get("global_step", 0)) < plan["total_steps"]
     return int(obj.get("epoch", 0)) + 1 < cfg.trainer.max_epochs
 
 

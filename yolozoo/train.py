@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint, Timer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
@@ -25,10 +26,12 @@ from .assigners import create_assigner
 from .config import to_dict
 from .datamodule import DetectionDataModule
 from .environment import environment
+from .layout import resolve_channels_last
 from .lit import DetectorModule
 from .models import build_model, count_flops, count_params
 from .resume import RngState, resume_checkpoint
 from .speed import timing_pass
+from .time_budget import build_time_budget, now
 from .wandb_run import log_results, start_run, wandb_call, wandb_callbacks
 
 log = logging.getLogger(__name__)
@@ -52,10 +55,10 @@ def dataset_options(data: DictConfig) -> dict:
 
 def build_datamodule(cfg: DictConfig) -> DetectionDataModule:
     d = cfg.data
+    jitter = d.color_jitter if d.jitter_on == "loader" else 0.0  # else the module jitters batches on the device
     return DetectionDataModule(d.name, d.root, dataset_options(d), d.img_size, cfg.trainer.batch_size,
-                               d.num_workers, flip=d.flip, color_jitter=d.color_jitter, scale=d.scale,
-                               translate=d.translate, mosaic=d.mosaic,
-                               seed=cfg.seed)
+                               d.num_workers, flip=d.flip, color_jitter=jitter, scale=d.scale,
+                               translate=d.translate, mosaic=d.mosaic, seed=cfg.seed, cache=d.cache)
 
 
 def build_anchors(cfg: DictConfig) -> list | None:
@@ -92,8 +95,15 @@ def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = 
     family = get_family(cfg.model.family)
     anchors = build_anchors(cfg)
     classes = list(classes) if classes is not None else [str(i) for i in range(num_classes)]
-    return DetectorModule(
-        model=build_model(cfg.model, num_classes, anchors),
+    model = build_model(cfg.model, num_classes, anchors)
+    t = cfg.trainer
+    on_gpu = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available())
+    channels_last, layout = resolve_channels_last(t.channels_last, model, cfg.data.img_size, t.batch_size, on_gpu)
+    if layout["how"] == "auto: timed":
+        print(f"trainer.channels_last=null: {channels_last} (a training step {layout['channels_last_ms']} ms "
+              f"channels_last, {layout['nchw_ms']} ms NCHW)", flush=True)
+    module = DetectorModule(
+        model=model,
         assigner=create_assigner(cfg.assigner.name, **assigner_kw),
         loss=family.make_loss(cfg.loss.iou_type),
         loss_weights={term: cfg.loss[term] for term in family.loss_terms},
@@ -101,9 +111,12 @@ def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = 
         postprocess_kw={"score_thresh": cfg.eval.score_thresh, "iou_thresh": cfg.eval.iou_thresh,
                         "max_det": cfg.eval.max_det},
         img_size=cfg.data.img_size,
-        channels_last=cfg.trainer.channels_last,
+        channels_last=channels_last,
+        batch_jitter=cfg.data.color_jitter if cfg.data.jitter_on == "device" else 0.0,
         hparams=checkpoint_hparams(to_dict(cfg), classes, anchors),
     )
+    module.layout = layout  # for the record
+    return module
 
 
 def safe_name(name: str) -> str:
@@ -195,8 +208,11 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     """Train and evaluate the experiment ``cfg``; return (and write) its result record.
 
     ``extra``: more top-level record keys (a sweep adds ``sweep``: its name, trial and point).
-    The record's ``record_path`` is the JSON file written (rank 0), ``wandb_dir`` the W&B run folder.
+    The record's ``record_path`` is the JSON file written (rank 0), ``wandb_dir`` the W&B run folder;
+    with ``trainer.max_time``, ``budget`` is the time budget's plan and ``wall_s`` the seconds from this
+    call to the record (see :mod:`yolozoo.time_budget`).
     """
+    clock_start = now()  # trainer.max_time counts from here
     started = datetime.now(timezone.utc)
     env = environment()  # the code and machine at the start: the tree may change while a long run trains
     name = run_name(cfg)
@@ -218,13 +234,17 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     # resume= continues from (Lightning's save_last alone writes it only when a new best is saved)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor="val/mAP", mode="max")
     last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
+    ema = None
     if cfg.optim.ema_decay > 0:
         # Validation and the final model use the averaged weights. Averaging starts after the
         # warm-up: mixing in the random initial weights would spoil the early epochs.
         steps = len(dm.train_dataset) // cfg.trainer.batch_size // cfg.trainer.accumulate_grad_batches
-        start = int(cfg.optim.warmup * steps * cfg.trainer.max_epochs)
-        callbacks = [EMAWeightAveraging(decay=cfg.optim.ema_decay, update_starting_at_step=start),
-                     *(callbacks or [])]
+        start = int(cfg.optim.warmup * steps * cfg.trainer.max_epochs)  # a time budget moves it
+        ema = EMAWeightAveraging(decay=cfg.optim.ema_decay, update_starting_at_step=start)
+        callbacks = [ema, *(callbacks or [])]
+    budget = build_time_budget(cfg, clock_start, len(dm.val_dataset), ema)
+    if budget is not None:
+        callbacks = [budget, *(callbacks or [])]
     t = cfg.trainer
     logger = build_logger(cfg, name, run_dir)
     start_run(logger, cfg)
@@ -258,19 +278,23 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
         timing = timing_pass(model, cfg.data.img_size, batches=cfg.eval.latency_batches,
                              threads=cfg.eval.timing_threads)
         train_time = timer.time_elapsed("train")
-        images_seen = len(dm.train_dataset) // t.batch_size * t.batch_size * len(history.epochs)
+        budgeted = budget is not None and budget.plan is not None
+        epochs = budget.plan["epochs"] if budgeted else trainer.current_epoch  # budgeted: may end mid-epoch
+        images_seen = len(dm.train_dataset) // t.batch_size * t.batch_size * (
+            epochs if budgeted else len(history.epochs))
         metrics.update(
             params=count_params(model), flops=count_flops(model, cfg.data.img_size),
             **timing.metrics(), train_time_s=train_time,
             train_img_per_s=images_seen / train_time if train_time else None,
-            epochs=trainer.current_epoch, best_epoch=best.get("epoch"), best_mAP=best.get("val/mAP"),
+            epochs=epochs, best_epoch=best.get("epoch"), best_mAP=best.get("val/mAP"),
         )
         record = {
             "name": name, "status": "completed", "started": started.isoformat(),
             "finished": datetime.now(timezone.utc).isoformat(), "config": to_dict(cfg), "metrics": metrics,
             "per_class": per_class, "history": history.epochs, "environment": env,
             "timing": timing.as_dict(), "run_dir": str(run_dir), "checkpoint": checkpoint.best_model_path or None,
-            "resumed_from": str(resume_from) if resume_from is not None else None,
+            "resumed_from": str(resume_from) if resume_from is not None else None, "layout": module.layout,
+            **({"budget": {**budget.summary(), "wall_s": round(now() - clock_start, 1)}} if budget else {}),
             **(extra or {}),
         }
         log_results(logger, per_class, last.best_model_path or checkpoint.best_model_path,

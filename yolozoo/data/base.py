@@ -21,6 +21,7 @@ Sample format (``dataset[i]``)::
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,17 @@ class DetectionDataset(Dataset):
             _WARNED.add(report.message(name))
             log.warning("%s", report.message(name))
         self.sanitize_report = report
+        self._images: list[torch.Tensor] | None = None
+
+    def cache_images(self, threads: int | None = None) -> None:
+        """Decode every image once and keep it in memory (uint8), so loader workers skip decoding.
+
+        Call it before the loader's worker processes start: they then share the decoded images.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads or min(16, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
+            self._images = list(pool.map(read_image, (rec.file for rec in self.records)))
 
     @property
     def num_classes(self) -> int:
@@ -188,7 +200,7 @@ class DetectionDataset(Dataset):
     def load(self, index: int) -> tuple[tv_tensors.Image, dict]:
         """The untransformed sample ``index``."""
         rec = self.records[index]
-        image = read_image(rec.file)
+        image = self._images[index] if self._images is not None else read_image(rec.file)
         h, w = image.shape[-2:]
         if (h, w) != (rec.height, rec.width):
             raise DatasetError(

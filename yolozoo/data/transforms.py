@@ -29,6 +29,23 @@ def letterbox_scale(orig_h: int, orig_w: int, size: int) -> float:
     return size / max(orig_h, orig_w)
 
 
+def color_jitter_batch(images: torch.Tensor, strength: float) -> torch.Tensor:
+    """Brightness, contrast, then saturation jitter of a whole batch where it lies (on the GPU, say).
+
+    images: uint8 [B, 3, H, W]; each image draws its three factors from ``1 +- strength``, as
+    ``v2.ColorJitter`` does, but in a fixed order and after the letterbox (the padding is jittered
+    too). Returns uint8 [B, 3, H, W].
+    """
+    x = images.float()
+    f = 1 + (torch.rand(3, x.shape[0], 1, 1, 1, device=x.device) * 2 - 1) * strength  # [3, B, 1, 1, 1]
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+    x = (x * f[0]).clamp(0, 255)
+    mean = (x * weights).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+    x = (f[1] * x + (1 - f[1]) * mean).clamp(0, 255)
+    gray = (x * weights).sum(1, keepdim=True)
+    return (f[2] * x + (1 - f[2]) * gray).clamp(0, 255).to(torch.uint8)
+
+
 class Letterbox(v2.Transform):
     """Resize the longer side to ``size`` keeping aspect, then pad bottom/right to ``size x size``.
 

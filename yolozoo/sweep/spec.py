@@ -46,6 +46,11 @@ TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds"
 TABLES = ("assigners", "backbones", "widths", "pretrained")
 # Set per point by the runner, so a sweep file or the command line may not set them.
 RUNNER_KEYS = ("seed", "name")
+# A point (and a search trial) does the work its config names: no time budget from the default preset, unless an
+# axis, the command line or its config=FILE sets one (a budget would fit each point's epochs to the machine).
+# Nor a layout timed at start-up: the published records ran channels_last, and a layout chosen by timing could
+# change a point's numbers in the last bits from one worker to the next.
+FIXED_WORK = {"trainer.max_time": None, "trainer.channels_last": True}
 
 Scalar = str | int | float | bool | None
 
@@ -153,7 +158,7 @@ class SweepSpec:
         preset = str(cli.get("preset") or from_file.get("preset") or merged.get("preset", "default"))
         covered = preset_keys(preset) | set(from_file)
         base = {k: v for k, v in self.base.items() if k not in covered}
-        return {**format_overrides(base), **format_overrides(axis_overrides), **cli}
+        return {**fixed_work(from_file), **format_overrides(base), **format_overrides(axis_overrides), **cli}
 
     def search_space(self) -> dict[str, list[Scalar]]:
         """The grid as Optuna sees it: axis -> values/labels, and ``seed`` -> seeds."""
@@ -164,6 +169,11 @@ class SweepSpec:
         return {"name": self.name, "description": self.description, "table": self.table, "base": self.base,
                 "axes": {n: list(v) for n, v in self.axes.items()}, "seeds": self.seeds,
                 "max_seeds": self.max_seeds, "baseline": self.baseline, "known": self.known, "path": str(self.path)}
+
+
+def fixed_work(from_file: dict[str, Any]) -> dict[str, str]:
+    """:data:`FIXED_WORK` as overrides, less what the command line's ``config=FILE`` (``from_file``) sets."""
+    return format_overrides({k: v for k, v in FIXED_WORK.items() if k not in from_file})
 
 
 def config_file_overrides(cli: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,198 @@
+"""GPU training throughput and utilisation of the VOC-shaped preset, on synthetic digits scenes.
+
+    python bench/perf_gpu.py [steps=60] [warmup=15] [scenes=3840] [key=value ...]
+
+Trains ``preset=voc`` (ResNet-18 YOLO, batch 64, SGD, EMA) from scratch on digits scenes rendered
+at 416 px, with 416 and 640 px inputs, for ``steps`` optimizer steps per variant: AMP on and off
+(16-mixed, bf16-mixed, 32-true), NCHW vs channels_last, loader workers, decoded images cached in
+RAM (``data.cache``) and colour jitter on the GPU (``data.jitter_on=device``).
+Other ``key=value`` overrides go to every variant's config.
+
+- images/s: the steps after ``warmup``, the device synchronised at both ends of the window;
+- GPU utilisation: nvidia-smi's ``utilization.gpu``, sampled every 100 ms over the same window;
+- loader wait: the share of the window spent between one step's end and the next one's start
+  (fetching the batch, plus Lightning's own per-step work).
+
+Prints a table and writes it to reports/perf.md with the GPU model. Needs a CUDA GPU.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import tempfile
+import time
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
+
+from yolozoo.config import ConfigError, load_config
+from yolozoo.datamodule import DetectionDataModule
+from yolozoo.perf_report import update_section
+from yolozoo.train import build_module, dataset_options
+
+RENDER_SIZE = 416  # the scenes are rendered once at this size; 640 px variants upscale them in the loader
+
+FP16, BF16, FP32 = "trainer.precision=16-mixed", "trainer.precision=bf16-mixed", "trainer.precision=32-true"
+FAST = ["data.cache=true", "data.jitter_on=device"]  # decoded images in RAM, colour jitter on the GPU
+VARIANTS = [  # name, config overrides
+    ("AMP fp16, channels_last, 8 workers", [FP16]),
+    ("AMP fp16, NCHW, 8 workers", [FP16, "trainer.channels_last=false"]),
+    ("fp32, channels_last, 8 workers", [FP32]),
+    ("AMP fp16, channels_last, 4 workers", [FP16, "data.num_workers=4"]),
+    ("AMP fp16, channels_last, 14 workers", [FP16, "data.num_workers=14"]),
+    ("AMP fp16, 8 workers, cache", [FP16, "data.cache=true"]),
+    ("AMP fp16, 8 workers, cache + GPU jitter", [FP16, *FAST]),
+    ("AMP fp16, 14 workers, cache + GPU jitter", [FP16, *FAST, "data.num_workers=14"]),
+    ("AMP bf16, 14 workers, cache + GPU jitter", [BF16, *FAST, "data.num_workers=14"]),
+    ("fp32, 14 workers, cache + GPU jitter", [FP32, *FAST, "data.num_workers=14"]),
+    ("AMP fp16, 14 workers, cache + GPU jitter, batch 128", [FP16, *FAST, "data.num_workers=14",
+                                                             "trainer.batch_size=128"]),
+    ("640 px: AMP fp16, 14 workers", [FP16, "data.img_size=640", "data.num_workers=14"]),
+    ("640 px: AMP fp16, 14 workers, cache + GPU jitter", [FP16, *FAST, "data.img_size=640", "data.num_workers=14"]),
+]
+
+
+class GpuSampler:
+    """nvidia-smi's utilization.gpu (%) every 100 ms while running."""
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                      "-lms", "100"], stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> list[float]:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return [float(line) for line in out.split() if line.strip().replace(".", "", 1).isdigit()]
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class Meter(Callback):
+    """Times optimizer steps ``warmup`` .. ``steps`` and samples the GPU over that window."""
+
+    def __init__(self, warmup: int, steps: int, sampler=None):
+        self.warmup, self.steps = warmup, steps
+        self.sampler, self.t0, self.images, self.wait, self.last_end = sampler or GpuSampler(), None, 0, 0.0, None
+        self.result: dict = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        now = time.perf_counter()
+        if self.t0 is None and trainer.global_step == self.warmup:
+            _sync()
+            self.sampler.start()
+            self.t0 = time.perf_counter()
+        elif self.t0 is not None and self.last_end is not None:
+            self.wait += now - self.last_end
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.t0 is None:
+            return
+        self.images += batch["images"].shape[0]
+        self.last_end = time.perf_counter()
+        if trainer.global_step >= self.steps and not self.result:
+            _sync()
+            seconds = time.perf_counter() - self.t0
+            util = self.sampler.stop()
+            self.result = {"img_per_s": self.images / seconds, "util_mean": sum(util) / max(len(util), 1),
+                           "util_min": min(util, default=float("nan")), "samples": len(util),
+                           "wait_share": self.wait / seconds, "seconds": seconds,
+                           "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0}
+
+
+def run_variant(cfg, warmup: int, steps: int, accelerator: str = "gpu", sampler=None) -> dict:
+    """Train ``steps`` steps of ``cfg`` (on the GPU); the Meter's figures."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    L.seed_everything(cfg.seed, verbose=False)
+    d = cfg.data
+    options = {**dataset_options(d), "img_size": RENDER_SIZE}
+    dm = DetectionDataModule(d.name, d.root, options, d.img_size, cfg.trainer.batch_size, d.num_workers,
+                             flip=d.flip, color_jitter=d.color_jitter if d.jitter_on == "loader" else 0.0,
+                             scale=d.scale, translate=d.translate, mosaic=d.mosaic, seed=cfg.seed, cache=d.cache)
+    dm.prepare_data()
+    dm.setup("fit")
+    module = build_module(cfg, len(dm.classes), dm.classes)
+    meter = Meter(warmup, steps, sampler)
+    callbacks = [meter]
+    if cfg.optim.ema_decay > 0:
+        callbacks.append(EMAWeightAveraging(decay=cfg.optim.ema_decay, update_starting_at_step=0))
+    trainer = L.Trainer(max_steps=steps, precision=cfg.trainer.precision, accelerator=accelerator, devices=1,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+                        log_every_n_steps=cfg.trainer.log_every_n_steps, callbacks=callbacks)
+    trainer.fit(module, datamodule=dm)
+    if not meter.result:
+        raise RuntimeError(f"fewer than {steps} steps ran: raise scenes= or lower steps=")
+    return meter.result
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        from yolozoo.cli_help import print_help
+
+        return print_help(__doc__)
+    opts = {"steps": 60, "warmup": 15, "scenes": 3840}
+    rest = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in opts:
+            opts[key] = int(value)
+        else:
+            rest.append(arg)
+    if not torch.cuda.is_available():
+        print("error: bench/perf_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
+        return 2
+    gpu = torch.cuda.get_device_name()
+    with tempfile.TemporaryDirectory(prefix="yolozoo-gpu-") as tmp:
+        base = ["preset=voc", "data.name=digits", f"data.root={tmp}", f"data.num_train={opts['scenes']}",
+                "data.num_val=16", "data.img_size=416", "model.pretrained=false", "wandb.mode=disabled",
+                "data.cache=false", "data.jitter_on=loader",  # the preset's loader speed-ups are variants here
+                f"out_dir={tmp}/runs", *rest]
+        rows = []
+        for name, overrides in VARIANTS:
+            try:
+                cfg = load_config([*base, *overrides])
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            try:
+                r = run_variant(cfg, opts["warmup"], opts["steps"])
+            except Exception as e:  # one variant failing (out of memory, say) is a row of the table
+                print(f"{name}: failed: {type(e).__name__}: {e}", flush=True)
+                rows.append((name, cfg, {"error": f"{type(e).__name__}: {e}"}))
+                continue
+            finally:
+                gc.collect()  # the variant's loader workers end before the next one starts
+            rows.append((name, cfg, r))
+            print(f"{name}: {r['img_per_s']:.0f} img/s, GPU {r['util_mean']:.0f}% (min {r['util_min']:.0f}, "
+                  f"{r['samples']} samples), loader wait {100 * r['wait_share']:.0f}%, peak {r['peak_gib']:.1f} GiB",
+                  flush=True)
+    cfg0 = rows[0][1]
+    lines = [f"GPU: {gpu}. Config: `preset=voc` ({cfg0.model.backbone} width {cfg0.model.width}, batch "
+             f"{cfg0.trainer.batch_size}, {cfg0.optim.name}, EMA {cfg0.optim.ema_decay}), trained from scratch on "
+             f"{opts['scenes']} digits scenes rendered at {RENDER_SIZE} px (channels_last unless NCHW is named); "
+             f"steps {opts['warmup']}-{opts['steps']} "
+             f"of each variant timed, utilisation from nvidia-smi every 100 ms over that window. Target: >= 90% "
+             f"GPU utilisation.", "",
+             "| variant | input px | images/s | GPU util mean (min) | loader wait | peak GiB |",
+             "|---|---|---|---|---|---|"]
+    for name, cfg, r in rows:
+        if "error" in r:
+            lines.append(f"| {name} | {cfg.data.img_size} | failed: {r['error'][:120]} | | | |")
+            continue
+        lines.append(f"| {name} | {cfg.data.img_size} | {r['img_per_s']:.0f} | {r['util_mean']:.0f}% "
+                     f"({r['util_min']:.0f}%) | {100 * r['wait_share']:.0f}% | {r['peak_gib']:.1f} |")
+    body = "\n".join(lines)
+    print(body)
+    update_section("GPU training throughput (VOC-shaped preset)", body, "python bench/perf_gpu.py " + " ".join(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

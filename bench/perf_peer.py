@@ -1,0 +1,248 @@
+"""Peer comparison: yolozoo's default against ultralytics YOLOv8n trained from scratch for the same time.
+
+    python bench/perf_peer.py [key=value ...]
+
+1. Trains yolozoo with ``python bench/run.py`` (plus the config overrides) in fresh temp dirs, as
+   bench/perf_default.py does, and reads its record: mAPs, training time and images/s.
+2. Exports the dataset that run trained on (its ``data.*`` config) in the YOLO layout.
+3. Trains ultralytics ``YOLO("yolov8n.yaml")`` on it from scratch, offline, with ``time=`` yolozoo's
+   training time: ultralytics' defaults, but for ``pretrained=False amp=False plots=False val=False``,
+   yolozoo's image size, batch size and flip probability (digits: 0, a flipped digit is another
+   glyph), ``workers=0``, ``seed=0``, and yolozoo's torch thread count (ultralytics' own CPU default
+   is CPUs - 1, i.e. one thread on a 2-core machine).
+4. Predicts the val images with its last weights (its val settings: conf 0.001, NMS IoU 0.7,
+   max_det 300) and scores them with yolozoo.evaluation (faster-coco-eval) against the COCO ground
+   truth that yolozoo's run was scored on (``coco_gt()`` of the same val split).
+5. Prints the comparison and writes the section "Peer comparison: ultralytics YOLOv8n" of
+   reports/perf.md. Targets: yolozoo ahead by >= 0.10 val mAP@0.5; yolozoo's training images/s
+   >= ultralytics'.
+
+Training time is the training loop's, validation passes included, for both: Lightning's ``train``
+stage for yolozoo, ultralytics' ``on_train_start`` to its last ``on_fit_epoch_end``. Ultralytics'
+settings, label caches and runs all go to the temp dir. Needs ultralytics: pip install -e '.[peer]'.
+A quick check (about a minute):
+python bench/perf_peer.py preset=smoke trainer.max_epochs=1 peer_time=10 perf_md=/tmp/perf.md
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
+from yolozoo.config import ConfigError, load_config
+from yolozoo.perf_report import PERF_MD, update_section
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTION = "Peer comparison: ultralytics YOLOv8n"
+PEER_MODEL = "yolov8n.yaml"
+PREDICT = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # ultralytics' own val settings
+MARGIN = 0.10  # yolozoo's required lead in val mAP@0.5
+
+OPTIONS = [
+    KeyHelp("peer_time", None, "ultralytics' training time in seconds; default: yolozoo's training time"),
+    KeyHelp("peer_threads", None, "torch threads for ultralytics' training; default: this process's (yolozoo's)"),
+    KeyHelp("perf_md", None, "the report to update; default: reports/perf.md of this source tree"),
+]
+
+
+def peer_detections(results: Iterable, image_ids: dict[Path, int]) -> list[dict]:
+    """Ultralytics predictions -> the per-image detections of :func:`yolozoo.evaluation.evaluate_detections`.
+
+    Args:
+        results: ultralytics ``Results``, one per image: ``.path`` (the image file), ``.boxes.xyxy``
+            float [N, 4] xyxy original-image pixels, ``.boxes.conf`` float [N], ``.boxes.cls`` float [N]
+            0-based class index (the YOLO export writes yolozoo's label k as class k).
+        image_ids: resolved image path -> 1-based COCO image id of the ground truth.
+
+    Returns:
+        ``[{"image_id": int, "boxes": float64 [N, 4] xyxy, "scores": float64 [N], "labels": int64 [N]}]``.
+    """
+    out = []
+    for r in results:
+        path = Path(r.path).resolve()
+        if path not in image_ids:
+            raise ValueError(f"ultralytics predicted {path}, which is not a val image of the ground truth")
+        boxes, conf, cls = (np.asarray(getattr(r.boxes, k).cpu(), dtype=np.float64) for k in ("xyxy", "conf", "cls"))
+        labels = np.rint(cls).astype(np.int64)
+        if not np.array_equal(labels, cls):
+            raise ValueError(f"{path}: non-integer class indices from ultralytics: {cls[labels != cls][:3]}")
+        out.append({"image_id": image_ids[path], "boxes": boxes.reshape(-1, 4), "scores": conf, "labels": labels})
+    return out
+
+
+def _train_yolozoo(tmp: Path, overrides: list[str]) -> dict:
+    """Run bench/run.py (fresh data in ``tmp``) and return its result record."""
+    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), f"data.root={tmp}/data", f"out_dir={tmp}/runs",
+           f"results_dir={tmp}/results", "trainer.enable_progress_bar=false", "wandb.mode=offline", *overrides]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    (path,) = Path(tmp, "results", "runs").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def _offline_ultralytics(tmp: Path):
+    """Import ultralytics with its settings, downloads and telemetry confined to ``tmp`` (before its first import)."""
+    if "ultralytics" in sys.modules:
+        raise RuntimeError("ultralytics was imported before its settings dir was redirected")
+    os.environ.update(YOLO_OFFLINE="1", YOLO_CONFIG_DIR=str(tmp / "ultralytics-config"))
+    # ultralytics sets OMP_NUM_THREADS=1 when unset; keep torch's thread count as it is
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    import ultralytics
+    from ultralytics.utils import SETTINGS
+
+    SETTINGS.update(datasets_dir=str(tmp / "ultralytics-datasets"), weights_dir=str(tmp / "ultralytics-weights"),
+                    runs_dir=str(tmp / "ultralytics-runs"), sync=False, clearml=False, comet=False, dvc=False,
+                    mlflow=False, raytune=False, tensorboard=False, wandb=False)
+    return ultralytics
+
+
+def _train_peer(ultralytics, data_yaml: Path, out: Path, cfg: dict, seconds: float, threads: int) -> dict:
+    """Train YOLOv8n from scratch for ``seconds``; count the images it trained on and time its training loop."""
+    import torch
+
+    model = ultralytics.YOLO(PEER_MODEL)
+    count = {"images": 0, "in_epoch": 0, "start": None, "end": None}
+
+    def on_train_start(trainer):
+        torch.set_num_threads(threads)  # the trainer's select_device set ultralytics' own default
+        count["start"] = time.perf_counter()
+
+    def on_train_epoch_start(trainer):
+        count["in_epoch"] = 0
+
+    def on_train_batch_start(trainer):  # the loader has no drop_last: the epoch's last batch may be short
+        n = min(trainer.batch_size, len(trainer.train_loader.dataset) - count["in_epoch"])
+        count["in_epoch"] += n
+        count["images"] += n
+
+    def on_fit_epoch_end(trainer):
+        count["end"] = time.perf_counter()
+
+    for event, fn in [("on_train_start", on_train_start), ("on_train_epoch_start", on_train_epoch_start),
+                      ("on_train_batch_start", on_train_batch_start), ("on_fit_epoch_end", on_fit_epoch_end)]:
+        model.add_callback(event, fn)
+    model.train(data=str(data_yaml), pretrained=False, amp=False, plots=False, val=False, time=seconds / 3600,
+                imgsz=cfg["data"]["img_size"], batch=cfg["trainer"]["batch_size"], fliplr=cfg["data"]["flip"],
+                workers=0, device="cpu", seed=0, project=str(out), name="yolov8n", exist_ok=True)
+    trainer = model.trainer
+    train_time = count["end"] - count["start"]
+    return {"last": trainer.last, "train_time_s": train_time, "images": count["images"],
+            "train_img_per_s": count["images"] / train_time,
+            "epochs": count["images"] / len(trainer.train_loader.dataset),
+            "params": sum(p.numel() for p in model.model.parameters()), "threads": threads, "time_limit_s": seconds}
+
+
+def _score_peer(ultralytics, weights: Path, val_ds, img_size: int, batch: int) -> dict:
+    """Predict the val images with ``weights`` and evaluate them against ``val_ds.coco_gt()``."""
+    from yolozoo.evaluation import evaluate_detections
+
+    model = ultralytics.YOLO(weights)
+    if model.names != dict(enumerate(val_ds.classes)):
+        raise RuntimeError(f"ultralytics classes {model.names} are not the dataset's {val_ds.classes}")
+    image_ids = {Path(rec.file).resolve(): rec.image_id for rec in val_ds.records}
+    results = model.predict(source=[str(p) for p in image_ids], imgsz=img_size, batch=batch, device="cpu",
+                            stream=True, verbose=False, **PREDICT)
+    return evaluate_detections(val_ds.coco_gt(), peer_detections(results, image_ids), val_ds.classes)
+
+
+def _report(overrides: list[str], record: dict, peer: dict, peer_map: dict, version: str, time_from: str) -> str:
+    """The perf.md section: both detectors' figures, then the two targets."""
+    m, cfg = record["metrics"], record["config"]
+    margin = m["mAP50"] - peer_map["mAP50"]
+    ok_map, ok_speed = margin >= MARGIN, m["train_img_per_s"] >= peer["train_img_per_s"]
+    images = m["train_img_per_s"] * m["train_time_s"]
+    d = cfg["data"]
+    return (
+        f"yolozoo: `{' '.join(overrides) or 'default'}` ({cfg['model']['backbone']}, width {cfg['model']['width']}, "
+        f"at most {cfg['trainer']['max_epochs']} epochs, time budget {cfg['trainer'].get('max_time')}). "
+        f"Peer: {version} `YOLO(\"{PEER_MODEL}\")` from scratch, `time=` "
+        f"{peer['time_limit_s']:.0f} s ({time_from}), `pretrained=False amp=False plots=False val=False workers=0 "
+        f"seed=0 imgsz={d['img_size']} batch={cfg['trainer']['batch_size']} fliplr={d['flip']}`, "
+        f"{peer['threads']} torch threads, its defaults otherwise. Same {d['name']} data "
+        f"({d['num_train']} train / {d['num_val']} val scenes, gen_seed {d['gen_seed']}) exported in YOLO layout; "
+        f"both scored by yolozoo.evaluation (faster-coco-eval) on the same val ground truth, ultralytics' "
+        f"last.pt at conf {PREDICT['conf']}, NMS IoU {PREDICT['iou']}, max_det {PREDICT['max_det']}.\n\n"
+        f"| figure | yolozoo | ultralytics YOLOv8n |\n|---|---:|---:|\n"
+        f"| val mAP@0.5 | {m['mAP50']:.3f} | {peer_map['mAP50']:.3f} |\n"
+        f"| val mAP@0.5:0.95 | {m['mAP']:.3f} | {peer_map['mAP']:.3f} |\n"
+        f"| train time (s, training loop incl. validation) | {m['train_time_s']:.0f} | {peer['train_time_s']:.0f} |\n"
+        f"| epochs | {m['epochs']:.2f} | {peer['epochs']:.2f} |\n"
+        f"| training images | {images:.0f} | {peer['images']} |\n"
+        f"| train images/s | {m['train_img_per_s']:.1f} | {peer['train_img_per_s']:.1f} |\n"
+        f"| params | {m['params'] / 1e6:.2f} M | {peer['params'] / 1e6:.2f} M |\n\n"
+        f"| target | value | |\n|---|---|---|\n"
+        f"| yolozoo ahead by >= {MARGIN:.2f} val mAP@0.5 | {margin:+.3f} | {'met' if ok_map else 'MISSED'} |\n"
+        f"| yolozoo train images/s >= ultralytics' | {m['train_img_per_s']:.1f} vs {peer['train_img_per_s']:.1f} "
+        f"| {'met' if ok_speed else 'MISSED'} |"
+    )
+
+
+def _parse(argv: list[str]) -> tuple[dict, list[str]]:
+    """(own options, parsed; the yolozoo overrides as ``key=value``); raises ConfigError before any work."""
+    own, overrides = split_options(argv, OPTIONS)
+    load_config(overrides)  # an unknown key or bad value fails here, not after training
+    for key, kind in (("peer_time", float), ("peer_threads", int)):
+        if own[key] is not None:
+            try:
+                own[key] = kind(own[key])
+            except ValueError:
+                raise ConfigError(f"{key}: expected a {kind.__name__}, got {own[key]!r}") from None
+            if own[key] <= 0:
+                raise ConfigError(f"{key}: must be > 0, got {own[key]}")
+    return own, [f"{k}={v}" for k, v in overrides.items()]
+
+
+def main(argv: list[str]) -> int:
+    if wants_help(argv):
+        return print_help(__doc__, OPTIONS)
+    try:
+        own, overrides = _parse(argv)
+    except ConfigError as e:
+        return user_error(e)
+    if importlib.util.find_spec("ultralytics") is None:
+        return user_error("ultralytics is not installed; run: pip install -e '.[peer]'")
+    import torch
+
+    own_threads = torch.get_num_threads()
+    threads = own["peer_threads"] or own_threads
+    with tempfile.TemporaryDirectory(prefix="yolozoo-peer-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        try:
+            record = _train_yolozoo(tmp, overrides)
+        except subprocess.CalledProcessError as e:
+            return e.returncode
+        from omegaconf import OmegaConf
+
+        from yolozoo.data.export import export_dataset
+        from yolozoo.data.registry import create_dataset
+        from yolozoo.train import dataset_options
+
+        cfg, data = record["config"], OmegaConf.create(record["config"]["data"])
+        splits = {s: create_dataset(data.name, s, data.root, **dataset_options(data)) for s in ("train", "val")}
+        export = export_dataset(splits, "yolo", tmp / "yolo")
+        ultralytics = _offline_ultralytics(tmp)
+        seconds = own["peer_time"] or record["metrics"]["train_time_s"]
+        peer = _train_peer(ultralytics, export / "data.yaml", tmp / "ultralytics-runs", cfg, seconds, threads)
+        peer_map = _score_peer(ultralytics, peer["last"], splits["val"], data.img_size, cfg["trainer"]["batch_size"])
+    torch.set_num_threads(own_threads)  # ultralytics' predictor set its own; the report's stamp names ours
+    time_from = "peer_time" if own["peer_time"] else "yolozoo's training time"
+    body = _report(overrides, record, peer, peer_map, f"ultralytics {ultralytics.__version__}", time_from)
+    print(body)
+    perf_md = Path(own["perf_md"]) if own["perf_md"] else PERF_MD
+    update_section(SECTION, body, "python bench/perf_peer.py " + " ".join(argv), perf_md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,149 @@
+"""Where a training step's time goes: the split by part, on this machine's CPU.
+
+    python bench/perf_profile.py [steps=30] [key=value ...]     # default config unless overridden
+
+Times a hand-written copy of the training step, part by part, on batches already in memory:
+backbone, neck and head forward; assignment; loss; backward split at the tensors between head,
+neck and backbone (gradient hooks mark when each part's backward has finished); optimizer; the
+EMA update (the same ``AveragedModel`` update Lightning's ``EMAWeightAveraging`` makes); the
+assignment statistics. Then it times whole steps of the real run (``train()`` with W&B offline, the
+loader in use, Lightning's loop and logging) and reports the remainder as "Lightning loop, logging,
+data". Medians over ``steps`` steps after 3 warm-up steps. Writes the table to reports/perf.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from yolozoo.assigners.stats import assignment_stats
+from yolozoo.config import ConfigError, load_config
+from yolozoo.losses import weighted_sum
+from yolozoo.perf_report import update_section
+from yolozoo.train import build_datamodule, build_module, train
+
+PARTS = ["forward: backbone", "forward: neck", "forward: head, priors, decode", "assignment", "loss",
+         "backward: loss and head", "backward: neck", "backward: backbone", "optimizer step", "EMA update",
+         "assignment statistics"]
+
+
+def _last_grad_time(tensors: list[torch.Tensor], stamps: dict, key: str) -> None:
+    """Record in ``stamps[key]`` when the last of ``tensors`` has received its gradient."""
+    pending = {"n": len(tensors)}
+
+    def hook(grad):
+        pending["n"] -= 1
+        if pending["n"] == 0:
+            stamps[key] = time.perf_counter()
+
+    for t in tensors:
+        t.register_hook(hook)
+
+
+def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, float]:
+    """Median seconds per part of the training step over ``batches`` (the first ``warmup`` untimed)."""
+    model = module.model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.995), use_buffers=True)
+    model.train()
+    times: dict[str, list[float]] = {p: [] for p in PARTS}
+    for i, batch in enumerate(batches):
+        t = [time.perf_counter()]
+        x = module.images(batch)
+        x = (x.float() - model.backbone.mean) / model.backbone.std
+        feats_b = model.backbone(x)
+        t.append(time.perf_counter())
+        feats = model.neck(feats_b)
+        t.append(time.perf_counter())
+        cls_logits, box_raw = model.head(feats)
+        priors = model.head.priors([tuple(f.shape[-2:]) for f in feats], model.strides, device=x.device)
+        boxes = model.head.decode(box_raw, priors)
+        t.append(time.perf_counter())
+        assign = module.assigner(cls_logits.detach().sigmoid(), boxes.detach(), priors, batch["gt_labels"],
+                                 batch["gt_boxes"], batch["gt_mask"])
+        t.append(time.perf_counter())
+        total = weighted_sum(module.loss(cls_logits, boxes, assign), module.loss_weights)
+        t.append(time.perf_counter())
+        stamps: dict[str, float] = {}
+        _last_grad_time(list(feats), stamps, "head")
+        _last_grad_time([f for f in feats_b if f.requires_grad], stamps, "neck")
+        total.backward()
+        end = time.perf_counter()
+        t += [stamps["head"], stamps["neck"], end]
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t.append(time.perf_counter())
+        ema.update_parameters(model)
+        t.append(time.perf_counter())
+        assignment_stats(assign, batch["gt_mask"], priors)
+        t.append(time.perf_counter())
+        if i >= warmup:
+            for part, a, b in zip(PARTS, t, t[1:]):
+                times[part].append(b - a)
+    return {p: statistics.median(v) for p, v in times.items()}
+
+
+class StepClock(Callback):
+    """Wall time between consecutive training-batch starts (a whole step: data, loop, logging)."""
+
+    def __init__(self):
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.starts.append(time.perf_counter())
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        from yolozoo.cli_help import print_help
+
+        return print_help(__doc__)
+    steps = 30
+    rest = [a for a in argv if not a.startswith("steps=")]
+    for a in argv:
+        if a.startswith("steps="):
+            steps = int(a.split("=", 1)[1])
+    try:
+        cfg = load_config(rest)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    torch.manual_seed(cfg.seed)
+    dm = build_datamodule(cfg)
+    dm.prepare_data()
+    dm.setup("fit")
+    batches = [b for b, _ in zip(iter(dm.train_dataloader()), range(steps + 3))]
+    module = build_module(cfg, len(dm.classes))
+    parts = profile_parts(module, batches)
+
+    clock = StepClock()
+    with tempfile.TemporaryDirectory(prefix="yolozoo-profile-") as tmp:
+        run = load_config([*rest, f"out_dir={tmp}/runs", f"results_dir={tmp}/results", "wandb.mode=offline",
+                           "trainer.max_epochs=1", f"trainer.limit_train_batches={steps + 4}",
+                           "trainer.limit_val_batches=1", "eval.latency_batches=1", "trainer.max_time=null",
+                           "trainer.enable_progress_bar=false"])
+        train(run, callbacks=[clock])
+    whole = statistics.median(b - a for a, b in list(zip(clock.starts, clock.starts[1:]))[3:])
+    rest_s = whole - sum(parts.values())
+    bs = cfg.trainer.batch_size
+    lines = [f"Config: `{' '.join(rest) or 'default'}` ({cfg.model.backbone}, width {cfg.model.width}, strides "
+             f"{list(cfg.model.strides)}, {cfg.data.img_size} px, batch {bs}, {dm.num_workers} loader workers, "
+             f"{torch.get_num_threads()} torch threads). Median of {steps} steps.", "",
+             "| part | ms/step | share |", "|---|---|---|"]
+    for p, s in [*parts.items(), ("Lightning loop, logging, data (the rest of a real step)", rest_s)]:
+        lines.append(f"| {p} | {1000 * s:.1f} | {100 * s / whole:.0f}% |")
+    lines.append(f"| **whole step of `train()`** | **{1000 * whole:.1f}** | {bs / whole:.0f} images/s |")
+    body = "\n".join(lines)
+    print(body)
+    update_section("Training step profile", body, "python bench/perf_profile.py " + " ".join(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,22 @@
+"""The start-up layout benchmark leaves the model, its statistics and the RNG as they were."""
+
+import torch
+
+from yolozoo.config import load_config
+from yolozoo.layout import faster_layout
+from yolozoo.models import build_model
+
+
+def test_faster_layout_times_a_copy():
+    model = build_model(load_config(["model.width=0.25"]).model, num_classes=3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(7)
+    rng = torch.get_rng_state()
+    use_nhwc, seconds = faster_layout(model, img_size=64, batch_size=2, steps=1)
+    assert isinstance(use_nhwc, bool) and use_nhwc == (seconds["channels_last"] < seconds["nchw"])
+    assert all(s > 0 for s in seconds.values())
+    assert torch.equal(torch.get_rng_state(), rng)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and batch-norm statistics
+    assert all(p.grad is None for p in model.parameters())
+    assert next(p for p in model.parameters() if p.ndim == 4).is_contiguous()  # the model's own layout

@@ -1,0 +1,29 @@
+"""bench/perf_gpu.py's meter, run on the CPU with a stand-in for nvidia-smi."""
+
+import pytest
+
+from bench.perf_gpu import run_variant
+from yolozoo.config import load_config
+
+
+class FakeSampler:
+    def __init__(self):
+        self.started = self.stopped = 0
+
+    def start(self):
+        self.started += 1
+
+    def stop(self):
+        self.stopped += 1
+        return [50.0, 100.0]
+
+
+def test_meter_times_the_steps_after_warm_up(tmp_path):
+    cfg = load_config(["preset=smoke", f"data.root={tmp_path}", "data.num_train=24", "data.num_val=4",
+                       "trainer.batch_size=4", "data.num_workers=0", "wandb.mode=disabled", f"out_dir={tmp_path}/runs"])
+    sampler = FakeSampler()
+    r = run_variant(cfg, warmup=2, steps=5, accelerator="cpu", sampler=sampler)
+    assert sampler.started == sampler.stopped == 1
+    assert r["samples"] == 2 and r["util_mean"] == 75.0 and r["util_min"] == 50.0
+    assert r["img_per_s"] * r["seconds"] == pytest.approx(4 * 3)  # steps 3-5 of batch 4, not the warm-up
+    assert 0 <= r["wait_share"] < 1
