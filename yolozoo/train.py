@@ -26,6 +26,7 @@ from .assigners import create_assigner
 from .config import to_dict
 from .datamodule import DetectionDataModule
 from .environment import environment
+from .interrupt import CtrlC
 from .layout import resolve_channels_last
 from .lit import DetectorModule
 from .models import build_model, count_flops, count_params
@@ -257,7 +258,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
             limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
             check_val_every_n_epoch=t.check_val_every_n_epoch, log_every_n_steps=t.log_every_n_steps,
             enable_progress_bar=t.enable_progress_bar, num_sanity_val_steps=0, default_root_dir=str(run_dir),
-            logger=logger, callbacks=[history, timer, checkpoint, last, RngState(), *(callbacks or [])],
+            logger=logger, callbacks=[CtrlC(), history, timer, checkpoint, last, RngState(), *(callbacks or [])],
             enable_model_summary=False,
         )
         try:
