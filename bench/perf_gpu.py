@@ -28,11 +28,15 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
 
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
 from yolozoo.datamodule import DetectionDataModule
 from yolozoo.perf_report import update_section
 from yolozoo.train import build_module, dataset_options
 
+OPTIONS = [KeyHelp("steps", 60, "optimizer steps per variant"),
+           KeyHelp("warmup", 15, "steps before the timed window"),
+           KeyHelp("scenes", 3840, "digits scenes rendered (at 416 px) for all variants")]
 RENDER_SIZE = 416  # the scenes are rendered once at this size; 640 px variants upscale them in the loader
 
 FP16, BF16, FP32 = "trainer.precision=16-mixed", "trainer.precision=bf16-mixed", "trainer.precision=32-true"
@@ -133,18 +137,17 @@ def run_variant(cfg, warmup: int, steps: int, accelerator: str = "gpu", sampler=
 
 
 def main(argv: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in argv):
-        from yolozoo.cli_help import print_help
-
-        return print_help(__doc__)
-    opts = {"steps": 60, "warmup": 15, "scenes": 3840}
-    rest = []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in opts:
-            opts[key] = int(value)
-        else:
-            rest.append(arg)
+    if wants_help(argv):
+        return print_help(__doc__, OPTIONS)
+    try:
+        own, overrides = split_options(argv, OPTIONS)
+    except ConfigError as e:
+        return user_error(e)
+    for key, value in own.items():
+        if not str(value).isdigit() or int(value) < 1:
+            return user_error(f"{key}: expected a whole number >= 1, got {value!r}")
+    opts = {k: int(v) for k, v in own.items()}
+    rest = [f"{k}={v}" for k, v in overrides.items()]
     if not torch.cuda.is_available():
         print("error: bench/perf_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2

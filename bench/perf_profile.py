@@ -23,11 +23,13 @@ from lightning.pytorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from yolozoo.assigners.stats import assignment_stats
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
 from yolozoo.losses import weighted_sum
 from yolozoo.perf_report import update_section
-from yolozoo.train import build_datamodule, build_module, train
+from yolozoo.train import build_module, ready_datamodule, train
 
+OPTIONS = [KeyHelp("steps", 30, "steps timed (after 3 warm-up steps), in each of the two passes")]
 PARTS = ["forward: backbone", "forward: neck", "forward: head, priors, decode", "assignment", "loss",
          "backward: loss and head", "backward: neck", "backward: backbone", "optimizer step", "EMA update",
          "assignment statistics"]
@@ -100,24 +102,19 @@ class StepClock(Callback):
 
 
 def main(argv: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in argv):
-        from yolozoo.cli_help import print_help
-
-        return print_help(__doc__)
-    steps = 30
-    rest = [a for a in argv if not a.startswith("steps=")]
-    for a in argv:
-        if a.startswith("steps="):
-            steps = int(a.split("=", 1)[1])
+    if wants_help(argv):
+        return print_help(__doc__, OPTIONS)
     try:
+        own, overrides = split_options(argv, OPTIONS)
+        rest = [f"{k}={v}" for k, v in overrides.items()]
         cfg = load_config(rest)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return user_error(e)
+    if not str(own["steps"]).isdigit() or int(own["steps"]) < 1:
+        return user_error(f"steps: expected a whole number >= 1, got {own['steps']!r}")
+    steps = int(own["steps"])
     torch.manual_seed(cfg.seed)
-    dm = build_datamodule(cfg)
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = ready_datamodule(cfg)
     batches = [b for b, _ in zip(iter(dm.train_dataloader()), range(steps + 3))]
     module = build_module(cfg, len(dm.classes))
     parts = profile_parts(module, batches)

@@ -17,7 +17,7 @@ import torch
 from yolozoo.config import ConfigError, load_config
 from yolozoo.losses import weighted_sum
 from yolozoo.perf_report import update_section
-from yolozoo.train import build_datamodule, build_module
+from yolozoo.train import build_module, ready_datamodule
 
 
 def loader_throughput(loader, num_batches: int) -> float:
@@ -59,9 +59,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.manual_seed(cfg.seed)
-    dm = build_datamodule(cfg)
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = ready_datamodule(cfg)
     loader = dm.train_dataloader()
     n = min(30, len(loader) - 1)
     load_ips = loader_throughput(loader, n)

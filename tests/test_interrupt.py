@@ -16,6 +16,8 @@ class Dies:
 
 
 def test_an_interrupt_dropped_in_a_destructor_is_raised_at_the_next_batch():
+    # a background job starts with SIGINT ignored, which CtrlC respects: begin from Python's own handler
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
     cb = CtrlC()
     cb.setup(None, None, "fit")
     try:
@@ -27,7 +29,9 @@ def test_an_interrupt_dropped_in_a_destructor_is_raised_at_the_next_batch():
         cb.on_train_batch_end(None, None, None, None, 1)  # once only
     finally:
         cb.teardown(None, None, "fit")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        restored = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, outer)
+    assert restored is signal.default_int_handler
 
 
 def test_sigint_ignored_stays_ignored():

@@ -62,6 +62,14 @@ def build_datamodule(cfg: DictConfig) -> DetectionDataModule:
                                translate=d.translate, mosaic=d.mosaic, seed=cfg.seed, cache=d.cache)
 
 
+def ready_datamodule(cfg: DictConfig, stage: str = "fit") -> DetectionDataModule:
+    """:func:`build_datamodule`, its data prepared (digits generated) and set up for ``stage``."""
+    dm = build_datamodule(cfg)
+    dm.prepare_data()
+    dm.setup(stage)
+    return dm
+
+
 def build_anchors(cfg: DictConfig) -> list | None:
     """The anchor head's anchors for ``cfg.model.anchors`` (None for a model without anchor boxes).
 
@@ -226,9 +234,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    dm = build_datamodule(cfg)
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = ready_datamodule(cfg)
     module = build_module(cfg, num_classes=len(dm.classes), classes=dm.classes)
     history, timer = History(), Timer()
     # the best epoch (epoch=N-step=M.ckpt), and last.ckpt after every epoch: the final model, and what
