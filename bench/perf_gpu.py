@@ -30,9 +30,8 @@ from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
-from yolozoo.datamodule import DetectionDataModule
 from yolozoo.perf_report import update_section
-from yolozoo.train import build_module, dataset_options
+from yolozoo.train import build_datamodule, build_module
 
 OPTIONS = [KeyHelp("steps", 60, "optimizer steps per variant"),
            KeyHelp("warmup", 15, "steps before the timed window"),
@@ -114,11 +113,8 @@ def run_variant(cfg, warmup: int, steps: int, accelerator: str = "gpu", sampler=
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     L.seed_everything(cfg.seed, verbose=False)
-    d = cfg.data
-    options = {**dataset_options(d), "img_size": RENDER_SIZE}
-    dm = DetectionDataModule(d.name, d.root, options, d.img_size, cfg.trainer.batch_size, d.num_workers,
-                             flip=d.flip, color_jitter=d.color_jitter if d.jitter_on == "loader" else 0.0,
-                             scale=d.scale, translate=d.translate, mosaic=d.mosaic, seed=cfg.seed, cache=d.cache)
+    dm = build_datamodule(cfg)
+    dm.options["img_size"] = RENDER_SIZE  # the scenes' size; cfg.data.img_size is the model's input
     dm.prepare_data()
     dm.setup("fit")
     module = build_module(cfg, len(dm.classes), dm.classes)

@@ -48,12 +48,6 @@ class Observed:
     extra: dict = field(default_factory=dict)
 
 
-def _sigint_as_at_a_terminal() -> None:
-    """In the child before exec: SIGINT at its default, as under a terminal, so Python installs its Ctrl-C
-    handler even when these checks run in a background job (which starts with SIGINT ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class Proc:
     """``bench/run.py ARGS`` (or another ``script``) in its own process; its stdout+stderr collected by a thread."""
 
@@ -62,7 +56,9 @@ class Proc:
                "PYTHONUNBUFFERED": "1"}
         self.p = subprocess.Popen([sys.executable, str(ROOT / "bench" / script), *args], cwd=cwd, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  start_new_session=True, preexec_fn=_sigint_as_at_a_terminal)
+                                  start_new_session=True,  # SIGINT at its default, as under a terminal,
+                                  # also from a background job (which starts with SIGINT ignored)
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
