@@ -123,3 +123,12 @@ def test_render_help(capsys):
     assert main(["--help"]) == 0 and main(["-h"]) == 0
     out = capsys.readouterr().out
     assert "source=records" in out and "readme=null" in out and "Config keys" not in out
+
+
+def test_the_known_studys_numbers_show_only_under_a_table_with_their_rows():
+    from yolozoo.reports.tables import published_reference
+
+    assert published_reference(spec_of(ASSIGNERS_SWEEP))[2][0] == ("single_grid", "0.640", "0.390")
+    more = {**ASSIGNERS_SWEEP, "name": "assigners_more",
+            "axes": {"assigner": {"tal": {"assigner.name": "tal"}, "simota": {"assigner.name": "simota"}}}}
+    assert published_reference(spec_of(more)) is None  # the same layout, none of the study's rows

@@ -314,3 +314,17 @@ def test_a_resumed_budgeted_run_keeps_its_total_and_ends_as_the_uninterrupted_on
     assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4, 5]
     assert resumed["metrics"]["mAP"] == whole["metrics"]["mAP"] and resumed["metrics"]["epochs"] == 4.5
     assert find_unfinished(cfg, "budget") is None
+
+
+def test_the_command_line_reports_a_used_up_budget_in_one_line(monkeypatch, capsys, tmp_path):
+    import yolozoo.train
+    from yolozoo.run import main
+
+    def used_up(cfg):
+        raise BudgetError("trainer.max_time=1s is used up: 1 s by step 50 at 0.020 s/step, ...; raise trainer.max_time")
+
+    monkeypatch.setattr(yolozoo.train, "train", used_up)
+    assert main(["preset=smoke", f"out_dir={tmp_path}", f"results_dir={tmp_path}"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("error: trainer.max_time=1s is used up: 1 s by step 50 at 0.020 s/step, ...; "
+                           "raise trainer.max_time") and "Traceback" not in err

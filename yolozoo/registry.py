@@ -1,4 +1,4 @@
-"""Name -> builder registries (assigners, necks, heads, datasets), timm-style.
+"""Name -> builder registries (assigners, model families, datasets), timm-style; backbones are timm's own.
 
 ``create`` raises on an unknown name listing the valid ones, and on an unknown keyword
 naming it and listing the builder's valid keywords, so a typo in a config fails loudly.
@@ -35,8 +35,8 @@ class Registry:
         """Decorator registering a class or function under ``name``."""
 
         def wrap(obj):
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} registered twice")
+            if self._items.get(name, obj) is not obj:  # the same object again (a module imported twice) is fine
+                raise ValueError(f"{self.kind} {name!r} registered twice (first by {self._items[name].__module__})")
             self._items[name] = obj
             return obj
 

@@ -74,10 +74,14 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     quiet_libraries()
+    from .time_budget import BudgetError
     from .train import train
 
     try:
         record = train(cfg)
+    except BudgetError as e:  # trainer.max_time too short for this machine: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

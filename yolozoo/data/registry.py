@@ -18,15 +18,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from yolozoo.data.base import DatasetError, DetectionDataset
+from yolozoo.registry import Registry
 
 SPLITS = ("train", "val")
 
 # Modules whose import registers the built-in datasets.
 _BUILTIN_MODULES = ("yolozoo.data.coco", "yolozoo.data.voc", "yolozoo.data.yolo", "yolozoo.data.digits")
 
-_BUILDERS: dict[str, Callable[..., DetectionDataset]] = {}
-
-
+DATASETS = Registry("dataset")
 
 Builder = Callable[..., DetectionDataset]
 
@@ -38,13 +37,7 @@ def register_dataset(name: str) -> Callable[[Builder], Builder]:
     default, and :func:`create_dataset` rejects any other option by name.
     """
 
-    def decorator(builder: Builder) -> Builder:
-        if name in _BUILDERS and _BUILDERS[name] is not builder:
-            raise ValueError(f"dataset {name!r} is already registered (by {_BUILDERS[name].__module__})")
-        _BUILDERS[name] = builder
-        return builder
-
-    return decorator
+    return DATASETS.register(name)
 
 
 def _load_builtins() -> None:
@@ -55,15 +48,15 @@ def _load_builtins() -> None:
 def list_datasets() -> list[str]:
     """Names accepted by :func:`create_dataset`, sorted."""
     _load_builtins()
-    return sorted(_BUILDERS)
+    return DATASETS.names()
 
 
 def dataset_options(name: str) -> dict[str, object]:
     """The options of dataset ``name`` and their defaults."""
     _load_builtins()
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(sorted(_BUILDERS))}")
-    params = list(inspect.signature(_BUILDERS[name]).parameters.values())[2:]  # skip split, root
+    if name not in DATASETS.names():
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS.names())}")
+    params = list(inspect.signature(DATASETS.get(name)).parameters.values())[2:]  # skip split, root
     return {p.name: p.default for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
 
 
@@ -92,7 +85,7 @@ def create_dataset(
             f"dataset {name!r}: unknown option(s) {', '.join(unknown)}; "
             f"valid: {', '.join(valid) if valid else '(none)'}"
         )
-    dataset = _BUILDERS[name](split, root, **options)
+    dataset = DATASETS.get(name)(split, root, **options)
     if transforms is not None:
         dataset.transforms = transforms
     return dataset

@@ -42,6 +42,13 @@ PUBLISHED_VOC = {"assigners": ("Published VOC numbers of the known study (ResNet
                                 ("all_grid", "0.662", "0.429")))}
 
 
+def published_reference(spec: ReportSpec):
+    """The known study's published numbers for ``spec``'s table layout, if the sweep has any of their rows."""
+    reference = PUBLISHED_VOC.get(spec.table)
+    labels = {lab for axis in spec.axes for lab in axis.labels}
+    return reference if reference and labels & {row[0] for row in reference[2]} else None
+
+
 @dataclass
 class Cell:
     """One table cell: plain text (``±`` and ``Δ`` as Unicode; each format renders them) and bold."""
@@ -281,7 +288,7 @@ def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None
                  "only completed runs are averaged.")
     title = spec.name + (f": {spec.description}" if spec.description else "")
     return Table(title=title, headers=headers, rows=rows, provenance=provenance(df), notes=notes,
-                 reference=PUBLISHED_VOC.get(spec.table), keys=1 + len(spec.axes), findings=known_findings(df, spec))
+                 reference=published_reference(spec), keys=1 + len(spec.axes), findings=known_findings(df, spec))
 
 
 __all__ = ["Cell", "Column", "PUBLISHED_VOC", "Table", "backbone_name", "build_table", "model_name", "provenance",
