@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_reports_helpers import ASSIGNER_RUNS, assigners_frame, assigners_spec
 
-from yolozoo.reports import prepare, render_sweep
+from yolozoo.analysis import prepare, render_sweep
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome"))
                  if p), None)

@@ -21,11 +21,11 @@ from test_reports_helpers import (
     spec_of,
 )
 
-from yolozoo.reports import compare, prepare, render_sweep
-from yolozoo.reports.formats import to_markdown
-from yolozoo.reports.render import main
-from yolozoo.reports.spec import load_spec
-from yolozoo.reports.tables import backbone_name, build_table
+from yolozoo.analysis import compare, prepare, render_sweep
+from yolozoo.analysis.formats import to_markdown
+from yolozoo.analysis.render import main
+from yolozoo.analysis.spec import load_spec
+from yolozoo.analysis.tables import backbone_name, build_table
 
 
 def _done(assigner: str, index: int) -> list[float]:
@@ -279,7 +279,7 @@ def test_cli_store_source_without_sweep_runner(tmp_path, monkeypatch, capsys):
 
 
 def test_readme_section_is_rewritten(tmp_path):
-    from yolozoo.reports.render import README_BEGIN, README_END, update_readme
+    from yolozoo.analysis.render import README_BEGIN, README_END, update_readme
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nintro\n\n{README_BEGIN}\nSTALE TABLE\n{README_END}\n\ntail\n")

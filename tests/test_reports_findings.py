@@ -10,8 +10,8 @@ import pytest
 import yaml
 from test_reports_helpers import ASSIGNERS_SWEEP, assigners_frame, config, md_table, row, spec_of
 
-from yolozoo.reports import build_table, prepare
-from yolozoo.reports.render import main
+from yolozoo.analysis import build_table, prepare
+from yolozoo.analysis.render import main
 from yolozoo.sweep.published import publish, published_dir
 from yolozoo.sweep.spec import read_sweep
 
@@ -60,7 +60,7 @@ def test_timings_under_load_are_flagged_never_averaged_in():
     # tal: clean; nearby_grid: one of three under load (left out); all_grid: every timing under load (flagged)
     table = build_table(prepare(_timed({"tal": [0, 0, 0], "nearby_grid": [0, 1, 0], "all_grid": [1, 1, 1]}), spec),
                         spec)
-    from yolozoo.reports.formats import to_markdown
+    from yolozoo.analysis.formats import to_markdown
 
     cells = md_table(to_markdown(table))
     assert cells["tal"]["Latency(ms)"] == "10.00 ± 0.00"
@@ -108,7 +108,7 @@ def test_render_from_committed_records_without_a_store(tmp_path, capsys):
 
 
 def test_markdown_escapes_html_from_labels_and_descriptions():
-    from yolozoo.reports.formats import to_markdown
+    from yolozoo.analysis.formats import to_markdown
 
     sweep = {**ASSIGNERS_SWEEP, "description": "<img src=x onerror=alert(1)> & co",
              "axes": {"assigner": {"<b>tal</b>": {"assigner.name": "tal"}}}, "baseline": {"assigner": "<b>tal</b>"}}
@@ -126,7 +126,7 @@ def test_render_help(capsys):
 
 
 def test_the_known_studys_numbers_show_only_under_a_table_with_their_rows():
-    from yolozoo.reports.tables import published_reference
+    from yolozoo.analysis.tables import published_reference
 
     assert published_reference(spec_of(ASSIGNERS_SWEEP))[2][0] == ("single_grid", "0.640", "0.390")
     more = {**ASSIGNERS_SWEEP, "name": "assigners_more",

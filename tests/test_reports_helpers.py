@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from yolozoo.reports.spec import ReportSpec
+from yolozoo.analysis.spec import ReportSpec
 from yolozoo.sweep.spec import parse_sweep
 
 ASSIGNERS_SWEEP = {

@@ -38,7 +38,7 @@ def smoke_store(tmp_path_factory):
 
 @pytest.mark.slow
 def test_render_from_smoke_sweep_store(smoke_store, tmp_path):
-    from yolozoo.reports.render import main
+    from yolozoo.analysis.render import main
     from yolozoo.sweep import load_results
 
     args = ["sweep=report_smoke", "source=store", f"sweeps_dir={smoke_store / 'sweeps'}",

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from test_reports_helpers import md_table, spec_of
 
+from yolozoo.analysis.wandb_file import find_offline_runs, read_wandb_file
+from yolozoo.analysis.wandb_runs import api_run, offline_run, runs_to_frame
 from yolozoo.config import load_config, to_dict
-from yolozoo.reports.wandb_file import find_offline_runs, read_wandb_file
-from yolozoo.reports.wandb_runs import api_run, offline_run, runs_to_frame
 
 SWEEP = {"name": "assigners", "table": "assigners", "seeds": [0, 1, 2], "baseline": {"assigner": "tal"},
          "axes": {"assigner": {"tal": {"assigner.name": "tal"},
@@ -81,7 +81,7 @@ def test_offline_run_history_is_per_epoch(offline_root):
 
 
 def test_render_from_offline_runs(offline_root, tmp_path):
-    from yolozoo.reports.render import main
+    from yolozoo.analysis.render import main
 
     (tmp_path / "sweeps").mkdir()
     (tmp_path / "sweeps" / "assigners.yaml").write_text(yaml.safe_dump(SWEEP))

@@ -153,7 +153,7 @@ def test_two_workers_share_one_study(tmp_path, data_root):
 
 @pytest.mark.slow
 def test_pruning_stops_every_ddp_rank_and_the_trial_has_one_wandb_run(tmp_path, data_root, capfd):
-    from yolozoo.reports.wandb_file import read_wandb_file
+    from yolozoo.analysis.wandb_file import read_wandb_file
 
     path = space_file(tmp_path, pruner={"name": "threshold", "lower": 1.0})  # no mAP reaches 1: pruned at epoch 1
     overrides = cli(tmp_path, data_root, **{"trainer.accelerator": "cpu", "trainer.devices": "2",

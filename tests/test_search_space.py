@@ -274,11 +274,11 @@ def test_best_config_file_as_a_sweeps_base(tmp_path):
     best.write_text("preset: smoke\noptim.lr: 0.0123\nmodel.width: 0.5\nassigner.name: atss\n")
     cli = {"config": str(best)}
     spec = load_sweep("assigners", cli)
-    (point,) = [p for p in spec.points() if p.labels["assigner"] == "simota" and p.seed == 0]
+    (point,) = [p for p in spec.points() if p.labels["assigner"] == "nearby_grid" and p.seed == 0]
     cfg = load_config(spec.resolve(point.axis_overrides, cli))
     assert cfg.preset == "smoke" and cfg.data.img_size == 64  # the file's preset outranks the sweep's CPU base
     assert cfg.optim.lr == 0.0123 and cfg.model.width == 0.5  # the tuned values outrank the sweep's base
-    assert cfg.assigner.name == "simota"  # the axis outranks the file
+    assert cfg.assigner.name == "nearby_grid"  # the axis outranks the file
     assert cfg.model.backbone == spec.base["model.backbone"]  # a base key neither the file nor its preset sets holds
 
 

@@ -143,7 +143,7 @@ def test_nan_loss_fails_the_point_with_its_reason(tmp_path, data_root, nan_loss)
 
 @pytest.mark.slow
 def test_wandb_run_per_point_with_predictions_panel(tmp_path, data_root):
-    from yolozoo.reports.wandb_file import read_wandb_file
+    from yolozoo.analysis.wandb_file import read_wandb_file
 
     outcome = run(sweep_file(tmp_path, {"model.width": [0.25]}), cli(tmp_path, data_root, **{"wandb.mode": "offline"}))
     (row,) = outcome.results.to_dict("records")
@@ -277,9 +277,9 @@ def test_ddp_point_runs_on_all_ranks_and_only_rank_zero_records(tmp_path, data_r
 
 @pytest.mark.slow
 def test_published_records_make_a_fresh_clone_resume_and_render(tmp_path, data_root, capsys):
-    from yolozoo.reports import build_table
-    from yolozoo.reports import load_results as report_results
-    from yolozoo.reports.spec import load_spec
+    from yolozoo.analysis import build_table
+    from yolozoo.analysis import load_results as report_results
+    from yolozoo.analysis.spec import load_spec
 
     path = tmp_path / "pub.yaml"
     grid = {"name": "pub", "description": "published", "table": "widths", "base": SHRINK,

@@ -6,8 +6,8 @@ import json
 
 import yaml
 
+from yolozoo.analysis.tables import provenance
 from yolozoo.config import load_config, to_dict
-from yolozoo.reports.tables import provenance
 from yolozoo.sweep import SweepOptions, load_sweep
 from yolozoo.sweep.published import publish, read_records, records_frame
 from yolozoo.sweep.runner import SweepWorker

@@ -40,7 +40,7 @@ def test_config_checks_the_budget_before_any_work():
         load_config(["preset=smoke", "trainer.max_time=5m", "trainer.check_val_every_n_epoch=2"])
 
 
-def test_only_the_default_run_has_a_budget():
+def test_only_the_default_run_has_a_budget_and_sweeps_train_their_own_batch():
     default = load_config([])
     assert default.trainer.max_time == "10m" and default.trainer.max_epochs == 5
     assert (default.data.num_train, default.data.img_size) == (12000, 128)
@@ -48,14 +48,20 @@ def test_only_the_default_run_has_a_budget():
     from yolozoo.search.space import list_searches, load_search
     from yolozoo.sweep.spec import list_sweeps, load_sweep
 
-    for name in list_sweeps():
+    for name in list_sweeps():  # points train the dataclass defaults' batch 16 unless their sweep file says
         spec = load_sweep(name)
+        batch = spec.base.get("trainer.batch_size", 16)
         for point in spec.points()[:2]:
-            assert load_config(spec.resolve(point.axis_overrides, {})).trainer.max_time is None, name
-        assert load_config(spec.resolve({}, {"trainer.max_time": "5m"})).trainer.max_time == "5m"
+            cfg = load_config(spec.resolve(point.axis_overrides, {}))
+            assert (cfg.trainer.max_time, cfg.trainer.batch_size) == (None, batch), name
+        cfg = load_config(spec.resolve({}, {"trainer.max_time": "5m", "trainer.batch_size": "4"}))
+        assert (cfg.trainer.max_time, cfg.trainer.batch_size) == ("5m", 4)
+        assert load_config(spec.resolve({}, {"preset": "voc"})).trainer.batch_size == 64  # a chosen preset's holds
+    assert load_sweep("widths").base["trainer.batch_size"] == 8
     for name in list_searches():
         space, _ = load_search(name)
-        assert load_config(space.resolve({}, {})).trainer.max_time is None, name
+        cfg = load_config(space.resolve({}, {}))
+        assert (cfg.trainer.max_time, cfg.trainer.batch_size) == (None, space.base.get("trainer.batch_size", 16)), name
 
 
 def test_no_budget_is_the_training_config_of_a_run_from_before_the_key():
@@ -145,7 +151,7 @@ class Loop:
                 self.config.scheduler.optimizer.step()
                 self.config.scheduler.step()
                 t.global_step += 1
-                self.time += self.step_s
+                self.time += self.step_s(t.global_step) if callable(self.step_s) else self.step_s
                 budget.on_train_batch_end(t, None, None, None, 0)
                 if t.should_stop:
                     break
@@ -178,6 +184,26 @@ def test_the_budget_chooses_the_total_stops_there_validated_and_ends_the_schedul
     # the run takes what was planned: 687 s of steps + 4 validations = 695 s, 5 s left for the timing pass
     assert loop.time == 695 and b.plan["planned_s"] == 700
     assert b.summary()["val_s_measured"] == [2.0] * 4 and b.summary()["max_time_s"] == 700
+
+
+def test_steps_that_slow_down_once_the_ema_runs_are_timed_again_and_the_run_still_ends_in_time():
+    loop = Loop(steps_per_epoch=200, max_epochs=5, total=1000, val_s=2.0)
+    loop.step_s = lambda step: 1.0 if step <= 68 else 1.2  # the EMA's update costs 0.2 s a step from step 69
+    ema = EMAWeightAveraging(update_starting_at_step=100)
+    b = budget(700, loop, ema=ema)
+    loop.run(b)
+    # decided at step 50 at 1 s/step: 687 steps, EMA from 68; timed again over steps 79-118 (inside epoch 1)
+    assert b.plan["calibrated_s_per_step"] == 1.0 and b.plan["decided_at_step"] == 50
+    assert b.plan["retimed"]["at_step"] == 118 and b.plan["retimed"]["s_per_step"] == pytest.approx(1.2)
+    # at step 118: 68 + 50 * 1.2 = 128 s used; 700 - 128 - 6 (after training) = 566 s -> 3 more validations
+    # (7.2 s) and floor(558.8 / 1.2) = 465 steps -> T = 583; the run ends there, validated, on the new schedule
+    assert b.plan["total_steps"] == 583 == loop.trainer.global_step and loop.validated_at == [200, 400, 583]
+    assert loop.time + 5 * 1.2 <= 700 and ema.update_starting_at_step == 68
+    assert loop.lrs[-1] == pytest.approx(LR / 25 / 1e4, rel=1e-9)
+    steady = Loop(steps_per_epoch=200, max_epochs=5, total=1000, val_s=2.0)  # the same speed throughout
+    b = budget(700, steady, ema=EMAWeightAveraging(update_starting_at_step=100))
+    steady.run(b)
+    assert "retimed" not in b.plan and b.plan["total_steps"] == 687  # a second timing that agrees changes nothing
 
 
 def test_a_generous_budget_trains_max_epochs_unchanged():

@@ -67,6 +67,12 @@ class ModelConfig:
     boxes_per_cell: int = 2  # yolov1: B
 
 
+def default_value(key: str) -> Any:
+    """The dataclass default of dotted ``key`` (``trainer.batch_size`` -> 16), before any preset."""
+    value = OmegaConf.select(OmegaConf.structured(Config), key)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
 def model_defaults() -> dict:
     """Every ``model.*`` key with its default (what a family checks its unused keys against)."""
     return {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default

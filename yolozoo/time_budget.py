@@ -15,15 +15,21 @@ reserves below fits what is left, and
   warm-up is the first ``warmup`` fraction of them and which ends on the schedule's last value;
 - moves the EMA's first update to ``warmup * T``, as ``train()`` sets it for a run without budget.
 
+Once the EMA updates every step (its cost is not in the first timing), it times ``calibrate``
+steps again; if their rate gives another ``T``, the total
+and the schedule are fitted once more from that step (the EMA start stays). The record's
+``budget.retimed`` says when, at what rate and to which ``T``.
+
 What is reserved, in seconds of the budget: everything before the decision, as measured (data,
 setup, the calibration steps); ``val_steps`` training steps' time for each validation still to
 come, one per epoch the run enters (the final, possibly shortened, one included); ``end_steps``
 steps' time for what follows training (the timing pass); and ``margin`` of the budget for what
 the clock does not see (the process start-up before ``train()``, W&B's finish, timing noise).
 
-The decision is stored in every checkpoint (they are written at epoch ends, after it), so a
-resumed run keeps its ``T`` and schedule. Given ``T``, a run is deterministic: the decision
-step and the schedule before it do not depend on the clock. A budget used up at the decision
+The decision is stored in every checkpoint (written at epoch ends, after both decisions when the
+second timing falls in the first epoch, as in the default run), so a resumed run keeps its ``T``
+and schedule. Given ``T``, a run is deterministic: the decision step and the schedule before it do
+not depend on the clock. A budget used up at the decision
 (no time left for a validation) fails with :class:`BudgetError`. One too short for the warm-up
 (the new schedule's peak would lie before the decision step) or for one epoch still trains and
 validates what it holds, inside the budget, with a warning: "any machine" includes slow ones.
@@ -117,6 +123,8 @@ class TimeBudget(Callback):
         self.clock = clock
         self.plan: dict | None = None  # the decision: see summary()
         self._t0: float | None = None
+        self._retime: tuple[int, int] | None = None  # the second timing window (steps), once the EMA runs
+        self._t1: float | None = None
         self._val_start: float | None = None
         self._val_s: list[float] = []
 
@@ -160,11 +168,15 @@ class TimeBudget(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if self.plan is None and self._t0 is None and trainer.global_step >= self._first:
             self._t0 = self._time()
+        if self._retime is not None and self._t1 is None and trainer.global_step >= self._retime[0]:
+            self._t1 = self._time()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         if self.plan is None and trainer.global_step >= self._last:
             self._decide(trainer)
+        elif self._retime is not None and self._t1 is not None and trainer.global_step >= self._retime[1]:
+            self._refit(trainer)
         if self.plan is not None and trainer.global_step >= self.total_steps:
             trainer.should_stop = True  # Lightning validates this step, then ends the run
 
@@ -199,6 +211,7 @@ class TimeBudget(Callback):
                      "calibrated_s_per_step": round(s_per_step, 5), "decided_at_step": step,
                      "used_s_at_decision": round(used, 1), "planned_s": round(planned, 1)}
         self._set_ema_start()
+        self._retime = self._retime_window(total)
         capped = " (max_epochs)" if total == self._max_steps else ""
         if trainer.is_global_zero:
             print(f"time budget {self.label}: {s_per_step:.3f} s/step -> {total} steps ({total / spe:.2f} epochs of "
@@ -211,6 +224,40 @@ class TimeBudget(Callback):
         if total < spe:
             warnings.warn(f"trainer.max_time={self.label} holds {total} of the {spe} steps of one epoch: the run "
                           "trains and validates that part of an epoch only", stacklevel=2)
+
+    def _retime_window(self, total: int) -> tuple[int, int] | None:
+        """Steps to time again once the EMA updates every step (its cost is not in the first timing), inside one
+        epoch; None if they would not end well before ``total``."""
+        if self.ema is None:
+            return None
+        spe = self._steps_per_epoch
+        first = max(int(self.warmup * total), self._last) + self.skip
+        if first + self.calibrate > (first // spe + 1) * spe:  # would hold a validation: the next epoch's
+            first = (first // spe + 1) * spe + self.skip
+        return (first, first + self.calibrate) if first + 2 * self.calibrate < total else None
+
+    def _refit(self, trainer: L.Trainer) -> None:
+        """The second timing: if its step rate changes the total, fit the total and the schedule again (from this
+        step; the EMA start stays where it is, passed)."""
+        (first, _), self._retime = self._retime, None
+        step, t = trainer.global_step, self._time()
+        s_per_step, used = trainer.strategy.broadcast((max(t - self._t1, 1e-9) / (step - first), t - self.started),
+                                                      src=0)
+        left = self.max_time_s * (1 - self.margin) - used - self.end_steps * s_per_step
+        spe = self._steps_per_epoch
+        total = max(fit_total_steps(left, s_per_step, step, trainer.current_epoch, spe, self._max_steps,
+                                    self.val_steps), step + 1)
+        if total == self.total_steps:
+            return
+        scheduler = _one_cycle_config(trainer)
+        scheduler.scheduler = refit_one_cycle(scheduler.scheduler, total, self.warmup)
+        validations = math.ceil(total / spe) - trainer.current_epoch
+        planned = used + (total - step + validations * self.val_steps + self.end_steps) * s_per_step
+        self.plan.update({"total_steps": total, "epochs": round(total / spe, 3), "planned_s": round(planned, 1),
+                          "retimed": {"at_step": step, "s_per_step": round(s_per_step, 5), "total_steps": total}})
+        if trainer.is_global_zero:
+            print(f"time budget {self.label}: re-timed with the EMA at step {step}: {s_per_step:.3f} s/step -> "
+                  f"{total} steps ({total / spe:.2f} epochs)", flush=True)
 
     def _set_ema_start(self) -> None:
         if self.ema is not None:

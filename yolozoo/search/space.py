@@ -34,7 +34,7 @@ import optuna
 import yaml
 
 from ..config import ConfigError, load_config, to_dict
-from ..sweep.spec import config_file_overrides, fixed_work, flatten_overrides, format_overrides, preset_keys
+from ..sweep.spec import flatten_overrides, layered_overrides
 from ..sweep_files import find_file, is_path, list_names, where
 from .objective import PER_EPOCH, Objective, parse_objective
 from .params import Param, Scalar, SearchError, parse_param
@@ -64,10 +64,7 @@ class SearchSpace:
     def resolve(self, sampled: Mapping[str, Any], cli: Mapping[str, str]) -> dict[str, str]:
         """``key=value`` overrides for ``load_config``: base (less what the preset or config=FILE sets), sampled
         values, command line."""
-        from_file = config_file_overrides(dict(cli))  # like a preset, a config=FILE outranks base
-        covered = preset_keys(str(cli.get("preset") or from_file.get("preset") or "default")) | set(from_file)
-        base = {k: v for k, v in self.base.items() if k not in covered}
-        return {**fixed_work(from_file), **format_overrides(base), **format_overrides(dict(sampled)), **cli}
+        return layered_overrides(self.base, dict(sampled), dict(cli))
 
     def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Scalar]:
         """Sample the parameters whose ``when`` holds, in file order; ``context``: the base config's values."""

@@ -10,8 +10,8 @@ current overrides (same fingerprint) counts as done and is not trained again.
 A point whose resolved config and seed equal those of a completed record in another sweep
 (every key but the run's name and where it writes: :func:`yolozoo.config.training_config`)
 reuses that record instead of training: the copy says ``reused_from``. Runs are bitwise
-repeatable on the CPU (the widths sweep's width-0.25 rows equal the assigners sweep's tal rows
-to the last digit), so the reused record is the result the point would train; the tables
+repeatable on the CPU (seven assigners points trained again a day later gave every metric to
+the last digit), so the reused record is the result the point would train; the tables
 name the records they share with another sweep.
 """
 

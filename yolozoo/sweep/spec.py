@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from ..config import PRESET_DIR, ConfigError, load_config, read_overrides_file
+from ..config import PRESET_DIR, ConfigError, default_value, load_config, read_overrides_file
 from ..sweep_files import find_file, is_path, list_names, where
 from .columns import HEAD_COLUMNS, TAIL_COLUMNS
 
@@ -46,11 +46,12 @@ TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds"
 TABLES = ("assigners", "backbones", "widths", "pretrained")
 # Set per point by the runner, so a sweep file or the command line may not set them.
 RUNNER_KEYS = ("seed", "name")
-# A point (and a search trial) does the work its config names: no time budget from the default preset, unless an
-# axis, the command line or its config=FILE sets one (a budget would fit each point's epochs to the machine).
-# Nor a layout timed at start-up: the published records ran channels_last, and a layout chosen by timing could
-# change a point's numbers in the last bits from one worker to the next.
-FIXED_WORK = {"trainer.max_time": None, "trainer.channels_last": True}
+# A point (and a search trial) does the work its config names. The default run's own settings (the keys of
+# yolozoo/presets/default.yaml: its time budget, which would fit each point's epochs to the machine, and its
+# batch) are set back to the dataclass defaults, unless the sweep's base, an axis, the command line or its
+# config=FILE sets them. Nor is the layout timed at start-up: the published records ran channels_last, and a
+# layout chosen by timing could change a point's numbers in the last bits from one worker to the next.
+FIXED_WORK = {"trainer.channels_last": True}
 
 Scalar = str | int | float | bool | None
 
@@ -153,12 +154,7 @@ class SweepSpec:
         preset's value holds. A ``config=FILE`` on the command line outranks it the same way (its
         keys, and its preset's). Axes and the command line outrank the preset and the file.
         """
-        merged = {**self.base, **axis_overrides}
-        from_file = config_file_overrides(cli)
-        preset = str(cli.get("preset") or from_file.get("preset") or merged.get("preset", "default"))
-        covered = preset_keys(preset) | set(from_file)
-        base = {k: v for k, v in self.base.items() if k not in covered}
-        return {**fixed_work(from_file), **format_overrides(base), **format_overrides(axis_overrides), **cli}
+        return layered_overrides(self.base, axis_overrides, cli)
 
     def search_space(self) -> dict[str, list[Scalar]]:
         """The grid as Optuna sees it: axis -> values/labels, and ``seed`` -> seeds."""
@@ -171,9 +167,24 @@ class SweepSpec:
                 "max_seeds": self.max_seeds, "baseline": self.baseline, "known": self.known, "path": str(self.path)}
 
 
-def fixed_work(from_file: dict[str, Any]) -> dict[str, str]:
-    """:data:`FIXED_WORK` as overrides, less what the command line's ``config=FILE`` (``from_file``) sets."""
-    return format_overrides({k: v for k, v in FIXED_WORK.items() if k not in from_file})
+def layered_overrides(base: dict[str, Any], varied: dict[str, Any], cli: dict[str, str]) -> dict[str, str]:
+    """The ``key=value`` overrides of one sweep point or search trial for ``load_config``, whose own layers are
+    dataclass defaults < preset < these overrides. In rising order:
+
+    the fixed work (:data:`FIXED_WORK`, and the default preset's keys at their dataclass defaults) < the study's
+    ``base`` < ``varied`` (a point's axes, a trial's sampled values) < the command line. ``base`` holds the
+    study's defaults for the CPU / digits setting, so a chosen preset (``preset=voc``; from the command line, its
+    ``config=FILE``, else ``base`` or the axes) and a ``config=FILE`` outrank it and the fixed work: a key either
+    sets is left out of both. The one place this order lives, for sweeps and searches alike.
+    """
+    from_file = config_file_overrides(dict(cli))
+    merged = {**base, **varied}
+    preset = str(cli.get("preset") or from_file.get("preset") or merged.get("preset", "default"))
+    covered = (set() if preset == "default" else preset_keys(preset)) | set(from_file)
+    fixed = {**{k: default_value(k) for k in preset_keys("default")}, **FIXED_WORK}
+    fixed = {k: v for k, v in fixed.items() if k not in covered}
+    kept = {k: v for k, v in base.items() if k not in covered}
+    return {**format_overrides(fixed), **format_overrides(kept), **format_overrides(dict(varied)), **dict(cli)}
 
 
 def config_file_overrides(cli: dict[str, str]) -> dict[str, Any]:

@@ -145,7 +145,7 @@ def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path
 def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
     """A forest plot: per comparison (A − B on one metric), the mean difference and its interval; 0 marked.
 
-    ``comparisons``: :class:`~yolozoo.reports.compare.Comparison` objects; those without an
+    ``comparisons``: :class:`~yolozoo.analysis.compare.Comparison` objects; those without an
     interval (fewer than 2 shared seeds) are drawn as a bare point and named as such.
     """
     if not comparisons:

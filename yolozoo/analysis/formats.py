@@ -1,4 +1,4 @@
-"""A :class:`~yolozoo.reports.tables.Table` as Markdown, LaTeX (booktabs), HTML; its summary as CSV.
+"""A :class:`~yolozoo.analysis.tables.Table` as Markdown, LaTeX (booktabs), HTML; its summary as CSV.
 
 Plain writers, no templates: the output depends only on the table, so the same results give
 byte-identical files.

@@ -1,6 +1,6 @@
 """W&B runs (offline folders or the public API) -> the results DataFrame a report reads.
 
-Both sources become the same plain record (:func:`yolozoo.reports.wandb_file.read_wandb_file`'s
+Both sources become the same plain record (:func:`yolozoo.analysis.wandb_file.read_wandb_file`'s
 shape), so one function, :func:`runs_to_frame`, maps either to rows; only fetching differs.
 A run's sweep is its W&B group; its grid point is recovered from its resolved config through
 the sweep file's axes.
