@@ -190,23 +190,33 @@ class TimeBudget(Callback):
             self._val_start = None
 
     # -- the decision ---------------------------------------------------------------------------------------
-    def _decide(self, trainer: L.Trainer) -> None:
+    def _timed(self, trainer: L.Trainer, t0: float, first: int) -> tuple[int, float, float, float]:
+        """``(step, s/step since step first (timed from t0), seconds used, seconds left for steps and
+        validations)``: rank 0's timings, so that every process of a multi-device run plans the same end."""
         step, t = trainer.global_step, self._time()
-        # rank 0's timings, so that every process of a multi-device run plans the same end
-        s_per_step, used = trainer.strategy.broadcast((max(t - self._t0, 1e-9) / (step - self._first),
-                                                       t - self.started), src=0)
-        left = self.max_time_s * (1 - self.margin) - used - self.end_steps * s_per_step
+        s_per_step, used = trainer.strategy.broadcast((max(t - t0, 1e-9) / (step - first), t - self.started), src=0)
+        return step, s_per_step, used, self.max_time_s * (1 - self.margin) - used - self.end_steps * s_per_step
+
+    def _fit(self, trainer: L.Trainer, step: int, s_per_step: float, used: float, total: int) -> float:
+        """Rebuild the one-cycle schedule for ``total`` steps at this step; the seconds the run is planned to take."""
+        scheduler = _one_cycle_config(trainer)
+        scheduler.scheduler = refit_one_cycle(scheduler.scheduler, total, self.warmup)
+        validations = math.ceil(total / self._steps_per_epoch) - trainer.current_epoch
+        return used + (total - step + validations * self.val_steps + self.end_steps) * s_per_step
+
+    def _total(self, trainer: L.Trainer, step: int, s_per_step: float, left: float) -> int:
+        return fit_total_steps(left, s_per_step, step, trainer.current_epoch, self._steps_per_epoch, self._max_steps,
+                               self.val_steps)
+
+    def _decide(self, trainer: L.Trainer) -> None:
+        step, s_per_step, used, left = self._timed(trainer, self._t0, self._first)
         spe = self._steps_per_epoch
-        total = fit_total_steps(left, s_per_step, step, trainer.current_epoch, spe, self._max_steps,
-                                self.val_steps)
+        total = self._total(trainer, step, s_per_step, left)
         if left < self.val_steps * s_per_step:
             raise BudgetError(
                 f"trainer.max_time={self.label} is used up: {used:.0f} s by step {step} at {s_per_step:.3f} s/step, "
                 f"leaving no time for a validation and the timing pass; raise trainer.max_time")
-        scheduler = _one_cycle_config(trainer)
-        scheduler.scheduler = refit_one_cycle(scheduler.scheduler, total, self.warmup)
-        validations = math.ceil(total / spe) - trainer.current_epoch
-        planned = used + (total - step + validations * self.val_steps + self.end_steps) * s_per_step
+        planned = self._fit(trainer, step, s_per_step, used, total)
         self.plan = {"total_steps": total, "epochs": round(total / spe, 3), "steps_per_epoch": spe,
                      "calibrated_s_per_step": round(s_per_step, 5), "decided_at_step": step,
                      "used_s_at_decision": round(used, 1), "planned_s": round(planned, 1)}
@@ -240,19 +250,12 @@ class TimeBudget(Callback):
         """The second timing: if its step rate changes the total, fit the total and the schedule again (from this
         step; the EMA start stays where it is, passed)."""
         (first, _), self._retime = self._retime, None
-        step, t = trainer.global_step, self._time()
-        s_per_step, used = trainer.strategy.broadcast((max(t - self._t1, 1e-9) / (step - first), t - self.started),
-                                                      src=0)
-        left = self.max_time_s * (1 - self.margin) - used - self.end_steps * s_per_step
+        step, s_per_step, used, left = self._timed(trainer, self._t1, first)
         spe = self._steps_per_epoch
-        total = max(fit_total_steps(left, s_per_step, step, trainer.current_epoch, spe, self._max_steps,
-                                    self.val_steps), step + 1)
+        total = max(self._total(trainer, step, s_per_step, left), step + 1)
         if total == self.total_steps:
             return
-        scheduler = _one_cycle_config(trainer)
-        scheduler.scheduler = refit_one_cycle(scheduler.scheduler, total, self.warmup)
-        validations = math.ceil(total / spe) - trainer.current_epoch
-        planned = used + (total - step + validations * self.val_steps + self.end_steps) * s_per_step
+        planned = self._fit(trainer, step, s_per_step, used, total)
         self.plan.update({"total_steps": total, "epochs": round(total / spe, 3), "planned_s": round(planned, 1),
                           "retimed": {"at_step": step, "s_per_step": round(s_per_step, 5), "total_steps": total}})
         if trainer.is_global_zero:

@@ -28,6 +28,7 @@ and the key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -167,6 +168,12 @@ class SweepSpec:
                 "max_seeds": self.max_seeds, "baseline": self.baseline, "known": self.known, "path": str(self.path)}
 
 
+@functools.cache
+def default_run_reset() -> dict[str, Any]:
+    """The default preset's keys at their dataclass defaults (read once: every point and trial resolves them)."""
+    return {k: default_value(k) for k in preset_keys("default")}
+
+
 def layered_overrides(base: dict[str, Any], varied: dict[str, Any], cli: dict[str, str]) -> dict[str, str]:
     """The ``key=value`` overrides of one sweep point or search trial for ``load_config``, whose own layers are
     dataclass defaults < preset < these overrides. In rising order:
@@ -181,7 +188,7 @@ def layered_overrides(base: dict[str, Any], varied: dict[str, Any], cli: dict[st
     merged = {**base, **varied}
     preset = str(cli.get("preset") or from_file.get("preset") or merged.get("preset", "default"))
     covered = (set() if preset == "default" else preset_keys(preset)) | set(from_file)
-    fixed = {**{k: default_value(k) for k in preset_keys("default")}, **FIXED_WORK}
+    fixed = {**default_run_reset(), **FIXED_WORK}
     fixed = {k: v for k, v in fixed.items() if k not in covered}
     kept = {k: v for k, v in base.items() if k not in covered}
     return {**format_overrides(fixed), **format_overrides(kept), **format_overrides(dict(varied)), **dict(cli)}
