@@ -5,8 +5,11 @@
 Trains ``preset=voc`` (ResNet-18 YOLO, batch 64, SGD, EMA) from scratch on digits scenes rendered
 at 416 px, with 416 and 640 px inputs, for ``steps`` optimizer steps per variant: AMP on and off
 (16-mixed, bf16-mixed, 32-true), NCHW vs channels_last, loader workers, decoded images cached in
-RAM (``data.cache``) and colour jitter on the GPU (``data.jitter_on=device``).
-Other ``key=value`` overrides go to every variant's config.
+RAM (``data.cache``) and colour jitter on the GPU (``data.jitter_on=device``); as the ceiling a faster
+loader could reach, one collated batch fed again at every step ("no loader"); the weights' EMA as
+training does it (:class:`~yolozoo.ema.FusedEMA`), as Lightning's ``EMAWeightAveraging`` ("stock EMA"),
+and none.
+Other ``key=value`` overrides go to every variant's config; ``only=`` picks variants by name.
 
 - images/s: the steps after ``warmup``, the device synchronised at both ends of the window;
 - GPU utilisation: nvidia-smi's ``utilization.gpu``, sampled every 100 ms over the same window;
@@ -30,12 +33,14 @@ from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
+from yolozoo.ema import FusedEMA
 from yolozoo.perf_report import update_section
 from yolozoo.train import build_datamodule, build_module
 
 OPTIONS = [KeyHelp("steps", 60, "optimizer steps per variant"),
            KeyHelp("warmup", 15, "steps before the timed window"),
-           KeyHelp("scenes", 3840, "digits scenes rendered (at 416 px) for all variants")]
+           KeyHelp("scenes", 3840, "digits scenes rendered (at 416 px) for all variants"),
+           KeyHelp("only", "", "run only the variants whose name contains one of these |-separated texts")]
 RENDER_SIZE = 416  # the scenes are rendered once at this size; 640 px variants upscale them in the loader
 
 FP16, BF16, FP32 = "trainer.precision=16-mixed", "trainer.precision=bf16-mixed", "trainer.precision=32-true"
@@ -53,6 +58,11 @@ VARIANTS = [  # name, config overrides
     ("fp32, 14 workers, cache + GPU jitter", [FP32, *FAST, "data.num_workers=14"]),
     ("AMP fp16, 14 workers, cache + GPU jitter, batch 128", [FP16, *FAST, "data.num_workers=14",
                                                              "trainer.batch_size=128"]),
+    ("AMP fp16, 14 workers, cache + GPU jitter, stock EMA", [FP16, *FAST, "data.num_workers=14"]),
+    ("AMP fp16, cache + GPU jitter, no loader", [FP16, *FAST]),
+    ("AMP fp16, cache + GPU jitter, no loader, stock EMA", [FP16, *FAST]),
+    ("AMP fp16, cache + GPU jitter, no loader, no EMA", [FP16, *FAST, "optim.ema_decay=0"]),
+    ("AMP fp16, cache + GPU jitter, batch 128, no loader", [FP16, *FAST, "trainer.batch_size=128"]),
     ("640 px: AMP fp16, 14 workers", [FP16, "data.img_size=640", "data.num_workers=14"]),
     ("640 px: AMP fp16, 14 workers, cache + GPU jitter", [FP16, *FAST, "data.img_size=640", "data.num_workers=14"]),
 ]
@@ -108,8 +118,32 @@ class Meter(Callback):
                            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0}
 
 
-def run_variant(cfg, warmup: int, steps: int, accelerator: str = "gpu", sampler=None) -> dict:
-    """Train ``steps`` steps of ``cfg`` (on the GPU); the Meter's figures."""
+class Repeat:
+    """``item``, ``times`` times: an iterable Lightning takes as one train loader (a list would be many loaders)."""
+
+    def __init__(self, item, times: int):
+        self.item, self.times = item, times
+
+    def __iter__(self):
+        return (self.item for _ in range(self.times))
+
+    def __len__(self) -> int:
+        return self.times
+
+
+NO_LOADER = "no loader"  # in a variant's name: feed one collated batch again at every step
+STOCK_EMA = "stock EMA"  # in a variant's name: Lightning's EMAWeightAveraging instead of yolozoo's FusedEMA
+
+
+def run_variant(cfg, warmup: int, steps: int, accelerator: str = "gpu", sampler=None, no_loader: bool = False,
+                stock_ema: bool = False) -> dict:
+    """Train ``steps`` steps of ``cfg`` (on the GPU); the Meter's figures.
+
+    no_loader: train on the loader's first batch, pinned, at every step, so what the loader costs
+    drops out of the window and only the training step itself is left.
+    stock_ema: average the weights with Lightning's ``EMAWeightAveraging`` (a loop over the tensors), not
+    :class:`~yolozoo.ema.FusedEMA` (what training uses).
+    """
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     L.seed_everything(cfg.seed, verbose=False)
@@ -117,11 +151,17 @@ def run_variant(cfg, warmup: int, steps: int, accelerator: str = "gpu", sampler=
     dm.options["img_size"] = RENDER_SIZE  # the scenes' size; cfg.data.img_size is the model's input
     dm.prepare_data()
     dm.setup("fit")
+    if no_loader:
+        batch = next(iter(dm.train_dataloader()))
+        if torch.cuda.is_available():
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        dm.train_dataloader = lambda: Repeat(batch, steps + 1)
     module = build_module(cfg, len(dm.classes), dm.classes)
     meter = Meter(warmup, steps, sampler)
     callbacks = [meter]
     if cfg.optim.ema_decay > 0:
-        callbacks.append(EMAWeightAveraging(decay=cfg.optim.ema_decay, update_starting_at_step=0))
+        ema = EMAWeightAveraging if stock_ema else FusedEMA
+        callbacks.append(ema(decay=cfg.optim.ema_decay, update_starting_at_step=0))
     trainer = L.Trainer(max_steps=steps, precision=cfg.trainer.precision, accelerator=accelerator, devices=1,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
@@ -139,9 +179,14 @@ def main(argv: list[str]) -> int:
         own, overrides = split_options(argv, OPTIONS)
     except ConfigError as e:
         return user_error(e)
+    only = [t.strip() for t in str(own.pop("only")).split("|") if t.strip()]
     for key, value in own.items():
         if not str(value).isdigit() or int(value) < 1:
             return user_error(f"{key}: expected a whole number >= 1, got {value!r}")
+    variants = [v for v in VARIANTS if not only or any(t in v[0] for t in only)]
+    if not variants:
+        return user_error(f"only={'|'.join(only)}: no variant's name contains it; variants: "
+                          + "; ".join(name for name, _ in VARIANTS))
     opts = {k: int(v) for k, v in own.items()}
     rest = [f"{k}={v}" for k, v in overrides.items()]
     if not torch.cuda.is_available():
@@ -154,14 +199,15 @@ def main(argv: list[str]) -> int:
                 "data.cache=false", "data.jitter_on=loader",  # the preset's loader speed-ups are variants here
                 f"out_dir={tmp}/runs", *rest]
         rows = []
-        for name, overrides in VARIANTS:
+        for name, overrides in variants:
             try:
                 cfg = load_config([*base, *overrides])
             except ConfigError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
             try:
-                r = run_variant(cfg, opts["warmup"], opts["steps"])
+                r = run_variant(cfg, opts["warmup"], opts["steps"], no_loader=NO_LOADER in name,
+                                stock_ema=STOCK_EMA in name)
             except Exception as e:  # one variant failing (out of memory, say) is a row of the table
                 print(f"{name}: failed: {type(e).__name__}: {e}", flush=True)
                 rows.append((name, cfg, {"error": f"{type(e).__name__}: {e}"}))

@@ -27,3 +27,18 @@ def test_meter_times_the_steps_after_warm_up(tmp_path):
     assert r["samples"] == 2 and r["util_mean"] == 75.0 and r["util_min"] == 50.0
     assert r["img_per_s"] * r["seconds"] == pytest.approx(4 * 3)  # steps 3-5 of batch 4, not the warm-up
     assert 0 <= r["wait_share"] < 1
+
+
+def test_no_loader_feeds_the_first_batch_at_every_step(tmp_path):
+    cfg = load_config(["preset=smoke", f"data.root={tmp_path}", "data.num_train=8", "data.num_val=4",
+                       "trainer.batch_size=4", "data.num_workers=0", "wandb.mode=disabled", f"out_dir={tmp_path}/runs"])
+    r = run_variant(cfg, warmup=2, steps=5, accelerator="cpu", sampler=FakeSampler(), no_loader=True)
+    # 8 scenes make two batches an epoch: five steps only run if one batch is fed again and again
+    assert r["img_per_s"] * r["seconds"] == pytest.approx(4 * 3)
+
+
+def test_only_names_no_variant(capsys):
+    from bench.perf_gpu import main
+
+    assert main(["only=no such variant"]) == 2
+    assert "no variant's name contains it" in capsys.readouterr().err

@@ -186,24 +186,40 @@ def test_the_budget_chooses_the_total_stops_there_validated_and_ends_the_schedul
     assert b.summary()["val_s_measured"] == [2.0] * 4 and b.summary()["max_time_s"] == 700
 
 
-def test_steps_that_slow_down_once_the_ema_runs_are_timed_again_and_the_run_still_ends_in_time():
+def test_steps_that_slow_down_are_timed_again_and_the_run_still_ends_in_time():
     loop = Loop(steps_per_epoch=200, max_epochs=5, total=1000, val_s=2.0)
     loop.step_s = lambda step: 1.0 if step <= 68 else 1.2  # the EMA's update costs 0.2 s a step from step 69
     ema = EMAWeightAveraging(update_starting_at_step=100)
     b = budget(700, loop, ema=ema)
     loop.run(b)
-    # decided at step 50 at 1 s/step: 687 steps, EMA from 68; timed again over steps 79-118 (inside epoch 1)
+    # decided at step 50 at 1 s/step: 687 steps, EMA from 68, timing windows of 68 steps. Steps 51-118:
+    # 18 x 1 + 50 x 1.2 = 78 s, 1.147 s/step -> 603. Steps 119-186 at 1.2 s/step: 68 + 118 x 1.2 = 209.6 s
+    # used, 700 - 209.6 - 6 (after training) = 484.4 s -> 3 validations (epochs 0-2, 7.2 s) and
+    # floor(484.4 / 1.2 - 6) = 397 more steps -> T = 583, where the run ends
     assert b.plan["calibrated_s_per_step"] == 1.0 and b.plan["decided_at_step"] == 50
-    assert b.plan["retimed"]["at_step"] == 118 and b.plan["retimed"]["s_per_step"] == pytest.approx(1.2)
-    # at step 118: 68 + 50 * 1.2 = 128 s used; 700 - 128 - 6 (after training) = 566 s -> 3 more validations
-    # (7.2 s) and floor(558.8 / 1.2) = 465 steps -> T = 583; the run ends there, validated, on the new schedule
-    assert b.plan["total_steps"] == 583 == loop.trainer.global_step and loop.validated_at == [200, 400, 583]
-    assert loop.time + 5 * 1.2 <= 700 and ema.update_starting_at_step == 68
-    assert loop.lrs[-1] == pytest.approx(LR / 25 / 1e4, rel=1e-9)
+    refits = b.plan["refits"]
+    assert [r["at_step"] for r in refits][:2] == [118, 186]
+    assert refits[0]["s_per_step"] == pytest.approx(78 / 68, rel=1e-4) and refits[1]["s_per_step"] == 1.2
+    assert b.plan["total_steps"] == refits[-1]["total_steps"] == 583 == loop.trainer.global_step
+    assert loop.validated_at[-1] == loop.trainer.global_step  # the stop is validated
+    assert loop.time + 5 * 1.2 <= 700 and ema.update_starting_at_step == 68  # in time; the EMA had started
+    assert loop.lrs[-1] == pytest.approx(LR / 25 / 1e4, rel=1e-9)  # on the last schedule's end
     steady = Loop(steps_per_epoch=200, max_epochs=5, total=1000, val_s=2.0)  # the same speed throughout
     b = budget(700, steady, ema=EMAWeightAveraging(update_starting_at_step=100))
     steady.run(b)
-    assert "retimed" not in b.plan and b.plan["total_steps"] == 687  # a second timing that agrees changes nothing
+    assert "refits" not in b.plan and b.plan["total_steps"] == 687  # timings that agree change nothing
+
+
+def test_a_refit_before_the_ema_starts_moves_its_start():
+    loop = Loop(steps_per_epoch=200, max_epochs=5, total=1000, val_s=2.0)
+    loop.step_s = lambda step: 1.0 if step <= 60 else 2.0  # slower from step 61, before the EMA's start
+    ema = EMAWeightAveraging(update_starting_at_step=100)
+    b = budget(1400, loop, ema=ema, every=40)
+    loop.run(b)
+    first = b.plan["refits"][0]
+    assert first["at_step"] == 90 and first["total_steps"] < 1000
+    assert ema.update_starting_at_step == int(WARMUP * first["total_steps"])  # moved again before it began
+    assert loop.time + 5 * 2.0 <= 1400
 
 
 def test_a_generous_budget_trains_max_epochs_unchanged():
@@ -283,6 +299,7 @@ class Interrupt(Callback):
 # decision comes at step 4 (the first epoch's last), 4 s used; 35 s less the 5% margin, 7 s after training
 # (latency_batches 2 + 5) leave 22.25 s: 14 more steps and 5 validations of 1.5 s -> 18 steps.
 BUDGETED = ["trainer.max_epochs=8", "trainer.max_time=35s", "optim.warmup=0.3", "eval.latency_batches=2",
+            "trainer.channels_last=true",  # not timed: the whole and the interrupted run must train alike
             "name=budget"]
 
 

@@ -116,6 +116,11 @@ def resume_checkpoint(cfg: DictConfig, name: str) -> Path | None:
     return found
 
 
+def stored_layout(path: Path) -> bool | None:
+    """The ``channels_last`` the checkpoint's run trained in (None: a checkpoint from before it was stored)."""
+    return load_checkpoint(path).get("hyper_parameters", {}).get("channels_last")
+
+
 class RngState(Callback):
     """Saves the torch, NumPy and Python random states in each checkpoint, and sets them when a
     resumed run loads it. Lightning loads callback states before it draws anything (it builds the
@@ -137,4 +142,5 @@ class RngState(Callback):
         random.setstate((version, tuple(inner), gauss_next))
 
 
-__all__ = ["RngState", "checkpoint_in", "find_unfinished", "load_run_config", "resume_checkpoint", "resume_mode"]
+__all__ = ["RngState", "checkpoint_in", "find_unfinished", "load_run_config", "resume_checkpoint", "resume_mode",
+           "stored_layout"]

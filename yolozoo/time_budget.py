@@ -15,10 +15,12 @@ reserves below fits what is left, and
   warm-up is the first ``warmup`` fraction of them and which ends on the schedule's last value;
 - moves the EMA's first update to ``warmup * T``, as ``train()`` sets it for a run without budget.
 
-Once the EMA updates every step (its cost is not in the first timing), it times ``calibrate``
-steps again; if their rate gives another ``T``, the total
-and the schedule are fitted once more from that step (the EMA start stays). The record's
-``budget.retimed`` says when, at what rate and to which ``T``.
+Steps do not keep one speed: the EMA's updates begin after the warm-up, and on 2-core machines the
+step time was seen to drift up by 15% over a 10-minute run. So the callback times the training
+steps again in windows of ``every`` steps (default a tenth of ``T``, validations left out) and, when
+a window's rate gives a ``T`` more than 0.5% away, fits the total and the schedule once more from that step
+(with each validation's reserve at least what the validations so far took). The record's
+``budget.refits`` lists them: step, rate and new ``T``.
 
 What is reserved, in seconds of the budget: everything before the decision, as measured (data,
 setup, the calibration steps); ``val_steps`` training steps' time for each validation still to
@@ -26,9 +28,8 @@ come, one per epoch the run enters (the final, possibly shortened, one included)
 steps' time for what follows training (the timing pass); and ``margin`` of the budget for what
 the clock does not see (the process start-up before ``train()``, W&B's finish, timing noise).
 
-The decision is stored in every checkpoint (written at epoch ends, after both decisions when the
-second timing falls in the first epoch, as in the default run), so a resumed run keeps its ``T``
-and schedule. Given ``T``, a run is deterministic: the decision step and the schedule before it do
+The decision is stored in every checkpoint (written at epoch ends), so a resumed run keeps its
+``T`` and schedule, and times no more: its clock started again. Given ``T``, a run is deterministic: the decision step and the schedule before it do
 not depend on the clock. A budget used up at the decision
 (no time left for a validation) fails with :class:`BudgetError`. One too short for the warm-up
 (the new schedule's peak would lie before the decision step) or for one epoch still trains and
@@ -109,22 +110,23 @@ class TimeBudget(Callback):
         ema: the EMA callback whose first update follows ``warmup * T``, if any.
         label: the budget as written (``10m``), for the decision's line.
         skip, calibrate: the steps left out at the start, then the steps timed.
+        every: the steps of each later timing window (default: a tenth of the planned total, at least
+            ``calibrate``).
         margin: the budget's fraction kept free of plans.
         clock: seconds, monotonic (default :func:`now`).
     """
 
     def __init__(self, max_time_s: float, *, started: float, warmup: float, val_steps: float, end_steps: float,
                  ema: Callback | None = None, label: str | None = None, skip: int = 10, calibrate: int = 40,
-                 margin: float = 0.05, clock: Callable[[], float] | None = None):
+                 every: int | None = None, margin: float = 0.05, clock: Callable[[], float] | None = None):
         self.max_time_s, self.started, self.warmup = max_time_s, started, warmup
         self.val_steps, self.end_steps, self.ema = val_steps, end_steps, ema
         self.label = label or f"{max_time_s:g}s"
-        self.skip, self.calibrate, self.margin = skip, calibrate, margin
+        self.skip, self.calibrate, self.every, self.margin = skip, calibrate, every, margin
         self.clock = clock
         self.plan: dict | None = None  # the decision: see summary()
         self._t0: float | None = None
-        self._retime: tuple[int, int] | None = None  # the second timing window (steps), once the EMA runs
-        self._t1: float | None = None
+        self._window: list | None = None  # the timing window under way: [first step, its time, validation s inside]
         self._val_start: float | None = None
         self._val_s: list[float] = []
 
@@ -168,14 +170,12 @@ class TimeBudget(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if self.plan is None and self._t0 is None and trainer.global_step >= self._first:
             self._t0 = self._time()
-        if self._retime is not None and self._t1 is None and trainer.global_step >= self._retime[0]:
-            self._t1 = self._time()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         if self.plan is None and trainer.global_step >= self._last:
             self._decide(trainer)
-        elif self._retime is not None and self._t1 is not None and trainer.global_step >= self._retime[1]:
+        elif self._window is not None and trainer.global_step >= self._window[0] + self._every:
             self._refit(trainer)
         if self.plan is not None and trainer.global_step >= self.total_steps:
             trainer.should_stop = True  # Lightning validates this step, then ends the run
@@ -188,6 +188,8 @@ class TimeBudget(Callback):
         if self._val_start is not None:
             self._val_s.append(self._time() - self._val_start)
             self._val_start = None
+            if self._window is not None:
+                self._window[2] += self._val_s[-1]
 
     # -- the decision ---------------------------------------------------------------------------------------
     def _timed(self, trainer: L.Trainer, t0: float, first: int) -> tuple[int, float, float, float]:
@@ -205,8 +207,10 @@ class TimeBudget(Callback):
         return used + (total - step + validations * self.val_steps + self.end_steps) * s_per_step
 
     def _total(self, trainer: L.Trainer, step: int, s_per_step: float, left: float) -> int:
+        # a validation's reserve: at least what each one so far took
+        val_steps = max([self.val_steps, *(s / s_per_step for s in self._val_s)])
         return fit_total_steps(left, s_per_step, step, trainer.current_epoch, self._steps_per_epoch, self._max_steps,
-                               self.val_steps)
+                               val_steps)
 
     def _decide(self, trainer: L.Trainer) -> None:
         step, s_per_step, used, left = self._timed(trainer, self._t0, self._first)
@@ -221,7 +225,8 @@ class TimeBudget(Callback):
                      "calibrated_s_per_step": round(s_per_step, 5), "decided_at_step": step,
                      "used_s_at_decision": round(used, 1), "planned_s": round(planned, 1)}
         self._set_ema_start()
-        self._retime = self._retime_window(total)
+        self._every = self.every or max(self.calibrate, total // 10)
+        self._window = [step, self._time(), 0.0]
         capped = " (max_epochs)" if total == self._max_steps else ""
         if trainer.is_global_zero:
             print(f"time budget {self.label}: {s_per_step:.3f} s/step -> {total} steps ({total / spe:.2f} epochs of "
@@ -235,32 +240,25 @@ class TimeBudget(Callback):
             warnings.warn(f"trainer.max_time={self.label} holds {total} of the {spe} steps of one epoch: the run "
                           "trains and validates that part of an epoch only", stacklevel=2)
 
-    def _retime_window(self, total: int) -> tuple[int, int] | None:
-        """Steps to time again once the EMA updates every step (its cost is not in the first timing), inside one
-        epoch; None if they would not end well before ``total``."""
-        if self.ema is None:
-            return None
-        spe = self._steps_per_epoch
-        first = max(int(self.warmup * total), self._last) + self.skip
-        if first + self.calibrate > (first // spe + 1) * spe:  # would hold a validation: the next epoch's
-            first = (first // spe + 1) * spe + self.skip
-        return (first, first + self.calibrate) if first + 2 * self.calibrate < total else None
-
     def _refit(self, trainer: L.Trainer) -> None:
-        """The second timing: if its step rate changes the total, fit the total and the schedule again (from this
-        step; the EMA start stays where it is, passed)."""
-        (first, _), self._retime = self._retime, None
-        step, s_per_step, used, left = self._timed(trainer, self._t1, first)
-        spe = self._steps_per_epoch
+        """A timing window ended: if its step rate gives another total, fit the total and the schedule again from
+        this step (and the EMA's start, if it is still to come)."""
+        first, t0, val_s = self._window
+        step, s_per_step, used, left = self._timed(trainer, t0 + val_s, first)
+        self._window = [step, self._time(), 0.0]
         total = max(self._total(trainer, step, s_per_step, left), step + 1)
-        if total == self.total_steps:
+        if abs(total - self.total_steps) <= 0.005 * self.total_steps:  # not worth a jolt of the learning rate
             return
+        spe = self._steps_per_epoch
         planned = self._fit(trainer, step, s_per_step, used, total)
-        self.plan.update({"total_steps": total, "epochs": round(total / spe, 3), "planned_s": round(planned, 1),
-                          "retimed": {"at_step": step, "s_per_step": round(s_per_step, 5), "total_steps": total}})
+        self.plan.update({"total_steps": total, "epochs": round(total / spe, 3), "planned_s": round(planned, 1)})
+        self.plan.setdefault("refits", []).append({"at_step": step, "s_per_step": round(s_per_step, 5),
+                                                   "total_steps": total})
+        if self.ema is not None and step < self.ema.update_starting_at_step:
+            self._set_ema_start()
         if trainer.is_global_zero:
-            print(f"time budget {self.label}: re-timed with the EMA at step {step}: {s_per_step:.3f} s/step -> "
-                  f"{total} steps ({total / spe:.2f} epochs)", flush=True)
+            print(f"time budget {self.label}: re-timed at step {step}: {s_per_step:.3f} s/step -> {total} steps "
+                  f"({total / spe:.2f} epochs)", flush=True)
 
     def _set_ema_start(self) -> None:
         if self.ema is not None:
