@@ -12,7 +12,8 @@ from yolozoo.ema import FusedEMA
 class Tiny(L.LightningModule):
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 1))
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                                 nn.Linear(8 * 6 * 6, 1))
 
     def training_step(self, batch, batch_idx):
         return self.net(batch).square().mean()

@@ -29,9 +29,9 @@ steps' time for what follows training (the timing pass); and ``margin`` of the b
 the clock does not see (the process start-up before ``train()``, W&B's finish, timing noise).
 
 The decision is stored in every checkpoint (written at epoch ends), so a resumed run keeps its
-``T`` and schedule, and times no more: its clock started again. Given ``T``, a run is deterministic: the decision step and the schedule before it do
-not depend on the clock. A budget used up at the decision
-(no time left for a validation) fails with :class:`BudgetError`. One too short for the warm-up
+``T`` and schedule, and times no more: its clock started again. Given ``T``, a run is deterministic:
+the decision step and the schedule before it do not depend on the clock. A budget used up at the
+decision (no time left for a validation) fails with :class:`BudgetError`. One too short for the warm-up
 (the new schedule's peak would lie before the decision step) or for one epoch still trains and
 validates what it holds, inside the budget, with a warning: "any machine" includes slow ones.
 """
