@@ -42,11 +42,13 @@ def main(argv: list[str]) -> int:
     budget = record.get("budget") or {}
     plan = (f"time budget {budget['max_time']}: {m.get('epochs', 0):.2f} of at most "
             f"{record['config']['trainer']['max_epochs']} epochs ({budget['total_steps']} steps at a calibrated "
-            f"{budget['calibrated_s_per_step']:.3f} s/step)" if budget.get("total_steps")
+            f"{budget['calibrated_s_per_step']:.3f} s/step" + "".join(
+                f"; re-timed at step {r['at_step']}: {r['s_per_step']:.3f} s/step -> {r['total_steps']} steps"
+                for r in budget.get("refits", [])) + ")" if budget.get("total_steps")
             else f"{record['config']['trainer']['max_epochs']} epochs")
     body = (f"Machine: {device_name()}.\n\n"
             f"Config: `{' '.join(argv) or 'default'}` ({record['config']['model']['backbone']}, width "
-            f"{record['config']['model']['width']}, {plan}).\n\n"
+            f"{record['config']['model']['width']}, batch {record['config']['trainer']['batch_size']}, {plan}).\n\n"
             f"| figure | value | target |\n|---|---|---|\n"
             f"| wall time, incl. dataset generation | {wall / 60:.1f} min "
             f"| < 10 min ({'met' if ok_time else 'MISSED'}) |\n"

@@ -5,10 +5,11 @@
 Times a hand-written copy of the training step, part by part, on batches already in memory:
 backbone, neck and head forward; assignment; loss; backward split at the tensors between head,
 neck and backbone (gradient hooks mark when each part's backward has finished); optimizer; the
-EMA update (the same ``AveragedModel`` update Lightning's ``EMAWeightAveraging`` makes); the
-assignment statistics. Then it times whole steps of the real run (``train()`` with W&B offline, the
-loader in use, Lightning's loop and logging) and reports the remainder as "Lightning loop, logging,
-data". Medians over ``steps`` steps after 3 warm-up steps. Writes the table to reports/perf.md.
+EMA update (the fused one of :class:`yolozoo.ema.FusedEMA`, which training uses; Lightning's
+stock per-tensor update is timed too, outside the step's sum); the assignment statistics. Then it
+times whole steps of the real run (``train()`` with W&B offline, the loader in use, Lightning's loop
+and logging) and reports the remainder as "Lightning loop, logging, data". Medians over ``steps``
+steps after 3 warm-up steps. Writes the table to reports/perf.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, get_ema_multi_avg_fn
 
 from yolozoo.assigners.stats import assignment_stats
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
@@ -33,6 +34,7 @@ OPTIONS = [KeyHelp("steps", 30, "steps timed (after 3 warm-up steps), in each of
 PARTS = ["forward: backbone", "forward: neck", "forward: head, priors, decode", "assignment", "loss",
          "backward: loss and head", "backward: neck", "backward: backbone", "optimizer step", "EMA update",
          "assignment statistics"]
+STOCK_EMA = "EMA update as Lightning's EMAWeightAveraging makes it (not in the step)"
 
 
 def _last_grad_time(tensors: list[torch.Tensor], stamps: dict, key: str) -> None:
@@ -53,8 +55,9 @@ def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, flo
     model = module.model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.995), use_buffers=True)
+    stock_ema = AveragedModel(model, avg_fn=get_ema_avg_fn(0.995), use_buffers=True)
     model.train()
-    times: dict[str, list[float]] = {p: [] for p in PARTS}
+    times: dict[str, list[float]] = {p: [] for p in [*PARTS, STOCK_EMA]}
     for i, batch in enumerate(batches):
         t = [time.perf_counter()]
         x = module.images(batch)
@@ -85,7 +88,9 @@ def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, flo
         t.append(time.perf_counter())
         assignment_stats(assign, batch["gt_mask"], priors)
         t.append(time.perf_counter())
+        stock_ema.update_parameters(model)
         if i >= warmup:
+            times[STOCK_EMA].append(time.perf_counter() - t[-1])
             for part, a, b in zip(PARTS, t, t[1:]):
                 times[part].append(b - a)
     return {p: statistics.median(v) for p, v in times.items()}
@@ -118,6 +123,7 @@ def main(argv: list[str]) -> int:
     batches = [b for b, _ in zip(iter(dm.train_dataloader()), range(steps + 3))]
     module = build_module(cfg, len(dm.classes))
     parts = profile_parts(module, batches)
+    stock_ema = parts.pop(STOCK_EMA)
 
     clock = StepClock()
     with tempfile.TemporaryDirectory(prefix="yolozoo-profile-") as tmp:
@@ -136,6 +142,7 @@ def main(argv: list[str]) -> int:
     for p, s in [*parts.items(), ("Lightning loop, logging, data (the rest of a real step)", rest_s)]:
         lines.append(f"| {p} | {1000 * s:.1f} | {100 * s / whole:.0f}% |")
     lines.append(f"| **whole step of `train()`** | **{1000 * whole:.1f}** | {bs / whole:.0f} images/s |")
+    lines.append(f"| {STOCK_EMA} | {1000 * stock_ema:.1f} | |")
     body = "\n".join(lines)
     print(body)
     update_section("Training step profile", body, "python bench/perf_profile.py " + " ".join(argv))

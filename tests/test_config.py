@@ -152,9 +152,10 @@ def test_preflight_names_the_unwritable_folder(tmp_path):
 def test_save_record_falls_back_next_to_the_checkpoints(tmp_path, capsys):
     import json
 
-    from yolozoo.train import save_record
+    from yolozoo.record import RunRecord, save_record
 
-    record = {"name": "../x", "started": "2024-01-02T03:04:05+00:00", "metrics": {"mAP": 0.5}}
+    record = RunRecord(name="../x", status="completed", started="2024-01-02T03:04:05+00:00",
+                       finished="2024-01-02T03:05:05+00:00", config={}, metrics={"mAP": 0.5})
     (tmp_path / "afile").write_text("")
     path = save_record(record, tmp_path / "afile" / "results", tmp_path / "run")
     assert path.parent == tmp_path / "run" and json.loads(path.read_text())["metrics"] == {"mAP": 0.5}

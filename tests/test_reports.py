@@ -247,6 +247,13 @@ def test_backbone_names():
                                                  "darknet_small"]
 
 
+def test_every_metric_a_table_shows_is_a_record_metric():
+    from yolozoo.analysis.tables import EXTRAS, PAIRED, PARAMS
+    from yolozoo.record import METRICS
+
+    assert {c.key for c in (*PAIRED, PARAMS, *EXTRAS)} <= set(METRICS)
+
+
 SHIPPED = sorted(Path(__file__).resolve().parents[1].glob("sweeps/*.yaml"))
 
 

@@ -1,7 +1,8 @@
-"""Reports from W&B runs: real offline runs written by wandb, read back from their ``.wandb`` files."""
+"""Reports from W&B runs through its public API (``wandb.Api``, mocked here: no network), and the sources' errors."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from types import SimpleNamespace
 
@@ -9,86 +10,64 @@ import pytest
 import yaml
 from test_reports_helpers import md_table, spec_of
 
-from yolozoo.analysis.wandb_file import find_offline_runs, read_wandb_file
-from yolozoo.analysis.wandb_runs import api_run, offline_run, runs_to_frame
+from yolozoo.analysis import load_results
+from yolozoo.analysis.render import main
 from yolozoo.config import load_config, to_dict
+
+wandb = pytest.importorskip("wandb")
 
 SWEEP = {"name": "assigners", "table": "assigners", "seeds": [0, 1, 2], "baseline": {"assigner": "tal"},
          "axes": {"assigner": {"tal": {"assigner.name": "tal"},
                                "nearby_grid": {"assigner.name": "nearby_grid", "model.head": "anchor"}}}}
-# (assigner, seed) -> final (mAP50, mAP), or None for a run that exits with code 1; tal seed 2 never ran
+# (assigner, seed) -> final (mAP50, mAP), or None for a run that failed; tal seed 2 never ran
 RUNS = {("tal", 0): (0.50, 0.30), ("tal", 1): (0.54, 0.33), ("nearby_grid", 0): (0.61, 0.37),
         ("nearby_grid", 1): (0.65, 0.40), ("nearby_grid", 2): None}
-STEPS_LOGGED = 400  # per-step losses, enough to span several 32 KiB blocks of the datastore
 
 
-def _log_run(root, assigner: str, seed: int, final) -> None:
-    """Log one run the way Lightning's WandbLogger does for ``yolozoo.train``."""
-    import wandb
-
+def api_run(assigner: str, seed: int, final, state: str | None = None, created: str = "2026-11-25T10:00:00Z"):
+    """A stand-in for ``wandb.apis.public.Run`` as ``yolozoo.train``'s Lightning logger leaves it."""
     head = "anchor" if assigner == "nearby_grid" else "free"
     cfg = to_dict(load_config(["preset=smoke", f"assigner.name={assigner}", f"model.head={head}", f"seed={seed}"]))
-    run = wandb.init(mode="offline", dir=str(root), project="yolozoo", group="assigners",
-                     name=f"{assigner}-s{seed}", config=cfg)
-    if (assigner, seed) == ("tal", 0):
-        for step in range(STEPS_LOGGED):
-            run.log({"train/loss_step": 1.0 / (step + 1), "trainer/global_step": step})
     m50, m = final or (0.2, 0.1)
-    for epoch in range(3):  # Lightning: 0-based epoch; train and val scalars in separate steps
-        run.log({"train/loss": 3.0 - epoch, "train/assign/pos_per_gt_mean": 4.0 + seed,
-                 "train/assign/gt_without_pos": 0.05, "epoch": epoch})
-        run.log({"val/mAP50": m50 * (epoch + 1) / 3, "val/mAP": m * (epoch + 1) / 3, "epoch": epoch})
-    if final is None:
-        run.finish(exit_code=1)
-        return
-    run.summary.update({"mAP50": m50, "mAP": m, "params": 1.5e6, "flops": 0.2e9, "latency_ms": 3.0,
-                        "epochs": 3, "best_epoch": 3})
-    run.finish()
+    steps = []
+    for epoch in range(3):  # Lightning: 0-based epoch; per-step, train-epoch and val scalars in separate steps
+        steps += [{"train/loss_step": 3.0 - epoch, "trainer/global_step": 10 * epoch},
+                  {"train/loss_epoch": 3.0 - epoch, "train/assign/pos_per_gt_mean": 4.0 + seed,
+                   "train/assign/gt_without_pos": 0.05, "epoch": epoch},
+                  {"val/mAP50": m50 * (epoch + 1) / 3, "val/mAP": m * (epoch + 1) / 3, "epoch": epoch}]
+    summary = {} if final is None else {"mAP50": m50, "mAP": m, "params": 1.5e6, "flops": 0.2e9, "latency_ms": 3.0,
+                                        "epochs": 3, "best_epoch": 3}
+    return SimpleNamespace(id=f"{assigner}-{seed}", name=f"{assigner}-s{seed}", group="assigners",
+                           state=state or ("finished" if final else "failed"), config={**cfg, "_wandb": {"x": 1}},
+                           summary=summary, scan_history=lambda: iter(steps), commit="abc123", created_at=created,
+                           url=f"https://wandb.ai/team/yolozoo/runs/{assigner}-{seed}")
 
 
-@pytest.fixture(scope="module")
-def offline_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wandb_runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WANDB_MODE", "offline")
-        mp.setenv("WANDB_SILENT", "true")
-        for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
-            mp.setenv(var, str(root / var.lower()))
-        for (assigner, seed), final in RUNS.items():
-            _log_run(root / "runs", assigner, seed, final)
-    return root / "runs"
+@pytest.fixture
+def fake_api(monkeypatch):
+    """``wandb.Api`` answering with ``fake_api.runs``; ``fake_api.calls`` records (path, filters)."""
+    state = SimpleNamespace(runs=[api_run(a, s, f) for (a, s), f in RUNS.items()], calls=[], error=None)
+
+    class Api:
+        def runs(self, path, filters=None):
+            state.calls.append((path, filters))
+            if state.error:
+                raise state.error
+            return [r for r in state.runs if r.group == (filters or {}).get("group", r.group)]
+
+    monkeypatch.setattr(wandb, "Api", Api)
+    return state
 
 
-def test_datastore_reader_reads_what_was_logged(offline_root):
-    paths = find_offline_runs(offline_root)
-    assert len(paths) == len(RUNS)
-    runs = {r["name"]: r for r in map(read_wandb_file, paths)}
-    big = runs["tal-s0"]
-    assert max(p.stat().st_size for p in paths) > 3 * 32768  # the reader crossed block boundaries
-    assert len([h for h in big["history"] if "train/loss_step" in h]) == STEPS_LOGGED
-    assert big["history"][STEPS_LOGGED - 1]["train/loss_step"] == pytest.approx(1.0 / STEPS_LOGGED)
-    assert big["group"] == "assigners" and big["exit_code"] == 0
-    assert big["config"]["assigner"] == {"name": "tal"} and big["config"]["seed"] == 0
-    assert big["config"]["trainer"]["max_epochs"] == 2 and big["summary"]["mAP50"] == 0.50
-    assert runs["nearby_grid-s2"]["exit_code"] == 1
-
-
-def test_offline_run_history_is_per_epoch(offline_root):
-    run = offline_run(next(p for p in find_offline_runs(offline_root) if read_wandb_file(p)["name"] == "tal-s1"))
-    assert [h["epoch"] for h in run["history"]] == [1, 2, 3]
-    assert run["history"][-1]["val/mAP50"] == pytest.approx(0.54) and run["history"][0]["train/loss"] == 3.0
-    assert run["status"] == "completed"
-
-
-def test_render_from_offline_runs(offline_root, tmp_path):
-    from yolozoo.analysis.render import main
-
+def test_render_from_the_wandb_api(fake_api, tmp_path):
     (tmp_path / "sweeps").mkdir()
     (tmp_path / "sweeps" / "assigners.yaml").write_text(yaml.safe_dump(SWEEP))
-    args = ["sweep=assigners", "source=wandb_offline", f"storage={offline_root}", f"sweeps_dir={tmp_path / 'sweeps'}",
+    args = ["sweep=assigners", "source=wandb", "storage=team/yolozoo", f"sweeps_dir={tmp_path / 'sweeps'}",
             "compare=assigners:nearby_grid,tal"]
     assert main([*args, f"out={tmp_path / 'a'}"]) == 0
-    table = md_table((tmp_path / "a" / "assigners.md").read_text())
+    assert fake_api.calls[0] == ("team/yolozoo", {"group": "assigners"})
+    text = (tmp_path / "a" / "assigners.md").read_text()
+    table = md_table(text)
     for name in ("tal", "nearby_grid"):
         done = [v for (a, _), v in RUNS.items() if a == name and v]
         for header, i in (("mAP@0.5", 0), ("mAP@0.5:0.95", 1)):
@@ -97,28 +76,49 @@ def test_render_from_offline_runs(offline_root, tmp_path):
     assert table["tal"]["n"] == "2/3" and table["tal"]["Notes"] == "1 missing"
     assert table["nearby_grid"]["n"] == "2/3" and table["nearby_grid"]["Notes"] == "1 failed"
     assert table["nearby_grid"]["Δ mAP@0.5"] == f"{0.63 - 0.52:+.3f}"
-    text = (tmp_path / "a" / "assigners.md").read_text()
-    assert "nearby_grid: seed 2: exit code 1" in text and "preset smoke" in text and "epochs 2" in text
+    assert "nearby_grid: seed 2: W&amp;B state failed" in text  # Markdown: & escaped
+    assert "preset smoke" in text and "epochs 2" in text
+    assert "commit abc123" in text
     assert (tmp_path / "a" / "plots" / "assigners_curves.svg").is_file()
+    assert (tmp_path / "a" / "plots" / "assigners_assignment.svg").is_file()  # statistics from the history
     assert "| nearby_grid | tal | mAP@0.5 | 2 | 0, 1 |" in (tmp_path / "a" / "assigners_compare.md").read_text()
-    # deterministic: a second render gives the same bytes
-    assert main([*args, f"out={tmp_path / 'b'}"]) == 0
+    assert main([*args, f"out={tmp_path / 'b'}"]) == 0  # deterministic: a second render gives the same bytes
     for path in sorted((tmp_path / "a").rglob("*.*")):
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes(), path.name
 
 
-def test_api_runs_convert_like_offline_runs(offline_root):
-    """A public-API run with the same data gives the same row as its offline folder."""
-    spec = spec_of(SWEEP)
-    path = next(p for p in find_offline_runs(offline_root) if read_wandb_file(p)["name"] == "nearby_grid-s1")
-    raw = read_wandb_file(path)
-    online = SimpleNamespace(id=raw["id"], name=raw["name"], group="assigners", project="yolozoo", state="finished",
-                             config={**raw["config"], "_wandb": {}}, summary=dict(raw["summary"]),
-                             scan_history=lambda: iter(raw["history"]), commit=None, created_at=raw["date"], url=None)
-    a = runs_to_frame([offline_run(path)], spec).iloc[0]
-    b = runs_to_frame([api_run(online)], spec).iloc[0]
-    for col in ("status", "seed", "assigner", "trial", "mAP50", "mAP", "params", "pos_per_gt", "preset", "dataset"):
-        assert a[col] == b[col], col
-    assert a["history"] == b["history"] and a["assigner"] == "nearby_grid" and a["pos_per_gt"] == 5.0
-    crashed = SimpleNamespace(**{**vars(online), "state": "crashed"})
-    assert runs_to_frame([api_run(crashed)], spec).iloc[0]["status"] == "failed"
+def test_wandb_runs_become_one_row_per_point_and_seed(fake_api):
+    # a retry: tal seed 0 crashed first, then finished; another sweep's run in the project is not read
+    fake_api.runs += [api_run("tal", 0, (0.1, 0.05), state="crashed", created="2026-11-25T09:00:00Z"),
+                      SimpleNamespace(**{**vars(api_run("tal", 2, (0.9, 0.5))), "group": "widths"})]
+    df = load_results(spec_of(SWEEP), "wandb")
+    assert fake_api.calls == [("yolozoo", {"group": "assigners"})]  # the default project
+    assert list(zip(df["row"], df["seed"])) == [("tal", 0), ("tal", 1), ("nearby_grid", 0), ("nearby_grid", 1),
+                                                ("nearby_grid", 2)]
+    tal0 = df.iloc[0]
+    assert tal0["status"] == "completed" and tal0["mAP50"] == 0.50  # the completed run wins over the crashed one
+    assert [h["epoch"] for h in tal0["history"]] == [1, 2, 3]  # per epoch, 1-based, as a run record's history
+    assert tal0["history"][0] == {"epoch": 1, "train/loss": 3.0, "train/assign/pos_per_gt_mean": 4.0,
+                                  "train/assign/gt_without_pos": 0.05, "val/mAP50": pytest.approx(0.5 / 3),
+                                  "val/mAP": pytest.approx(0.1)}
+    assert tal0["pos_per_gt"] == 4.0 and tal0["preset"] == "smoke" and tal0["dataset"] == "digits"
+    assert "_wandb" not in tal0["config"] and tal0["config"]["assigner"]["name"] == "tal"
+    failed = df.iloc[4]
+    assert failed["status"] == "failed" and failed["reason"] == "W&B state failed" and math.isnan(failed["mAP50"])
+
+
+def test_wandb_api_error_names_the_project(fake_api, tmp_path, capsys):
+    (tmp_path / "assigners.yaml").write_text(yaml.safe_dump(SWEEP))
+    fake_api.error = ValueError("Could not find project yolozoo")
+    assert main(["source=wandb", "storage=team/yolozoo", f"sweeps_dir={tmp_path}", f"out={tmp_path / 'out'}"]) == 2
+    assert "reading W&B project 'team/yolozoo' failed: ValueError: Could not find project" in capsys.readouterr().err
+
+
+def test_offline_wandb_source_is_gone_and_says_what_to_do(tmp_path, capsys):
+    (tmp_path / "assigners.yaml").write_text(yaml.safe_dump(SWEEP))
+    assert main(["source=wandb_offline", f"sweeps_dir={tmp_path}", f"out={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown source 'wandb_offline'; valid: records, store, wandb" in err
+    assert "wandb sync" in err and "source=wandb" in err
+    assert main(["source=nope", f"sweeps_dir={tmp_path}", f"out={tmp_path / 'out'}"]) == 2
+    assert "wandb sync" not in capsys.readouterr().err

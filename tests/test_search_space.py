@@ -1,13 +1,15 @@
 """Search spaces, sampling, replay, the pruning callback and the best-config file, without training.
 
 Trials here "train" with a fake ``train_point`` that scores the sampled config with a fixed
-function, so these tests exercise the real study, storage and sampler code in seconds; the
-end-to-end runs with real training are in ``test_search.py``.
+function and writes its run record, so these tests exercise the real study, storage, sampler
+and records in seconds; the end-to-end runs with real training are in ``test_search.py``.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,11 +20,13 @@ import yaml
 from optuna.trial import TrialState
 
 from yolozoo.config import ConfigError, load_config, to_dict
+from yolozoo.pruning import PRUNED_ATTR, TrialPruning
+from yolozoo.record import RunRecord, save_record
 from yolozoo.search import SearchError, SearchOptions, list_searches, load_search, run_search
-from yolozoo.search.best import best_overrides
-from yolozoo.search.pruning import PRUNED_ATTR, TrialPruning
+from yolozoo.search.report import best_overrides
 from yolozoo.search.space import config_values
-from yolozoo.search.study import INTERRUPTED, Budget
+from yolozoo.search.study import Budget
+from yolozoo.sweep.runner import INTERRUPTED
 
 TINY = {"preset": "smoke", "data.num_train": "32", "data.num_val": "16", "trainer.max_epochs": "2"}
 
@@ -34,23 +38,33 @@ def space_file(tmp_path: Path, params: dict, name: str = "space", **top) -> Path
 
 
 def fake_train(calls: list | None = None):
-    """A ``train_point`` stand-in: the run's config from its overrides, mAP a smooth function of it."""
+    """A ``train_point`` stand-in: the run's config from its overrides, mAP a smooth function of it; its record
+    is written like a real run's."""
 
     def train_point(overrides, extra, panel_images=8, callbacks=None):
         cfg = load_config(overrides)
         if calls is not None:
             calls.append(overrides)
         score = 0.5 - (math.log10(cfg.optim.lr) + 2.5) ** 2 / 10 + 0.01 * cfg.assigner.get("topk", 0)
-        record = {"config": to_dict(cfg), "metrics": {"mAP": score, "mAP50": score}, "history": []}
-        return {"status": "completed", "reason": None, "record": record, "record_path": None}
+        now = datetime.now(timezone.utc).isoformat()
+        record = RunRecord(name=cfg.name, status="completed", started=now, finished=now, config=to_dict(cfg),
+                           metrics={"mAP": score, "mAP50": score}, **extra)
+        save_record(record, Path(cfg.results_dir), None)
+        return {"status": "completed", "reason": None, "record": record.to_dict()}
 
     return train_point
 
 
+def record_of(trial) -> dict:
+    """The run record a trial points to."""
+    return json.loads(Path(trial.user_attrs["record"]).read_text())
+
+
 def run(path: Path, tmp_path: Path, n_trials: int, db: str = "store.db", **options):
-    space, context = load_search(str(path), TINY, options)
+    cli = {**TINY, "results_dir": str(tmp_path / "results")}
+    space, context = load_search(str(path), cli, options)
     url = f"sqlite:///{tmp_path / db}"
-    worker = run_search(space, context, TINY, SearchOptions(storage=url, n_trials=n_trials, progress_bar=False),
+    worker = run_search(space, context, cli, SearchOptions(storage=url, n_trials=n_trials, progress_bar=False),
                         options)
     return worker.study
 
@@ -145,14 +159,14 @@ CONDITIONAL = {"assigner.name": {"type": "categorical", "choices": ["tal", "atss
 
 def test_conditional_parameter_only_in_trials_where_it_applies(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("yolozoo.search.study.train_point", fake_train(calls))
+    monkeypatch.setattr("yolozoo.sweep.runner.train_point", fake_train(calls))
     path = space_file(tmp_path, CONDITIONAL, pruner={"name": "none"}, sampler={"name": "random", "seed": 3})
     trials = run(path, tmp_path, n_trials=8).get_trials()
     assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
     names = {t.params["assigner.name"] for t in trials}
     assert names == {"tal", "atss"}
     for t, overrides in zip(trials, calls):
-        cfg = t.user_attrs["config"]  # the config that ran holds the sampled values
+        cfg = record_of(t)["config"]  # the config that ran holds the sampled values
         assert cfg["assigner"]["name"] == t.params["assigner.name"] and cfg["optim"]["lr"] == t.params["optim.lr"]
         assert cfg["assigner"]["topk"] == t.params["assigner.topk"]
         assert ("assigner.alpha" in t.params) == (t.params["assigner.name"] == "tal")
@@ -161,7 +175,7 @@ def test_conditional_parameter_only_in_trials_where_it_applies(tmp_path, monkeyp
 
 
 def test_same_seed_replays_the_same_trials_and_resume_continues_them(tmp_path, monkeypatch):
-    monkeypatch.setattr("yolozoo.search.study.train_point", fake_train())
+    monkeypatch.setattr("yolozoo.sweep.runner.train_point", fake_train())
     path = space_file(tmp_path, CONDITIONAL, pruner={"name": "none"},
                       sampler={"name": "tpe", "seed": 7, "n_startup_trials": 2})
 
@@ -179,7 +193,7 @@ def test_same_seed_replays_the_same_trials_and_resume_continues_them(tmp_path, m
 
 
 def test_study_from_an_edited_space_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr("yolozoo.search.study.train_point", fake_train())
+    monkeypatch.setattr("yolozoo.sweep.runner.train_point", fake_train())
     path = space_file(tmp_path, {"optim.lr": {"type": "float", "low": 0.001, "high": 0.01}}, pruner={"name": "none"})
     run(path, tmp_path, 1)
     space_file(tmp_path, {"optim.lr": {"type": "float", "low": 0.001, "high": 0.1}}, pruner={"name": "none"})
@@ -290,11 +304,11 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_search_goes_on(tmp
 
     def diverges_at_high_lr(overrides, extra, panel_images=8, callbacks=None):
         if float(overrides["optim.lr"]) > 0.05:
-            return {"status": "failed", "reason": "FloatingPointError: loss is nan at epoch 0, step 3", "record": None,
-                    "record_path": None}
+            # as a run whose process died: no record; the worker writes the failure record itself
+            return {"status": "failed", "reason": "FloatingPointError: loss is nan at epoch 0, step 3", "record": None}
         return train(overrides, extra, panel_images, callbacks)
 
-    monkeypatch.setattr("yolozoo.search.study.train_point", diverges_at_high_lr)
+    monkeypatch.setattr("yolozoo.sweep.runner.train_point", diverges_at_high_lr)
     path = space_file(tmp_path, {"optim.lr": {"type": "categorical", "choices": [0.1, 0.001]}},
                       pruner={"name": "none"}, sampler={"name": "random", "seed": 0})
     args = [f"search={path}", "n_trials=4", f"results_dir={tmp_path / 'results'}",
@@ -319,12 +333,13 @@ def test_trial_of_a_dead_worker_is_re_run_with_its_parameters(tmp_path, monkeypa
     from yolozoo.search.study import SearchWorker
     from yolozoo.sweep.results import STALE_REASON
 
-    monkeypatch.setattr("yolozoo.search.study.train_point", fake_train())
+    monkeypatch.setattr("yolozoo.sweep.runner.train_point", fake_train())
     path = space_file(tmp_path, CONDITIONAL, pruner={"name": "none"}, sampler={"name": "random", "seed": 0})
-    space, context = load_search(str(path), TINY)
+    cli = {**TINY, "results_dir": str(tmp_path / "results")}
+    space, context = load_search(str(path), cli)
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    worker = SearchWorker(space, context, TINY, SearchOptions(storage=url, n_trials=2, heartbeat=1, grace=1,
-                                                              progress_bar=False))
+    worker = SearchWorker(space, context, cli, SearchOptions(storage=url, n_trials=2, heartbeat=1, grace=1,
+                                                             progress_bar=False))
     with pytest.warns(UserWarning, match="Heartbeat"):
         dead = worker.study.ask()  # a worker sampled this trial, beat once, and was killed
     space.suggest(dead, context)
@@ -337,7 +352,7 @@ def test_trial_of_a_dead_worker_is_re_run_with_its_parameters(tmp_path, monkeypa
     assert first.state == TrialState.FAIL and len(rest) == 2  # the dead trial counts through its re-run
     assert all(t.state == TrialState.COMPLETE for t in rest) and retry.params == first.params
     assert retry.user_attrs[PRUNED_ATTR] is None  # not inherited from the dead trial
-    assert retry.user_attrs["config"]["optim"]["lr"] == first.params["optim.lr"]
+    assert record_of(retry)["config"]["optim"]["lr"] == first.params["optim.lr"]
     df = load_trials(url).set_index("trial")
     assert df.loc[0, "reason"] == STALE_REASON and df.loc[retry.number, "retry_of"] == 0
     assert pd.isna(df.loc[retry.number, "reason"])

@@ -141,24 +141,46 @@ def test_nan_loss_fails_the_point_with_its_reason(tmp_path, data_root, nan_loss)
     assert row["reason"].startswith("FloatingPointError: loss is nan at epoch 0, step 0")
 
 
-@pytest.mark.slow
-def test_wandb_run_per_point_with_predictions_panel(tmp_path, data_root):
-    from yolozoo.analysis.wandb_file import read_wandb_file
+def spy_wandb(monkeypatch) -> tuple[list, list, list]:
+    """Record what runs pass to W&B's public API (``wandb.init``, ``Run.log``, ``Run.finish``), calling through."""
+    import wandb
 
+    started, logged, finished = [], [], []
+    real_init, real_log, real_finish = wandb.init, wandb.Run.log, wandb.Run.finish
+
+    def init(*args, **kwargs):
+        started.append(kwargs)
+        return real_init(*args, **kwargs)
+
+    def log(run, data, *args, **kwargs):
+        logged.append(dict(data))
+        return real_log(run, data, *args, **kwargs)
+
+    def finish(run, *args, **kwargs):
+        finished.append(kwargs.get("exit_code", args[0] if args else None))
+        return real_finish(run, *args, **kwargs)
+
+    monkeypatch.setattr(wandb, "init", init)
+    monkeypatch.setattr(wandb.Run, "log", log)
+    monkeypatch.setattr(wandb.Run, "finish", finish)
+    return started, logged, finished
+
+
+@pytest.mark.slow
+def test_wandb_run_per_point_with_predictions_panel(tmp_path, data_root, monkeypatch):
+    started, logged, finished = spy_wandb(monkeypatch)
     outcome = run(sweep_file(tmp_path, {"model.width": [0.25]}), cli(tmp_path, data_root, **{"wandb.mode": "offline"}))
     (row,) = outcome.results.to_dict("records")
     assert row["status"] == "completed"
     folder = Path(row["wandb_dir"])
-    assert folder.name.startswith("offline-run-") and folder.is_dir()
+    assert folder.name.startswith("offline-run-") and folder.is_dir() and list(folder.glob("*.wandb"))
     panel = list((folder / "files" / "media" / "images" / "val").glob("predictions_*.png"))
     assert 1 <= len(panel) <= 8  # the val images of the panel, with their boxes
     assert list((folder / "files" / "media" / "metadata" / "boxes2D" / "val").glob("predictions_*.boxes2D.json"))
-    (wandb_file,) = folder.glob("*.wandb")
-    logged = read_wandb_file(wandb_file)
-    assert logged["group"] == "grid" and logged["name"] == "grid-0.25-s0" and logged["exit_code"] == 0
-    assert logged["config"]["model"]["width"] == 0.25 and logged["config"]["trainer"]["max_epochs"] == 1
-    assert logged["summary"]["mAP50"] == pytest.approx(row["mAP50"])
-    assert any("val/mAP50" in step for step in logged["history"]) and "val/predictions" in str(logged["summary"])
+    (init,) = started  # one W&B run for the point: its group, name and resolved config
+    assert init["group"] == "grid" and init["name"] == "grid-0.25-s0" and finished == [0]
+    assert init["config"]["model"]["width"] == 0.25 and init["config"]["trainer"]["max_epochs"] == 1
+    assert any("val/mAP50" in step for step in logged) and any("val/predictions" in step for step in logged)
 
 
 @pytest.mark.slow
@@ -297,7 +319,7 @@ def test_published_records_make_a_fresh_clone_resume_and_render(tmp_path, data_r
     files = sorted(p.name for p in folder.glob("*.json"))
     assert files == ["0.25-s0.json", "0.25-s1.json", "0.5-s0.json", "0.5-s1.json"]
     record = json.loads((folder / "0.5-s1.json").read_text())
-    assert record["schema"] == 1 and record["status"] == "completed" and record["point"]["seed"] == 1
+    assert record["schema_version"] == 2 and record["status"] == "completed" and record["point"]["seed"] == 1
     assert record["environment"]["cpu"]["isa"] and record["timing"]["threads"] == 2 and record["timing"]["batches"] >= 1
     assert not {"run_dir", "checkpoint", "wandb_dir", "record_path"} & set(record)  # no machine-local paths
 

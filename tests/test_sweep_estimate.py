@@ -7,7 +7,8 @@ import math
 import pytest
 
 from yolozoo.config import load_config
-from yolozoo.sweep.estimate import from_calibration, from_records, synthetic_batch
+from yolozoo.sweep.estimate import from_calibration, from_records
+from yolozoo.train_speed import synthetic_batch
 
 
 def record(seconds: float, cpu: str, status: str = "completed") -> dict:

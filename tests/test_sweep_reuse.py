@@ -9,19 +9,19 @@ import yaml
 from yolozoo.analysis.tables import provenance
 from yolozoo.config import load_config, to_dict
 from yolozoo.sweep import SweepOptions, load_sweep
+from yolozoo.sweep.grid import GridWorker
 from yolozoo.sweep.published import publish, read_records, records_frame
-from yolozoo.sweep.runner import SweepWorker
 
 
-def sweep(tmp_path, name: str, base: dict, axes: dict) -> SweepWorker:
+def sweep(tmp_path, name: str, base: dict, axes: dict) -> GridWorker:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "description": name, "table": "widths", "base": base,
                                     "axes": axes, "seeds": [0, 1]}))
     cli = {"results_dir": str(tmp_path / "results"), "out_dir": str(tmp_path / "runs")}
-    return SweepWorker(load_sweep(str(path), cli), cli, SweepOptions(progress_bar=False, estimate=False))
+    return GridWorker(load_sweep(str(path), cli), cli, SweepOptions(progress_bar=False, estimate=False))
 
 
-def record_of(worker: SweepWorker, point, mAP50: float) -> dict:
+def record_of(worker: GridWorker, point, mAP50: float) -> dict:
     config = to_dict(load_config(worker.point_overrides(point)))
     return {"name": f"{worker.spec.name}-{point.slug}", "status": "completed", "started": "2026-11-26T00:00:00+00:00",
             "finished": "2026-11-26T00:04:00+00:00", "config": config, "metrics": {"mAP50": mAP50, "mAP": 0.5},

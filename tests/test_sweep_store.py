@@ -14,12 +14,13 @@ import pytest
 from optuna.trial import TrialState
 
 from yolozoo.config import load_config
+from yolozoo.record import json_safe
 from yolozoo.sweep import load_results
 from yolozoo.sweep.claims import GridState, conflicting_trial, trial_key
+from yolozoo.sweep.grid import GridSampler
 from yolozoo.sweep.point import device_count, needs_own_process
-from yolozoo.sweep.runner import SweepGridSampler
 from yolozoo.sweep.spec import Point
-from yolozoo.sweep.store import default_storage_url, json_safe, open_storage, study_name
+from yolozoo.sweep.store import default_storage_url, open_storage, study_name
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = [Point({"w": w}, 0, {"model.width": w}) for w in (0.25, 0.5, 0.75)]
@@ -105,7 +106,7 @@ def test_a_trial_killed_between_its_suggestions_still_holds_its_whole_point():
 
 def test_grid_sampler_lets_the_worker_queue_the_last_point():
     # optuna 5.0's GridSampler.after_trial raises KeyError('grid_id') for an enqueued last point
-    study = optuna.create_study(sampler=SweepGridSampler({"x": [1]}), direction="maximize")
+    study = optuna.create_study(sampler=GridSampler({"x": [1]}), direction="maximize")
     study.enqueue_trial({"x": 1})
     study.optimize(lambda t: t.suggest_categorical("x", [1]), n_trials=1)
     assert study.trials[0].state == TrialState.COMPLETE

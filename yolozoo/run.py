@@ -24,7 +24,7 @@ With ``search=NAME`` (a file in ``sweeps/search/``, or a path): an Optuna hyperp
 search over that space, in the same storage, resumable and shared by workers like a sweep;
 pruned trials stop early. It writes the best trial's overrides to
 ``<results_dir>/search/NAME-best.yaml`` and plots to ``reports/search/``; options:
-``python -m yolozoo.search.cli`` without arguments lists them.
+``python -m yolozoo.sweep.cli search=`` lists them.
 
 ``resume=true`` continues the newest interrupted run of the same name and config under
 ``out_dir`` from its last finished epoch (``resume=PATH``: that run folder or checkpoint, whose
@@ -55,14 +55,10 @@ def main(argv: list[str]) -> int:
         from .cli_help import print_help
 
         return print_help(__doc__)
-    if any(a.startswith("sweep=") for a in argv):
-        from .sweep.cli import main as sweep_main
+    if any(a.startswith(("sweep=", "search=")) for a in argv):
+        from .sweep.cli import main as study_main  # one runner for both (yolozoo/sweep/runner.py)
 
-        return sweep_main(argv)
-    if any(a.startswith("search=") for a in argv):
-        from .search.cli import main as search_main
-
-        return search_main(argv)
+        return study_main(argv)
     try:
         cfg = load_run_config(argv)
         check_outputs([cfg])

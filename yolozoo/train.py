@@ -6,31 +6,30 @@ explicit arguments.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import signal
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from .assigners import create_assigner
 from .config import to_dict
 from .datamodule import DetectionDataModule
+from .ema import FusedEMA
 from .environment import environment
 from .interrupt import CtrlC
 from .layout import resolve_channels_last
 from .lit import DetectorModule
 from .models import build_model, count_flops, count_params
-from .resume import RngState, resume_checkpoint
+from .record import RunRecord, safe_name, save_record
+from .resume import RngState, resume_checkpoint, stored_layout
 from .speed import timing_pass
 from .time_budget import build_time_budget, now
 from .wandb_run import log_results, start_run, wandb_call, wandb_callbacks
@@ -95,8 +94,14 @@ def build_anchors(cfg: DictConfig) -> list | None:
                            num_levels=family_levels(m))
 
 
-def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = None) -> DetectorModule:
-    """The LightningModule of ``cfg``; its checkpoints store the config, ``classes`` and anchors."""
+def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = None,
+                 resumed_layout: bool | None = None) -> DetectorModule:
+    """The LightningModule of ``cfg``; its checkpoints store the config, ``classes``, anchors and memory layout.
+
+    ``resumed_layout``: the ``channels_last`` of the checkpoint a run resumes from. A resumed run keeps the
+    layout its weights trained in (``trainer.channels_last=null`` would time it again, and may choose the
+    other one on a busy machine: the same numbers only up to rounding).
+    """
     from .checkpoint import checkpoint_hparams
     from .models.families import get_family
 
@@ -107,7 +112,10 @@ def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = 
     model = build_model(cfg.model, num_classes, anchors)
     t = cfg.trainer
     on_gpu = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available())
-    channels_last, layout = resolve_channels_last(t.channels_last, model, cfg.data.img_size, t.batch_size, on_gpu)
+    if resumed_layout is not None:
+        channels_last, layout = resumed_layout, {"channels_last": resumed_layout, "how": "resumed"}
+    else:
+        channels_last, layout = resolve_channels_last(t.channels_last, model, cfg.data.img_size, t.batch_size, on_gpu)
     if layout["how"] == "auto: timed":
         print(f"trainer.channels_last=null: {channels_last} (a training step {layout['channels_last_ms']} ms "
               f"channels_last, {layout['nchw_ms']} ms NCHW)", flush=True)
@@ -122,21 +130,10 @@ def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = 
         img_size=cfg.data.img_size,
         channels_last=channels_last,
         batch_jitter=cfg.data.color_jitter if cfg.data.jitter_on == "device" else 0.0,
-        hparams=checkpoint_hparams(to_dict(cfg), classes, anchors),
+        hparams={**checkpoint_hparams(to_dict(cfg), classes, anchors), "channels_last": channels_last},
     )
     module.layout = layout  # for the record
     return module
-
-
-def safe_name(name: str) -> str:
-    """``name`` as one path component: ``../../x`` -> ``_._.._x`` never leaves the folder it is joined to.
-
-    Characters other than letters, digits and ``.-_+=,@`` become ``_``; a leading dot too (no hidden or
-    ``..`` names); at most 150 characters.
-    """
-    text = re.sub(r"[^\w.\-+=,@]", "_", str(name), flags=re.ASCII)
-    text = re.sub(r"^\.", "_", text)[:150]
-    return text or "run"
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -214,9 +211,9 @@ def _finish_wandb(logger, exit_code: int) -> str | None:
 
 
 def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict | None = None) -> dict:
-    """Train and evaluate the experiment ``cfg``; return (and write) its result record.
+    """Train and evaluate the experiment ``cfg``; write its :class:`~yolozoo.record.RunRecord`, return it as a dict.
 
-    ``extra``: more top-level record keys (a sweep adds ``sweep``: its name, trial and point).
+    ``extra``: more record fields (a sweep point adds ``sweep``, a search trial ``search``).
     The record's ``record_path`` is the JSON file written (rank 0), ``wandb_dir`` the W&B run folder;
     with ``trainer.max_time``, ``budget`` is the time budget's plan and ``wall_s`` the seconds from this
     call to the record (see :mod:`yolozoo.time_budget`).
@@ -235,7 +232,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     dm = ready_datamodule(cfg)
-    module = build_module(cfg, num_classes=len(dm.classes), classes=dm.classes)
+    module = build_module(cfg, num_classes=len(dm.classes), classes=dm.classes,
+                          resumed_layout=resume_from and stored_layout(resume_from))
     history, timer = History(), Timer()
     # the best epoch (epoch=N-step=M.ckpt), and last.ckpt after every epoch: the final model, and what
     # resume= continues from (Lightning's save_last alone writes it only when a new best is saved)
@@ -247,7 +245,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
         # warm-up: mixing in the random initial weights would spoil the early epochs.
         steps = len(dm.train_dataset) // cfg.trainer.batch_size // cfg.trainer.accumulate_grad_batches
         start = int(cfg.optim.warmup * steps * cfg.trainer.max_epochs)  # a time budget moves it
-        ema = EMAWeightAveraging(decay=cfg.optim.ema_decay, update_starting_at_step=start)
+        ema = FusedEMA(decay=cfg.optim.ema_decay, update_starting_at_step=start)
         callbacks = [ema, *(callbacks or [])]
     budget = build_time_budget(cfg, clock_start, len(dm.val_dataset), ema)
     if budget is not None:
@@ -295,15 +293,15 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
             train_img_per_s=images_seen / train_time if train_time else None,
             epochs=epochs, best_epoch=best.get("epoch"), best_mAP=best.get("val/mAP"),
         )
-        record = {
-            "name": name, "status": "completed", "started": started.isoformat(),
-            "finished": datetime.now(timezone.utc).isoformat(), "config": to_dict(cfg), "metrics": metrics,
-            "per_class": per_class, "history": history.epochs, "environment": env,
-            "timing": timing.as_dict(), "run_dir": str(run_dir), "checkpoint": checkpoint.best_model_path or None,
-            "resumed_from": str(resume_from) if resume_from is not None else None, "layout": module.layout,
-            **({"budget": {**budget.summary(), "wall_s": round(now() - clock_start, 1)}} if budget else {}),
+        record = RunRecord(
+            name=name, status="completed", started=started.isoformat(),
+            finished=datetime.now(timezone.utc).isoformat(), config=to_dict(cfg), metrics=metrics,
+            per_class=per_class, history=history.epochs, environment=env, timing=timing.as_dict(),
+            run_dir=str(run_dir), checkpoint=checkpoint.best_model_path or None,
+            resumed_from=str(resume_from) if resume_from is not None else None, layout=module.layout,
+            budget={**budget.summary(), "wall_s": round(now() - clock_start, 1)} if budget else None,
             **(extra or {}),
-        }
+        )
         log_results(logger, per_class, last.best_model_path or checkpoint.best_model_path,
                     cfg.wandb.log_model)
         if logger:
@@ -312,48 +310,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     except BaseException:
         _finish_wandb(logger, exit_code=1)
         raise
-    record["wandb_dir"] = _finish_wandb(logger, exit_code=0)
+    record.wandb_dir = _finish_wandb(logger, exit_code=0)
     if trainer.is_global_zero:
-        path = save_record(record, Path(cfg.results_dir), run_dir)
-        record["record_path"] = path and str(path)
-    return record
+        save_record(record, Path(cfg.results_dir), run_dir)
+    return record.to_dict()
 
 
-def record_file_name(record: dict) -> str:
-    """``2024-05-01T120000-NAME.json``."""
-    return f"{record['started'][:19].replace(':', '')}-{safe_name(record['name'])}.json"
-
-
-def write_record(record: dict, results_dir: Path) -> Path:
-    """Write one result as JSON under ``results_dir/runs/`` (atomically) and return its path."""
-    out = results_dir / "runs"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / record_file_name(record)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    tmp.replace(path)
-    return path
-
-
-def save_record(record: dict, results_dir: Path, fallback_dir: Path | None) -> Path | None:
-    """:func:`write_record`, or, if ``results_dir`` cannot be written, the same file in ``fallback_dir`` (the run
-    folder, next to the checkpoints), saying where on stderr: what trained is never lost. None if neither can
-    be written (said too)."""
-    try:
-        return write_record(record, results_dir)
-    except OSError as e:
-        problem = f"cannot write the run record under {results_dir / 'runs'} ({e.strerror or e})"
-    if fallback_dir is not None:
-        try:
-            fallback_dir.mkdir(parents=True, exist_ok=True)
-            path = fallback_dir / record_file_name(record)
-            path.write_text(json.dumps({**record, "record_path": str(path)}, indent=2, default=str))
-            print(f"warning: {problem}; wrote it to {path}", file=sys.stderr, flush=True)
-            return path
-        except OSError as e:
-            problem += f", nor to {fallback_dir} ({e.strerror or e})"
-    print(f"warning: {problem}; the record is lost", file=sys.stderr, flush=True)
-    return None
-
-
-__all__ = ["build_datamodule", "build_module", "run_name", "safe_name", "save_record", "train", "write_record"]
+__all__ = ["build_datamodule", "build_module", "run_name", "safe_name", "save_record", "train"]

@@ -51,7 +51,7 @@ def wandb_callbacks(logger, callbacks: list[Callback]) -> list[Callback]:
     """The learning-rate curve and (unless ``callbacks`` has one) the validation predictions panel."""
     if not logger:
         return []
-    from .sweep.panel import PredictionPanel
+    from .panel import PredictionPanel
 
     extra: list[Callback] = [LearningRateMonitor(logging_interval="step")]
     if not any(isinstance(c, PredictionPanel) for c in callbacks):

@@ -1,8 +1,8 @@
-"""Ablation reports from recorded results: tables (Markdown, LaTeX, HTML, CSV), figures, paired comparisons.
+"""Ablation reports from recorded runs: tables (Markdown, LaTeX, HTML, CSV), figures, paired comparisons.
 
-``load`` reads runs into one DataFrame shape, ``tables`` summarises it per grid point,
-``formats`` writes the table, ``plots`` the figures, ``compare`` the paired bootstrap;
-``render`` ties them together behind ``python reports/render.py``.
+``load`` reads runs into one DataFrame shape, ``tables`` summarises it per grid point, ``formats``
+writes the table, ``plots`` the figures, ``compare`` pairs rows seed by seed; ``render`` ties them
+together behind ``python reports/render.py``.
 """
 
 from .compare import Comparison, compare_rows

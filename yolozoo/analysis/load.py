@@ -1,10 +1,6 @@
-"""Results -> the one DataFrame shape reports are built from.
-
-Sources: the published run records (``results/published/<sweep>/*.json``, committed with the
-repository; the default), the results store (``yolozoo.sweep.load_results``), offline W&B run
-folders, or the W&B public API. Whatever the source, :func:`prepare` checks the frame against the
-sweep file and adds ``point`` (the tuple of axis labels) and ``row`` (``"label/label"``),
-so a synthetic frame in a test goes through exactly the code a real store does.
+"""Runs -> the one DataFrame shape reports are built from, from ``records`` (``results/published/<sweep>/*.json``,
+committed; the default), the results ``store`` or ``wandb`` (its public API, optional). Every source goes through
+:func:`prepare`, so a synthetic frame in a test takes exactly the path a real one does.
 """
 
 from __future__ import annotations
@@ -14,22 +10,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..sweep.columns import METRICS
+from ..record import METRICS
+from ..sweep.published import published_dir, read_records, records_frame
 from .spec import ReportSpec, dotted_get
 
+SOURCES = ("records", "store", "wandb")
 STATUSES = ("completed", "failed", "running", "pending", "pruned")
-NUMERIC = (*METRICS, "pos_per_gt", "gt_without_pos", "duration_s")
-OBJECTS = ("reason", "overrides", "config", "history", "pos_per_level", "commit", "date", "device", "cpu", "isa",
-           "preset", "dataset", "wandb_dir", "trial")
-SOURCES = ("records", "store", "wandb", "wandb_offline")
+# assignment statistics: results-frame column -> the history key of its last epoch
+ASSIGNMENT = {"pos_per_gt": "train/assign/pos_per_gt_mean", "gt_without_pos": "train/assign/gt_without_pos"}
+WANDB_STATES = {"finished": "completed", "failed": "failed", "crashed": "failed", "killed": "failed",
+                "preempted": "failed", "running": "running", "pending": "pending"}
 
 
 class SourceError(RuntimeError):
     """Results cannot be read from the chosen source; the message says what to do instead."""
 
 
-def _from_history(history, key: str) -> float:
-    """The last epoch's ``key`` in a run's history (assignment statistics are logged per epoch)."""
+def _last(history, key: str) -> float:
+    """The last epoch's ``key`` in a run's history; NaN where never logged."""
     for row in reversed(history if isinstance(history, list) else []):
         if isinstance(row, dict) and row.get(key) is not None:
             return float(row[key])
@@ -37,8 +35,7 @@ def _from_history(history, key: str) -> float:
 
 
 def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.DataFrame:
-    """The rows of one study of the sweep: a store keeps one per set of extra command-line
-    overrides (``widths`` and ``widths preset=voc``), and a table must not mix them."""
+    """The rows of one study (a store keeps one per set of extra overrides: ``widths preset=voc``); never mixed."""
     studies = sorted(set(df["study"].dropna()))
     if study is not None:
         if study not in studies:
@@ -52,35 +49,29 @@ def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.Data
 
 
 def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> pd.DataFrame:
-    """Validate a results frame for ``spec`` and normalise it; one row per (point, seed).
-
-    Keeps one study (``study``; by default the only one, else the one named like the sweep),
-    adds absent optional columns (as missing), makes metrics float (NaN where not recorded),
-    fills assignment statistics from the history where a row lacks them, maps axis values
-    to the sweep file's labels (``point``, ``row``) and sorts rows by grid order, then seed.
-    Raises ``ValueError`` on a missing required column, an unknown status or an ambiguous study.
-    """
+    """Check a results frame for ``spec`` and normalise it: one study (by default the only one, else the
+    one named like the sweep), every results-frame column (missing where a source lacks it), float metrics,
+    assignment statistics, dataset and preset from history and config where absent, ``point`` (axis labels)
+    and ``row`` (``"label/label"``), sorted by grid order, then seed. Raises ``ValueError`` on a missing
+    required column, an unknown status or an ambiguous study."""
     missing = [c for c in ("status", "seed", *spec.axis_names) if c not in frame.columns]
     if missing:
         raise ValueError(f"results for sweep {spec.name!r} lack column(s) {missing}; have {list(frame.columns)}")
     df = frame.copy()
     if "sweep" in df.columns:
         df = df[df["sweep"].isna() | (df["sweep"] == spec.name)].copy()
+    for col in records_frame([], spec.name, spec.axis_names).columns:
+        if col not in df.columns:
+            df[col] = None
     df["sweep"] = spec.name
-    if "study" not in df.columns:
-        df["study"] = None
     df = _one_study(df, spec, study).copy()
     bad = sorted(set(df["status"]) - set(STATUSES))
     if bad:
         raise ValueError(f"sweep {spec.name!r}: unknown status {bad}; valid: {', '.join(STATUSES)}")
-    for col in OBJECTS:
-        if col not in df.columns:
-            df[col] = None
-    for col in NUMERIC:
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float) if col in df.columns else math.nan
-    for col, key in (("pos_per_gt", "train/assign/pos_per_gt_mean"), ("gt_without_pos", "train/assign/gt_without_pos")):
-        derived = df["history"].map(lambda h, k=key: _from_history(h, k))
-        df[col] = df[col].fillna(derived)
+    for col in (*METRICS, *ASSIGNMENT, "duration_s"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    for col, key in ASSIGNMENT.items():
+        df[col] = df[col].fillna(df["history"].map(lambda h, k=key: _last(h, k)))
     for col, key in (("dataset", "data.name"), ("preset", "preset")):
         df[col] = [v if isinstance(v, str) else dotted_get(c if isinstance(c, dict) else None, key)
                    for v, c in zip(df[col], df["config"])]
@@ -94,68 +85,86 @@ def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> 
 
 
 def load_records(spec: ReportSpec, folder: Path) -> pd.DataFrame:
-    """The published records in ``folder`` whose point the sweep file still has with the same overrides.
-
-    A record of a point whose overrides changed since (another fingerprint) is stale: left out,
-    so a table never mixes budgets. No folder: an empty frame (every point shows as missing).
-    """
-    from yolozoo.sweep.published import read_records, records_frame
-
-    records = read_records(folder) if folder.is_dir() else []
-    axes = spec.sweep.axes
+    """The records in ``folder`` of points the sweep file still has with the same overrides: a record whose
+    point changed since (another fingerprint) is stale, left out so a table never mixes budgets."""
     current = []
-    for r in records:
+    for r in read_records(folder) if folder.is_dir() else []:
         labels, seed = r["point"].get("labels") or {}, r["point"].get("seed")
         try:
             fingerprint = spec.sweep.point(labels, seed).fingerprint
         except (KeyError, TypeError):  # an axis or label the sweep file no longer has
             continue
-        if set(labels) == set(axes) and r["point"].get("fingerprint") == fingerprint:
+        if set(labels) == set(spec.sweep.axes) and r["point"].get("fingerprint") == fingerprint:
             current.append(r)
     return records_frame(current, spec.name, spec.axis_names)
 
 
+def epoch_history(steps) -> list[dict]:
+    """W&B's logged steps (Lightning: train and val scalars in separate steps tagged with a 0-based ``epoch``)
+    -> one dict of ``train/...`` and ``val/...`` epoch values per epoch, 1-based as in a run record."""
+    epochs: dict[int, dict] = {}
+    for step in steps:
+        if step.get("epoch") is not None:
+            epochs.setdefault(int(step["epoch"]) + 1, {}).update(
+                {k: v for k, v in step.items() if k.startswith(("train/", "val/")) and not k.endswith("_step")})
+    return [{"epoch": e, **{k.removesuffix("_epoch"): v for k, v in row.items()}} for e, row in sorted(epochs.items())
+            if any(k.startswith("val/") for k in row)]
+
+
+def wandb_frame(runs, spec: ReportSpec) -> pd.DataFrame:
+    """``wandb.apis.public.Run`` objects of group ``spec.name`` -> results rows; the point comes from
+    each run's resolved config. A point and seed that ran twice (a retry): the completed, then the latest run."""
+    rows = []
+    for run in runs:
+        config = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
+        summary = dict(getattr(run.summary, "_json_dict", None) or run.summary)
+        status = WANDB_STATES.get(run.state, run.state)
+        rows.append({"sweep": spec.name, "status": status, "seed": config.get("seed"),
+                     "reason": None if status == "completed" else f"W&B state {run.state}",
+                     **{axis.name: axis.from_config(config) for axis in spec.axes}, "config": config,
+                     **{m: summary.get(m) for m in METRICS}, "history": epoch_history(run.scan_history()),
+                     "commit": getattr(run, "commit", None), "date": getattr(run, "created_at", None),
+                     "wandb_dir": getattr(run, "url", None)})
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows).assign(_done=lambda f: f["status"] == "completed")
+    frame = frame.sort_values(["_done", "date"], kind="stable", na_position="first")
+    return frame.drop_duplicates([*spec.axis_names, "seed"], keep="last").drop(columns="_done")
+
+
 def load_results(spec: ReportSpec, source: str = "records", storage: str | None = None,
                  results_dir: str = "results", study: str | None = None) -> pd.DataFrame:
-    """Read ``spec``'s runs from ``source`` and :func:`prepare` them (``study``: see :func:`prepare`).
-
-    ``storage`` is the records folder for ``records`` (default ``results_dir/published/<sweep>``),
-    the store URL for ``store``, the folder holding ``offline-run-*`` folders for
-    ``wandb_offline`` (default ``runs``), and ``entity/project`` for ``wandb`` (default ``yolozoo``).
-    A sweep the source has never seen gives an empty frame: every point shows as missing.
-    """
+    """Read ``spec``'s runs from ``source`` and :func:`prepare` them. ``storage``: the records folder
+    (default ``results_dir/published/<sweep>``), the store URL, or W&B's ``entity/project`` (default
+    ``yolozoo``). A sweep the source has never seen gives an empty frame: every point shows as missing."""
     if source == "records":
-        from yolozoo.sweep.published import published_dir
-
         frame = load_records(spec, Path(storage) if storage else published_dir(results_dir, spec.name))
     elif source == "store":
         try:
             from yolozoo.sweep import load_results as load_store
         except ImportError as e:
             raise SourceError(f"the results store needs the sweep runner (yolozoo.sweep): {e}; "
-                              "or read W&B runs with source=wandb_offline") from None
+                              "or read the published records (source=records)") from None
         try:
             frame = load_store(storage=storage, sweep=spec.name, results_dir=results_dir)
         except FileNotFoundError as e:
             raise SourceError(str(e)) from None
         except KeyError:  # the store holds other sweeps, not this one yet
             frame = pd.DataFrame()
-    elif source == "wandb_offline":
-        from .wandb_runs import load_offline
-
-        frame = load_offline(storage or "runs", spec)
     elif source == "wandb":
-        from .wandb_runs import load_online
-
         try:
-            frame = load_online(storage or "yolozoo", spec)
-        except Exception as e:  # no network, no API key, no such project: say which
-            raise SourceError(f"reading W&B project {storage or 'yolozoo'!r} failed: {e}") from None
+            import wandb
+
+            frame = wandb_frame(wandb.Api().runs(storage or "yolozoo", filters={"group": spec.name}), spec)
+        except Exception as e:  # no wandb, no network, no API key, no such project: say which
+            raise SourceError(f"reading W&B project {storage or 'yolozoo'!r} failed: {type(e).__name__}: {e}") from None
     else:
-        raise SourceError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}")
+        hint = ("; W&B offline runs are read through the public API: upload them with "
+                "`wandb sync DIR/wandb/offline-run-*`, then use source=wandb") if source == "wandb_offline" else ""
+        raise SourceError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}{hint}")
     if frame.empty:
         frame = pd.DataFrame(columns=["sweep", "status", "seed", *spec.axis_names])
     return prepare(frame, spec, study)
 
 
-__all__ = ["NUMERIC", "SOURCES", "STATUSES", "SourceError", "load_results", "prepare"]
+__all__ = ["SOURCES", "STATUSES", "SourceError", "epoch_history", "load_results", "prepare", "wandb_frame"]

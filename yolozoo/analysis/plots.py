@@ -1,16 +1,9 @@
-"""A sweep's figures (PNG + SVG), from its prepared results; only completed runs are plotted.
+"""A sweep's figures (PNG + SVG) from its prepared results; only completed runs are plotted.
 
-- ``<sweep>_params``: mAP vs Params(M), one line per backbone, widths as labelled points
-  (backbones / widths tables);
-- ``<sweep>_curves``: per-epoch val mAP@0.5, mAP@0.5:0.95 and train loss per row, mean over seeds with
-  a ±std band (every sweep that recorded a history);
-- ``<sweep>_assignment``: positives per GT and share of GT without a positive, per row
-  (assigners table);
-- ``<sweep>_forest``: each row's paired difference against its baseline (mAP@0.5) with its
-  interval, one line per comparison (see :func:`forest_plot`).
-
-Figures are built on ``matplotlib.figure.Figure`` (no pyplot state, no GUI backend); SVGs
-are written with a fixed ``svg.hashsalt`` and no date, so the same results give the same bytes.
+``<sweep>_params`` (backbones and widths tables), ``<sweep>_curves`` (every sweep with a history),
+``<sweep>_assignment`` (assigners table) and ``<sweep>_forest`` (paired differences). Built on
+``matplotlib.figure.Figure`` (no pyplot state, no GUI backend); SVGs get a fixed ``svg.hashsalt``
+and no date, so the same results give the same bytes.
 """
 
 from __future__ import annotations
@@ -23,36 +16,38 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..stats import MIN_SEEDS
 from .spec import ReportSpec, dotted_get
 
 _RC = {"svg.hashsalt": "yolozoo", "svg.fonttype": "path", "font.size": 9}
+CAPTIONS = {"params": "mAP@0.5 against parameters (mean ± std over seeds)",
+            "curves": "Validation mAP and training loss per epoch (mean ± std over seeds)",
+            "assignment": "Label assignment statistics at the last epoch",
+            "forest": "Paired differences against the baseline row (paired t 95% intervals)"}
 
 
 def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` deterministically; return both paths."""
+    """Write ``stem.png`` and ``stem.svg`` deterministically (inside ``rc_context(_RC)``); return both paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    with matplotlib.rc_context(_RC):
-        fig.savefig(paths[0], dpi=150, metadata={"Software": None})
-        fig.savefig(paths[1], metadata={"Date": None, "Creator": None})
+    fig.savefig(paths[0], dpi=150, metadata={"Software": None})
+    fig.savefig(paths[1], metadata={"Date": None, "Creator": None})
     return paths
 
 
-def _completed(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["status"] == "completed"]
-
-
-def _note_absent(fig: Figure, df: pd.DataFrame, shown) -> None:
-    """Name the rows a figure cannot show (no completed run with the data), so none vanishes silently."""
+def _finish(fig: Figure, df: pd.DataFrame, shown, stem: Path) -> list[Path]:
+    """Lay out, name the rows the figure cannot show (no completed run with the data), and save."""
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     absent = [r for r in dict.fromkeys(df["row"]) if r not in set(shown)]
     if absent:
         fig.text(0.01, 0.01, "not shown (no completed run with this data): " + ", ".join(absent), fontsize=7,
                  color="tab:red", va="bottom")
+    return save(fig, stem)
 
 
 def params_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """mAP@0.5 (mean ± std over seeds) against Params(M): one line per backbone, points labelled by width."""
-    done = _completed(df).dropna(subset=["params", "mAP50"])
+    done = df[df["status"] == "completed"].dropna(subset=["params", "mAP50"])
     if done.empty:
         return []
     done = done.assign(backbone=[dotted_get(c, "model.backbone") for c in done["config"]],
@@ -73,25 +68,17 @@ def params_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
         ax.set(xlabel="Params (M)", ylabel="val mAP@0.5", title=f"{spec.name}: mAP vs Params")
         ax.grid(alpha=0.3)
         ax.legend(title="backbone")
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
-        _note_absent(fig, df, points.index)
-    return save(fig, stem)
-
-
-def _epoch_frame(history: list) -> pd.DataFrame:
-    rows = [r for r in history if isinstance(r, dict) and "epoch" in r] if isinstance(history, list) else []
-    return pd.DataFrame(rows)
+        return _finish(fig, df, points.index, stem)
 
 
 def curves_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """Per-epoch val mAP@0.5, mAP@0.5:0.95 and train loss per row: mean over seeds, ±std band where n >= 2.
-
-    The loss panel tells a row that is still learning (falling loss, low mAP: the budget is short)
-    from one that is not (flat loss: the method fails here)."""
+    The loss tells a row still learning (short budget) from one that fails (flat loss)."""
     metrics = (("val/mAP50", "val mAP@0.5"), ("val/mAP", "val mAP@0.5:0.95"), ("train/loss", "train loss"))
     curves = {}
-    for row, runs in _completed(df).groupby("row", sort=False):
-        frames = [_epoch_frame(h).assign(seed=s) for h, s in zip(runs["history"], runs["seed"])]
+    for row, runs in df[df["status"] == "completed"].groupby("row", sort=False):
+        frames = [pd.DataFrame([r for r in h if isinstance(r, dict) and "epoch" in r]).assign(seed=s)
+                  for h, s in zip(runs["history"], runs["seed"]) if isinstance(h, list)]
         frames = [f for f in frames if not f.empty]
         if frames:
             curves[row] = pd.concat(frames, ignore_index=True)
@@ -114,14 +101,12 @@ def curves_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{spec.name}: validation mAP and training loss per epoch (mean ± std over seeds)")
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
-        _note_absent(fig, df, curves)
-    return save(fig, stem)
+        return _finish(fig, df, curves, stem)
 
 
 def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """Bars per row: positives per GT and % of GT without a positive (mean ± std over seeds, last epoch)."""
-    done = _completed(df).dropna(subset=["pos_per_gt", "gt_without_pos"], how="all")
+    done = df[df["status"] == "completed"].dropna(subset=["pos_per_gt", "gt_without_pos"], how="all")
     if done.empty:
         return []
     stats = done.groupby("row", sort=False)[["pos_per_gt", "gt_without_pos"]].agg(["mean", "std"])
@@ -137,17 +122,12 @@ def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path
             ax.set(ylabel=name)
             ax.grid(axis="y", alpha=0.3)
         fig.suptitle(f"{spec.name}: label assignment statistics\n(last epoch, mean ± std over seeds)")
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
-        _note_absent(fig, df, stats.index)
-    return save(fig, stem)
+        return _finish(fig, df, stats.index, stem)
 
 
 def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
-    """A forest plot: per comparison (A − B on one metric), the mean difference and its interval; 0 marked.
-
-    ``comparisons``: :class:`~yolozoo.analysis.compare.Comparison` objects; those without an
-    interval (fewer than 2 shared seeds) are drawn as a bare point and named as such.
-    """
+    """Per :class:`~yolozoo.analysis.compare.Comparison`, the mean difference and its interval (0 marked);
+    one without an interval (fewer than 2 shared seeds) is a bare point."""
     if not comparisons:
         return []
     with matplotlib.rc_context(_RC):
@@ -156,7 +136,7 @@ def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
         y = np.arange(len(comparisons))[::-1]
         for yi, c in zip(y, comparisons):
             if c.interval is not None:
-                color = "tab:blue" if c.n >= 3 and (c.interval[0] > 0 or c.interval[1] < 0) else "tab:gray"
+                color = "tab:blue" if c.n >= MIN_SEEDS and c.stats.excludes_zero else "tab:gray"
                 ax.errorbar([c.mean], [yi], xerr=[[c.mean - c.interval[0]], [c.interval[1] - c.mean]], fmt="o",
                             color=color, capsize=3)
             elif c.n:
@@ -167,7 +147,7 @@ def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
         ax.grid(axis="x", alpha=0.3)
         fig.suptitle(title)
         fig.tight_layout()
-    return save(fig, stem)
+        return save(fig, stem)
 
 
 def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path) -> list[Path]:
@@ -181,4 +161,4 @@ def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path) -> list[Path
     return paths
 
 
-__all__ = ["assignment_plot", "curves_plot", "forest_plot", "params_plot", "render_plots", "save"]
+__all__ = ["CAPTIONS", "forest_plot", "render_plots"]

@@ -2,16 +2,13 @@
 
 Command line (``python reports/render.py``)::
 
-    python reports/render.py [sweep=NAME ...] [source=records|store|wandb|wandb_offline] [storage=DIR|URL|PROJECT]
+    python reports/render.py [sweep=NAME ...] [source=records|store|wandb] [storage=DIR|URL|PROJECT]
                              [study=NAME] [out=reports] [compare=SWEEP:ROW_A,ROW_B ...] [readme=README.md]
                              [results_dir=results] [sweeps_dir=DIR]
 
-Without ``sweep=`` every sweep file is rendered (``sweeps/*.yaml``; see :mod:`yolozoo.sweep_files`).
-``study=`` picks one study of a sweep
-the store ran with extra overrides (e.g. ``study="widths preset=voc"``). Writes ``out/<sweep>.{md,tex,html,csv}``,
-``out/<sweep>_compare.md`` and ``out/plots/<sweep>_*.{png,svg}`` (the ``.html`` is the self-contained study
-report: table, findings, comparisons and the figures inline); with ``readme=`` also rewrites
-the README's generated-tables section. Output depends only on the recorded results.
+Without ``sweep=`` every sweep file is rendered. Writes ``out/<sweep>.{md,tex,html,csv}``, ``_compare.md`` and
+``out/plots/<sweep>_*.{png,svg}`` (the ``.html``: the self-contained study report); with ``readme=`` also the
+README's generated-tables section. Output depends only on the recorded results.
 """
 
 from __future__ import annotations
@@ -24,17 +21,18 @@ import pandas as pd
 
 from ..sweep.spec import list_sweeps
 from ..sweep_files import where
-from . import compare, formats
-from .html_report import study_html
+from . import formats
+from .compare import compare_rows
 from .load import SourceError, load_results
-from .plots import forest_plot, render_plots
+from .plots import CAPTIONS, forest_plot, render_plots
 from .spec import ReportSpec, load_spec
-from .tables import build_table, summarize
+from .tables import MAP50, PAIRED, build_table, summarize
 
 KEY_HELP = {
     "sweep": (None, "sweep name(s) to render, repeatable or comma-separated (default: every sweeps/*.yaml)"),
-    "source": ("records", "records (results/published, committed) | store (Optuna DB) | wandb | wandb_offline"),
-    "storage": (None, "records folder, store URL, offline W&B folder or W&B entity/project, per source"),
+    "source": ("records", "records (results/published, committed) | store (Optuna DB) | wandb (W&B public API; "
+                          "offline runs after `wandb sync`)"),
+    "storage": (None, "records folder, store URL or W&B entity/project, per source"),
     "study": (None, "one study of a sweep run with extra overrides (store source)"),
     "out": ("reports", "output folder"),
     "compare": (None, "SWEEP:ROW_A,ROW_B: an extra paired comparison, repeatable"),
@@ -42,8 +40,6 @@ KEY_HELP = {
     "results_dir": ("results", "where results/published and the default store live"),
     "sweeps_dir": (None, "where the sweep files live (default: $YOLOZOO_SWEEPS, then the shipped sweeps/)"),
 }
-KEYS = tuple(KEY_HELP)
-REPEATABLE = ("sweep", "compare")
 README_BEGIN, README_END = "<!-- begin generated tables -->", "<!-- end generated tables -->"
 
 
@@ -53,14 +49,12 @@ class UsageError(ValueError):
 
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments -> options; ``sweep`` and ``compare`` repeat (or take commas for sweep)."""
-    opts: dict = {"sweep": [], "compare": [], "source": "records", "storage": None, "study": None, "out": "reports",
-                  "readme": None, "results_dir": "results", "sweeps_dir": None}
+    opts: dict = {key: default for key, (default, _) in KEY_HELP.items()} | {"sweep": [], "compare": []}
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if not sep:
-            raise UsageError(f"expected key=value, got {arg!r}; valid keys: {', '.join(KEYS)}")
-        if key not in KEYS:
-            raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(KEYS)}")
+        if not sep or key not in KEY_HELP:
+            got = f"unknown key {key!r}" if sep else f"expected key=value, got {arg!r}"
+            raise UsageError(f"{got}; valid keys: {', '.join(KEY_HELP)}")
         if key == "sweep":
             opts["sweep"] += [s for s in value.split(",") if s]
         elif key == "compare":
@@ -73,10 +67,6 @@ def parse_args(argv: list[str]) -> dict:
     return opts
 
 
-def _point_rows(summary: pd.DataFrame, spec: ReportSpec) -> list[tuple[str, ...]]:
-    return [tuple(r) for r in summary[spec.axis_names].itertuples(index=False)]
-
-
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8", newline="\n")
@@ -86,9 +76,7 @@ def _write(path: Path, text: str) -> Path:
 def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
                  pairs: list[tuple[str, str]] = ()) -> list[Path]:
     """Write every output of one sweep from its prepared results ``df``; return the paths written.
-
-    ``pairs``: extra (row A, row B) comparisons on top of every row against its baseline row.
-    """
+    ``pairs``: extra (row A, row B) comparisons on top of every present row against its baseline row."""
     out = Path(out_dir)
     summary = summarize(df, spec)
     table = build_table(df, spec, summary)
@@ -96,30 +84,23 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
              _write(out / f"{spec.name}.tex", formats.to_latex(table)),
              _write(out / f"{spec.name}.csv", formats.to_csv(summary))]
     plots = render_plots(df, spec, out / "plots")
-    present = set(df["row"])
-    bases = ["/".join(b) if (b := spec.baseline_of(p)) else None for p in _point_rows(summary, spec)]
-    todo = dict.fromkeys([p for p in compare.baseline_pairs(summary, bases) if set(p) <= present] + list(pairs))
-    comparisons = [compare.compare_rows(df, a, b, metric) for a, b in todo for metric in ("mAP50", "mAP")]
+    points = [tuple(r) for r in summary[spec.axis_names].itertuples(index=False)]
+    bases = [("/".join(p), "/".join(b)) for p in points if (b := spec.baseline_of(p)) and b != p]
+    todo = dict.fromkeys([ab for ab in bases if set(ab) <= set(df["row"])] + list(pairs))
+    comparisons = [compare_rows(df, a, b, col.key) for a, b in todo for col in PAIRED]
     if comparisons:
         paths.append(_write(out / f"{spec.name}_compare.md",
                             formats.comparisons_markdown(comparisons, f"{spec.name}: paired comparisons")))
-        plots += forest_plot([c for c in comparisons if c.metric == "mAP50"], out / "plots" / f"{spec.name}_forest",
+        plots += forest_plot([c for c in comparisons if c.metric == MAP50.key], out / "plots" / f"{spec.name}_forest",
                              f"{spec.name}: each row against its baseline, mAP@0.5")
-    figures = [(FIGURE_CAPTIONS.get(p.stem.removeprefix(f"{spec.name}_"), p.stem), p)
-               for p in plots if p.suffix == ".svg"]
-    paths.append(_write(out / f"{spec.name}.html", study_html(table, comparisons, figures)))
+    figures = [(CAPTIONS.get(p.stem.removeprefix(f"{spec.name}_"), p.stem), p) for p in plots if p.suffix == ".svg"]
+    paths.append(_write(out / f"{spec.name}.html", formats.study_html(table, comparisons, figures)))
     paths += plots
     # outputs of an earlier render that these results no longer produce (a plot of runs now stale) go
     for old in [out / f"{spec.name}_compare.md", *(out / "plots").glob(f"{spec.name}_*.*")]:
         if old.is_file() and old not in paths:
             old.unlink()
     return paths
-
-
-FIGURE_CAPTIONS = {"params": "mAP@0.5 against parameters (mean ± std over seeds)",
-                   "curves": "Validation mAP and training loss per epoch (mean ± std over seeds)",
-                   "assignment": "Label assignment statistics at the last epoch",
-                   "forest": "Paired differences against the baseline row (paired t 95% intervals)"}
 
 
 def update_readme(path: Path, sections: list[str], command: str) -> None:
@@ -138,13 +119,10 @@ def readme_figures(name: str, paths: list[Path], readme_dir: Path) -> str:
     lines = []
     for path in paths:
         kind = path.stem.removeprefix(f"{name}_")
-        if path.suffix != ".png" or kind not in FIGURE_CAPTIONS:
-            continue
-        try:
-            link = path.resolve().relative_to(readme_dir)
-        except ValueError:
+        if path.suffix == ".png" and kind in CAPTIONS:
             link = path.resolve()
-        lines.append(f"![{name}: {FIGURE_CAPTIONS[kind]}]({link.as_posix()})")
+            link = link.relative_to(readme_dir) if link.is_relative_to(readme_dir) else link
+            lines.append(f"![{name}: {CAPTIONS[kind]}]({link.as_posix()})")
     return "\n" + "\n\n".join(lines) + "\n" if lines else ""
 
 
@@ -166,8 +144,7 @@ def main(argv: list[str]) -> int:
         sections = []
         for name, spec in specs.items():
             df = load_results(spec, opts["source"], opts["storage"], opts["results_dir"], opts["study"])
-            pairs = [(a, b) for s, a, b in opts["compare"] if s == name]
-            paths = render_sweep(df, spec, opts["out"], pairs)
+            paths = render_sweep(df, spec, opts["out"], [(a, b) for s, a, b in opts["compare"] if s == name])
             counts = df["status"].value_counts().to_dict()
             print(f"{name}: {len(df)} runs {counts or '(none recorded)'} -> {', '.join(str(p) for p in paths)}")
             section = formats.to_markdown(build_table(df, spec), heading="###")

@@ -1,9 +1,7 @@
 """A sweep as a report reads it: the file parsed by :mod:`yolozoo.sweep.spec`, its axis values as table labels.
 
-The sweep package owns the format (``sweeps/NAME.yaml``: base, axes, seeds, table, baseline) and
-its checks; a report adds only how a point is shown and recognised. Every axis value is shown
-and matched through :func:`label` / :func:`same`, so ``1`` in a sweep file and ``1.0`` in a
-resolved config name the same point.
+Axis values are shown and matched through :func:`label` / :func:`same`, so ``1`` in a sweep file
+and ``1.0`` in a resolved config name the same point.
 """
 
 from __future__ import annotations
@@ -27,8 +25,7 @@ def label(value: Any) -> str:
 
 def same(a: Any, b: Any) -> bool:
     """Whether two axis values name the same point: numerically for numbers, else by :func:`label`."""
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
         return float(a) == float(b)
     return label(a) == label(b)
 
@@ -62,8 +59,7 @@ class Axis:
 
     def canonical(self, value: Any) -> str:
         """The label of this axis that ``value`` names (or ``label(value)`` for a value not in the sweep)."""
-        candidates = self.values if self.key else self.labels
-        for lab, cand in zip(self.labels, candidates):
+        for lab, cand in zip(self.labels, self.values if self.key else self.labels):
             if same(value, cand):
                 return lab
         return label(value)
@@ -103,12 +99,8 @@ class ReportSpec:
         return self.sweep.table
 
     @property
-    def seeds(self) -> list[int]:
-        return self.sweep.seeds
-
-    @property
-    def description(self) -> str:
-        return self.sweep.description
+    def axis_names(self) -> list[str]:
+        return [a.name for a in self.axes]
 
     def setting(self, point: tuple[str, ...], key: str) -> Any:
         """What the sweep file sets dotted ``key`` to at ``point`` (axes first, then base); None if unset."""
@@ -118,10 +110,6 @@ class ReportSpec:
             if key in axis.overrides.get(lab, {}):
                 return axis.overrides[lab][key]
         return self.sweep.base.get(key)
-
-    @property
-    def axis_names(self) -> list[str]:
-        return [a.name for a in self.axes]
 
     def points(self) -> list[tuple[str, ...]]:
         """Every grid point as a tuple of labels, in grid order (axis order, then value order)."""
@@ -135,11 +123,10 @@ class ReportSpec:
 
 
 def load_spec(name_or_path: str | Path, sweeps_dir: str | Path | None = None) -> ReportSpec:
-    """Read ``NAME.yaml`` from ``sweeps_dir`` or the sweep folders (or a path to a sweep file); raises
-    :class:`~yolozoo.sweep.SweepError`.
+    """``NAME.yaml`` from ``sweeps_dir`` or the sweep folders (or a path); raises ``SweepError``.
 
-    The file's structure is checked, not its config keys: a report of past runs must not depend
-    on the current config tree.
+    Only the file's structure is checked, not its config keys: a report of past runs must not
+    depend on the current config tree.
     """
     return ReportSpec.of(read_sweep(find_sweep(str(name_or_path), Path(sweeps_dir) if sweeps_dir else None)))
 

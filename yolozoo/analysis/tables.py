@@ -1,10 +1,8 @@
 """A sweep's prepared results -> its summary (one row per grid point) and its display table.
 
-The layout follows the known VOC study's four tables (``Model | label_assignment_method |
-mAP@0.5 | mAP@0.5:0.95``, ``Model | Backbone | Params(M) | ...``, widths with Params(M),
-pretrained vs scratch), then extra columns where recorded, deltas against the sweep's
-baseline row, and ``n`` (completed / expected seeds). Only completed runs are averaged; a
-point with none shows its state (failed, running, pending, pruned, missing) in every metric cell.
+Layout of the known VOC study's tables (``Model | label_assignment_method | mAP@0.5 | mAP@0.5:0.95``, Params(M)
+first for backbones and widths), then the other metrics recorded, deltas against the baseline row and ``n``
+(completed / expected seeds). Only completed runs are averaged; a point with none shows its state.
 """
 
 from __future__ import annotations
@@ -16,23 +14,38 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..speed import LOAD_LIMIT
-from .columns import MAP, MAP50, Column
-from .compare import known_findings
+from ..stats import LEVEL, METHOD, MIN_SEEDS
+from .compare import compare_rows
+from .load import STATUSES
 from .spec import ReportSpec, dotted_get
 
+
+@dataclass(frozen=True)
+class Column:
+    """How a table shows one metric of :data:`yolozoo.record.METRICS` (``key``)."""
+
+    key: str
+    header: str
+    digits: int
+    scale: float = 1.0
+    better: str = "max"  # max | min
+    spread: bool = True  # show ± std (False for what does not vary with the seed: params, FLOPs)
+
+
+MAP50, MAP = Column("mAP50", "mAP@0.5", 3), Column("mAP", "mAP@0.5:0.95", 3)
+PAIRED = (MAP50, MAP)  # the metrics of the deltas, the paired comparisons and the known study's directions
 PARAMS = Column("params", "Params(M)", 2, 1e-6, "min", spread=False)
 EXTRAS = (Column("APs", "APs", 3), Column("APm", "APm", 3), Column("APl", "APl", 3),
           Column("flops", "FLOPs(G)", 3, 1e-9, "min", spread=False),
           Column("latency_ms", "Latency(ms)", 2, better="min"),
           Column("throughput", "Throughput(img/s)", 0),
           Column("train_time_s", "Train time(s)", 0, better="min"))
-TIMED = tuple(c for c in EXTRAS if c.key in ("latency_ms", "throughput"))  # from the timing pass
+TIMED = EXTRAS[4:6]  # latency and throughput: from the timing pass, flagged when taken under load
 LOAD_MARK = "†"
-DELTA_COLUMNS = (MAP50, MAP)
 AXIS_HEADERS = {"assigner": "label_assignment_method", "assigner.name": "label_assignment_method",
                 "backbone": "Backbone", "model.backbone": "Backbone", "width": "Width", "model.width": "Width",
                 "pretrained": "Pretrained", "model.pretrained": "Pretrained"}
-STATE_ORDER = ("failed", "running", "pending", "pruned", "missing")  # which state a point with no result shows
+STATE_ORDER = (*STATUSES[1:], "missing")  # which state a point with no completed run shows
 
 # The known study's published VOC2007-test numbers: context only, never mixed with ours.
 PUBLISHED_VOC = {"assigners": ("Published VOC numbers of the known study (ResNet-18 YOLO, VOC07+12 trainval, "
@@ -40,13 +53,6 @@ PUBLISHED_VOC = {"assigners": ("Published VOC numbers of the known study (ResNet
                                ("label_assignment_method", "mAP@0.5", "mAP@0.5:0.95"),
                                (("single_grid", "0.640", "0.390"), ("nearby_grid", "0.716", "0.468"),
                                 ("all_grid", "0.662", "0.429")))}
-
-
-def published_reference(spec: ReportSpec):
-    """The known study's published numbers for ``spec``'s table layout, if the sweep has any of their rows."""
-    reference = PUBLISHED_VOC.get(spec.table)
-    labels = {lab for axis in spec.axes for lab in axis.labels}
-    return reference if reference and labels & {row[0] for row in reference[2]} else None
 
 
 @dataclass
@@ -71,6 +77,13 @@ class Table:
     findings: list[str] = field(default_factory=list)  # the known study's directions, read on these results
 
 
+def published_reference(spec: ReportSpec):
+    """The known study's published numbers for ``spec``'s layout, if the sweep has any of their rows."""
+    reference = PUBLISHED_VOC.get(spec.table)
+    labels = {lab for axis in spec.axes for lab in axis.labels}
+    return reference if reference and labels & {row[0] for row in reference[2]} else None
+
+
 def backbone_name(timm_name: str | None) -> str:
     """``resnet18`` -> ``ResNet-18``, ``cspdarknet53`` -> ``CSPDarknet-53``; other names as given."""
     if not timm_name:
@@ -86,84 +99,85 @@ def backbone_name(timm_name: str | None) -> str:
     return timm_name
 
 
-def model_name(backbone: str | None) -> str:
-    """The Model column: ``YOLO (ResNet-18)`` for timm backbone ``resnet18``."""
-    return f"YOLO ({backbone_name(backbone)})" if backbone else "YOLO"
-
-
-def _stats(values: pd.Series) -> tuple[float, float, int]:
-    v = values.dropna()
-    return (float(v.mean()) if len(v) else math.nan, float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
-
-
-def _reason(text: str, limit: int = 200) -> str:
-    """A failure reason on one line: a traceback's last line says what went wrong."""
-    line = [ln.strip() for ln in text.strip().splitlines() if ln.strip()][-1]
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+def known_findings(df: pd.DataFrame, spec: ReportSpec) -> list[str]:
+    """One sentence per direction the sweep file's ``known`` lists (a known study found A > B): holds,
+    reverses or is not separable from seed noise here, with its paired intervals on :data:`PAIRED`."""
+    rows = ["/".join(p) for p in spec.points()]
+    present = set(df["row"])
+    out = []
+    for a, b in spec.sweep.known:
+        bad = [r for r in (a, b) if r not in rows]
+        if bad:
+            raise ValueError(f"{spec.sweep.path}: known names row {bad[0]!r}, not a row of the table; rows: "
+                             f"{', '.join(rows)}")
+        claim = f"{a} > {b}"
+        if not {a, b} <= present:
+            out.append(f"{claim}: not measured yet (no runs of {' and '.join(r for r in (a, b) if r not in present)}).")
+            continue
+        c50, c = (compare_rows(df, a, b, col.key) for col in PAIRED)
+        if c50.n < MIN_SEEDS:
+            out.append(f"{claim}: not read yet ({c50.n} shared completed seeds; a reading needs {MIN_SEEDS}).")
+            continue
+        verdict = ("holds" if c50.stats.low > 0 else "reverses" if c50.stats.high < 0
+                   else "not separable from seed noise")
+        text50, text = (f"{x.mean:+.3f} [{x.stats.low:+.3f}, {x.stats.high:+.3f}]" for x in (c50, c))
+        out.append(f"{claim}: {verdict}. {a} − {b}: {MAP50.header} {text50}, {MAP.header} {text} "
+                   f"({METHOD} {LEVEL:.0%} interval, n = {c50.n} seeds).")
+    return out
 
 
 def _reasons(runs: pd.DataFrame) -> str:
-    """``seeds 0, 1: <reason>; seed 2: <other reason>`` for a point's runs that did not complete."""
+    """``seeds 0, 1: <reason>; seed 2: <other reason>`` for a point's runs that did not complete; a
+    traceback is shown by its last line (what went wrong), cut at 200 characters."""
     by_reason: dict[str, list[str]] = {}
     for seed, reason, status in zip(runs["seed"], runs["reason"], runs["status"]):
         if status != "completed" and isinstance(reason, str) and reason.strip():
-            by_reason.setdefault(_reason(reason), []).append(str(seed))
+            line = [ln.strip() for ln in reason.strip().splitlines() if ln.strip()][-1]
+            by_reason.setdefault(line if len(line) <= 200 else line[:199] + "…", []).append(str(seed))
     return "; ".join(f"seed{'s' if len(s) > 1 else ''} {', '.join(s)}: {r}" for r, s in by_reason.items())
 
 
 def summarize(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
     """One row per grid point (grid order; points outside the grid after): axis labels, model,
     run counts per status (``missing`` = expected seeds with no row), failure reasons, and per
-    metric its mean, sample std (ddof=1) and n over completed seeds; deltas of mAP columns
-    against the point's baseline row."""
+    metric its mean, sample std (ddof=1) and n over completed seeds; deltas against the baseline row."""
     points = spec.points() + [p for p in dict.fromkeys(df["point"]) if p not in spec.points()]
     rows = []
     for point in points:
         # not df["point"] == point: pandas would compare the tuple element by element
         runs = df[pd.Series([p == point for p in df["point"]], index=df.index, dtype=bool)]
         done = runs[runs["status"] == "completed"]
-        seeds = set(spec.seeds) | set(runs["seed"].dropna().astype(int))
-        row = {a.name: lab for a, lab in zip(spec.axes, point)}
+        seeds = set(spec.sweep.seeds) | set(runs["seed"].dropna().astype(int))
         configs = [c for c in (*done["config"], *runs["config"]) if isinstance(c, dict)]
         # a point that never ran has no config: the sweep file says what it would have run
         backbone = dotted_get(configs[0], "model.backbone") if configs else spec.setting(point, "model.backbone")
-        row.update(row_label="/".join(point), model=model_name(backbone),
-                   expected=len(seeds), **{s: int((runs["status"] == s).sum()) for s in
-                                            ("completed", "failed", "running", "pending", "pruned")})
-        row["missing"] = len(seeds - set(runs["seed"].dropna().astype(int)))
-        row["reasons"] = _reasons(runs)
-        for col in (MAP50, MAP, PARAMS, *EXTRAS):
-            row[f"{col.key}_mean"], row[f"{col.key}_std"], row[f"{col.key}_n"] = _stats(done[col.key])
+        row = {a.name: lab for a, lab in zip(spec.axes, point)}
+        row.update(row_label="/".join(point), model=f"YOLO ({backbone_name(backbone)})" if backbone else "YOLO",
+                   expected=len(seeds), **{s: int((runs["status"] == s).sum()) for s in STATUSES},
+                   missing=len(seeds - set(runs["seed"].dropna().astype(int))), reasons=_reasons(runs))
         # timings taken under load are never averaged with clean ones: clean ones if any, else flagged
         loaded = done["timing_under_load"].fillna(0) > 0
         clean = done[~loaded]
-        row["timing_loaded"] = int(loaded.sum())
-        row["timing_flagged"] = bool(len(clean) == 0 and loaded.any())
-        for col in TIMED:
-            values = (clean if len(clean) else done)[col.key]
-            row[f"{col.key}_mean"], row[f"{col.key}_std"], row[f"{col.key}_n"] = _stats(values)
+        for col in (MAP50, MAP, PARAMS, *EXTRAS):
+            v = ((clean if len(clean) else done) if col in TIMED else done)[col.key].dropna()
+            row[f"{col.key}_mean"] = float(v.mean()) if len(v) else math.nan
+            row[f"{col.key}_std"], row[f"{col.key}_n"] = float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
+        row.update(timing_loaded=int(loaded.sum()), timing_flagged=bool(len(clean) == 0 and loaded.any()))
         rows.append(row)
     summary = pd.DataFrame(rows)
     index = {p: i for i, p in enumerate(points)}
-    for col in DELTA_COLUMNS:
-        deltas = []
-        for point, mean in zip(points, summary[f"{col.key}_mean"]):
-            base = spec.baseline_of(point)
-            base_mean = summary[f"{col.key}_mean"][index[base]] if base in index else math.nan
-            deltas.append(mean - base_mean)
-        summary[f"delta_{col.key}"] = deltas
+    for col in PAIRED:
+        means = summary[f"{col.key}_mean"]
+        summary[f"delta_{col.key}"] = [mean - (means[index[b]] if (b := spec.baseline_of(p)) in index else math.nan)
+                                       for p, mean in zip(points, means)]
     summary["is_baseline"] = [spec.baseline_of(p) == p for p in points]
     return summary
-
-
-def _state(row: pd.Series) -> str:
-    return next((s for s in STATE_ORDER if row[s]), "not recorded")
 
 
 def _value_text(row: pd.Series, col: Column) -> str:
     mean, std, n = row[f"{col.key}_mean"], row[f"{col.key}_std"], row[f"{col.key}_n"]
     if row["completed"] == 0:
-        return _state(row)
+        return next((s for s in STATE_ORDER if row[s]), "not recorded")
     if n == 0:
         return "–"
     text = f"{mean * col.scale:.{col.digits}f}"
@@ -185,11 +199,6 @@ def _best(summary: pd.DataFrame, col: Column) -> set[int]:
     return {i for i, v in shown.items() if v == best}
 
 
-def _notes(row: pd.Series) -> str:
-    parts = [f"{row[s]} {s}" for s in STATE_ORDER if row[s]]
-    return ", ".join(parts)
-
-
 def provenance(df: pd.DataFrame) -> list[tuple[str, str]]:
     """(field, value) pairs naming what the table was computed from: every distinct value, sorted."""
     def distinct(values) -> str:
@@ -199,64 +208,43 @@ def provenance(df: pd.DataFrame) -> list[tuple[str, str]]:
     configs = [c if isinstance(c, dict) else None for c in df["config"]]
     dates = sorted(str(d)[:10] for d in df["date"] if d is not None and d == d and str(d))
     span = (dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}") if dates else "not recorded"
-    counts = ", ".join(f"{int((df['status'] == s).sum())} {s}" for s in ("completed", "failed", "running", "pending",
-                                                                         "pruned") if (df["status"] == s).any())
-    reused = reused_runs(df)
-    if reused:
-        counts += f" ({reused})"
+    counts = ", ".join(f"{int((df['status'] == s).sum())} {s}" for s in STATUSES if (df["status"] == s).any())
+    reused = df["reused_from"][df["reused_from"].map(lambda v: isinstance(v, str) and bool(v))]
+    if len(reused):
+        sweeps = sorted({v.split("/")[0] for v in reused})
+        counts += (f" ({len(reused)} of them shared with {', '.join(sweeps)}: the same run"
+                   f"{'s' if len(reused) != 1 else ''}, same config and seed)")
     studies = sorted({s for s in df["study"] if isinstance(s, str)} - set(df["sweep"]))
     extra = [("study", "; ".join(studies))] if studies else []  # a study run with extra overrides
     return extra + [("dataset", distinct(df["dataset"])), ("preset", distinct(df["preset"])),
-            ("epochs", distinct(dotted_get(c, "trainer.max_epochs") for c in configs)),
-            ("scenes", distinct(dotted_get(c, "data.num_train") for c in configs)),
-            ("image size", distinct(dotted_get(c, "data.img_size") for c in configs)),
-            ("commit", distinct(df["commit"])),
-            ("date", span),
-            ("device", distinct(df["device"])), ("wall time", wall_time(df)), ("runs", counts or "none recorded")]
-
-
-def _reused(df: pd.DataFrame) -> pd.Series:
-    if "reused_from" not in df:
-        return pd.Series(False, index=df.index)
-    return df["reused_from"].map(lambda v: isinstance(v, str) and bool(v))
-
-
-def reused_runs(df: pd.DataFrame) -> str:
-    """``3 of them shared with widths (same config and seed)``, or "" when no record was reused."""
-    reused = df.loc[_reused(df), "reused_from"] if "reused_from" in df else pd.Series(dtype=object)
-    if reused.empty:
-        return ""
-    sweeps = sorted({str(v).split("/")[0] for v in reused})
-    return f"{len(reused)} of them shared with {', '.join(sweeps)}: the same run{'s' if len(reused) != 1 else ''}, " \
-           "same config and seed"
+                    ("epochs", distinct(dotted_get(c, "trainer.max_epochs") for c in configs)),
+                    ("scenes", distinct(dotted_get(c, "data.num_train") for c in configs)),
+                    ("image size", distinct(dotted_get(c, "data.img_size") for c in configs)),
+                    ("commit", distinct(df["commit"])), ("date", span), ("device", distinct(df["device"])),
+                    ("wall time", wall_time(df)), ("runs", counts or "none recorded")]
 
 
 def wall_time(df: pd.DataFrame) -> str:
-    """``2 h 05 min for 36 runs on AMD EPYC 7B13 (AVX2)``: the sum of the runs' wall times, per CPU model and ISA
+    """``2 h 05 min for 36 runs on AMD EPYC 7B13 (AVX2)``: the sum of the runs' wall times per CPU model and ISA
     (runs shared with another sweep included: the time this table's runs take to train)."""
-    if "duration_s" not in df:
-        return "not recorded"
     ran = df[df["status"].isin(("completed", "failed")) & df["duration_s"].notna()]
     if ran.empty:
         return "not recorded"
-    cpus = ran["cpu"].fillna("unknown CPU") + " (" + ran["isa"].fillna("ISA not recorded") + ")" \
-        if "cpu" in ran else pd.Series("unknown CPU", index=ran.index)
+    cpus = ran["cpu"].fillna("unknown CPU") + " (" + ran["isa"].fillna("ISA not recorded") + ")"
     parts = []
     for cpu in sorted(set(cpus)):
-        seconds = float(ran.loc[cpus == cpu, "duration_s"].sum())
-        minutes = round(seconds / 60)
-        n = int((cpus == cpu).sum())
+        minutes, n = round(float(ran.loc[cpus == cpu, "duration_s"].sum()) / 60), int((cpus == cpu).sum())
         parts.append(f"{minutes // 60} h {minutes % 60:02d} min for {n} run{'s' if n != 1 else ''} on {cpu}")
     return "; ".join(parts) + " (sum of the runs' wall times)"
 
 
 def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None = None) -> Table:
-    """The display table of ``spec``'s prepared results ``df`` (see the module docstring for the layout)."""
+    """The display table of ``spec``'s prepared results ``df`` (layout: see the module docstring)."""
     summary = summarize(df, spec) if summary is None else summary
     core = [MAP50, MAP] if spec.table not in ("backbones", "widths") else [PARAMS, MAP50, MAP]
     extras = [c for c in ([] if PARAMS in core else [PARAMS]) + list(EXTRAS) if summary[f"{c.key}_n"].sum() > 0]
     columns = core + extras
-    deltas = DELTA_COLUMNS if spec.baseline else ()
+    deltas = PAIRED if spec.baseline else ()
     has_notes = bool(summary[list(STATE_ORDER)].to_numpy().any())
     headers = (["Model"] + [AXIS_HEADERS.get(a.name, a.name) for a in spec.axes] + [c.header for c in columns]
                + [f"Δ {c.header}" for c in deltas] + ["n"] + (["Notes"] if has_notes else []))
@@ -270,9 +258,14 @@ def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None
             cells.append(Cell("baseline" if row["is_baseline"] else "n/a" if d != d else f"{d:+.{c.digits}f}"))
         cells.append(Cell(f"{row['completed']}/{row['expected']}"))
         if has_notes:
-            cells.append(Cell(_notes(row)))
+            cells.append(Cell(", ".join(f"{row[s]} {s}" for s in STATE_ORDER if row[s])))
         rows.append(cells)
-    notes = [f"{r['row_label']}: {r['reasons']}" for _, r in summary.iterrows() if r["reasons"]]
+    notes = ["mean ± sample std over seeds; n = completed/expected seeds; bold = best in column; "
+             "only completed runs are averaged."]
+    if spec.baseline:
+        base = ", ".join(f"{k}={v}" for k, v in spec.baseline.items())
+        notes.append(f"Δ: difference of means against the row with {base} (same other axes).")
+    notes += [f"{r['row_label']}: {r['reasons']}" for _, r in summary.iterrows() if r["reasons"]]
     if any(c in columns for c in TIMED):
         loaded = [f"{r['row_label']} ({r['timing_loaded']} of {r['completed']})" for _, r in summary.iterrows()
                   if r["timing_loaded"]]
@@ -281,15 +274,10 @@ def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None
                      f"the CPU (> {LOAD_LIMIT} cores during the pass), so it is not comparable; a row's timings "
                      "under load are left out when it has clean ones"
                      + (f": under load in {', '.join(loaded)}." if loaded else "."))
-    base = ", ".join(f"{k}={v}" for k, v in spec.baseline.items())
-    if base:
-        notes.insert(0, f"Δ: difference of means against the row with {base} (same other axes).")
-    notes.insert(0, "mean ± sample std over seeds; n = completed/expected seeds; bold = best in column; "
-                 "only completed runs are averaged.")
-    title = spec.name + (f": {spec.description}" if spec.description else "")
+    title = spec.name + (f": {spec.sweep.description}" if spec.sweep.description else "")
     return Table(title=title, headers=headers, rows=rows, provenance=provenance(df), notes=notes,
                  reference=published_reference(spec), keys=1 + len(spec.axes), findings=known_findings(df, spec))
 
 
-__all__ = ["Cell", "Column", "PUBLISHED_VOC", "Table", "backbone_name", "build_table", "model_name", "provenance",
-           "summarize"]
+__all__ = ["Cell", "Column", "MAP", "MAP50", "PAIRED", "PUBLISHED_VOC", "Table", "backbone_name", "build_table",
+           "known_findings", "provenance", "published_reference", "summarize"]

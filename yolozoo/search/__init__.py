@@ -1,19 +1,18 @@
-"""Hyperparameter search: Optuna studies over search spaces stored as data, in the sweeps' storage.
+"""Hyperparameter search: the sweeps' engine (:mod:`yolozoo.sweep`) with a sampler that proposes each trial.
 
 - :mod:`.params`: one searched parameter (float / int / categorical, log scale, ``when``)
-- :mod:`.space`: ``sweeps/search/NAME.yaml`` -> checked :class:`SearchSpace`
-- :mod:`.objective`: which recorded metric is optimized, in which direction
+- :mod:`.space`: ``sweeps/search/NAME.yaml`` -> checked :class:`SearchSpace` and its objective
 - :mod:`.samplers`: samplers and pruners by name; per-trial seeding (replayable studies)
-- :mod:`.pruning`: the Lightning callback that reports val metrics and stops pruned trials (DDP-safe)
-- :mod:`.study`: the worker loop (resume, many workers, failed / pruned trials with reasons)
-- :mod:`.results`: :func:`load_trials`; :mod:`.best`: the best trial as a ``config=FILE``;
-  :mod:`.plots`: Optuna's plots; :mod:`.cli`: ``python bench/run.py search=NAME ...``
+- :mod:`.study`: a search on the sweeps' worker loop; :mod:`.report`: best trials, best-config file, plots
 """
 
+from ..sweep.results import load_trials
+from ..sweep.runner import Options
 from .params import SearchError
-from .results import load_trials
 from .space import SearchSpace, list_searches, load_search
-from .study import SearchOptions, run_search
+from .study import run_search
 
-__all__ = ["SearchError", "SearchOptions", "SearchSpace", "list_searches", "load_search", "load_trials",
+SearchOptions = Options  # the name searches used before they shared the sweeps' runner
+
+__all__ = ["Options", "SearchError", "SearchOptions", "SearchSpace", "list_searches", "load_search", "load_trials",
            "run_search"]

@@ -1,15 +1,12 @@
 """Optuna samplers and pruners by name, and the per-trial seeding that makes a search replayable.
 
-A search file names them (``sampler: {name: tpe, seed: 0, n_startup_trials: 5}``,
-``pruner: {name: median, n_warmup_steps: 1}``); every other key is passed to the Optuna
-class, and an unknown one is an error listing the valid ones.
+A search file names them (``sampler: {name: tpe, seed: 0, n_startup_trials: 5}``); every other key is
+passed to the Optuna class, and an unknown one is an error listing the valid ones.
 
-Why a wrapper: an Optuna sampler holds one random generator, seeded once. A search that is
-resumed (a new process) or shared by several workers would restart that generator and draw
-the same "random" values again, and the sequence would depend on which process ran which
-trial. :class:`ReplayableSampler` builds the sampler afresh before each trial with a seed
-derived from (seed, trial number), so trial *k* of a study gets the same draws whoever runs
-it, and a resumed study continues exactly as an uninterrupted one would.
+Why a wrapper: an Optuna sampler seeds one random generator once, so a resumed or shared study would draw
+the same "random" values again, in an order that depends on which process ran which trial.
+:class:`ReplayableSampler` rebuilds the sampler before each trial with a seed derived from (seed, trial
+number): trial *k* gets the same draws whoever runs it, and a resumed study continues as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -46,38 +43,32 @@ PRUNERS = {
 }
 
 
-def _options(cls: type, kind: str, name: str, kwargs: dict, where: str, reserved: tuple[str, ...] = ()) -> None:
-    valid = [p for p in inspect.signature(cls).parameters if p not in reserved]
+def _make(table: dict, kind: str, name: str, kwargs: dict | None, where: str, **fixed):
+    """``table[name](**fixed, **kwargs)``; an unknown name or option is a SearchError listing the valid ones."""
+    if name not in table:
+        raise SearchError(f"{where}: unknown {kind} {name!r}; valid: {', '.join(table)}")
+    kwargs = dict(kwargs or {})
+    valid = [p for p in inspect.signature(table[name]).parameters if p not in fixed]
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         raise SearchError(f"{where}: {kind} {name!r} has no option {unknown[0]!r}; valid: {', '.join(valid)}")
+    package = NEEDS.get(name) if kind == "sampler" else None
+    if package and importlib.util.find_spec(package) is None:
+        raise SearchError(f"{where}: sampler {name!r} needs the {package!r} package: pip install {package}")
+    try:
+        return table[name](**fixed, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise SearchError(f"{where}: {kind} {name!r}: {e}") from None
 
 
 def make_sampler(name: str, seed: int, kwargs: dict[str, Any] | None = None, where: str = "sampler") -> BaseSampler:
     """The Optuna sampler ``name`` (``tpe``, ``random``, ...) with ``seed`` and options ``kwargs``."""
-    if name not in SAMPLERS:
-        raise SearchError(f"{where}: unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
-    kwargs = dict(kwargs or {})
-    _options(SAMPLERS[name], "sampler", name, kwargs, where, reserved=("seed",))
-    package = NEEDS.get(name)
-    if package and importlib.util.find_spec(package) is None:
-        raise SearchError(f"{where}: sampler {name!r} needs the {package!r} package: pip install {package}")
-    try:
-        return SAMPLERS[name](seed=seed, **kwargs)
-    except (TypeError, ValueError) as e:
-        raise SearchError(f"{where}: sampler {name!r}: {e}") from None
+    return _make(SAMPLERS, "sampler", name, kwargs, where, seed=seed)
 
 
 def make_pruner(name: str, kwargs: dict[str, Any] | None = None, where: str = "pruner") -> optuna.pruners.BasePruner:
     """The Optuna pruner ``name`` (``median``, ``hyperband``, ``none``, ...) with options ``kwargs``."""
-    if name not in PRUNERS:
-        raise SearchError(f"{where}: unknown pruner {name!r}; valid: {', '.join(PRUNERS)}")
-    kwargs = dict(kwargs or {})
-    _options(PRUNERS[name], "pruner", name, kwargs, where)
-    try:
-        return PRUNERS[name](**kwargs)
-    except (TypeError, ValueError) as e:
-        raise SearchError(f"{where}: pruner {name!r}: {e}") from None
+    return _make(PRUNERS, "pruner", name, kwargs, where)
 
 
 def trial_seed(seed: int, number: int) -> int:

@@ -5,7 +5,7 @@ Schema (every key but ``name`` and ``params`` optional)::
     name: tal                          # must equal the file stem
     description: one line
     base: {assigner.name: tal}         # dotted overrides for every trial
-    objective: {metric: mAP, direction: maximize}       # any recorded metric (see .objective)
+    objective: {metric: mAP, direction: maximize}       # any recorded metric (see parse_objective)
     sampler: {name: tpe, seed: 0, n_startup_trials: 5}  # any Optuna sampler by name (see .samplers)
     pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 1}
     n_trials: 20                       # default budget (n_trials= on the command line wins)
@@ -13,12 +13,12 @@ Schema (every key but ``name`` and ``params`` optional)::
       optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
       assigner.topk: {type: int, low: 5, high: 15, when: {assigner.name: tal}}
 
-A trial's config is defaults <- ``base`` <- preset <- ``config=FILE`` <- sampled parameters <-
-command line, as for sweeps (``base`` holds CPU / digits defaults that a ``preset=`` or a
-``config=FILE``, e.g. another search's best trial, outranks). A command-line
-override of a searched key is an error. :func:`load_search` checks everything, including the
-config at each parameter's bounds and choices, so a typo fails before training, naming the
-file and the key.
+A trial's overrides are layered as a sweep point's (:func:`yolozoo.overrides.layered_overrides`: a
+``preset=`` or ``config=FILE`` outranks ``base``). A command-line override of a searched key is an
+error. :func:`load_search` checks everything, including the config at each parameter's bounds and
+choices, so a typo fails before training, naming the file and the key. The objective is one recorded
+metric; the validation metrics are also logged after every epoch as ``val/<metric>``, which is what a
+pruner compares between trials.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
-from ..config import ConfigError, load_config, to_dict
-from ..sweep.spec import flatten_overrides, layered_overrides
-from ..sweep_files import find_file, is_path, list_names, where
-from .objective import PER_EPOCH, Objective, parse_objective
+from ..config import to_dict
+from ..evaluation import SUMMARY_KEYS
+from ..overrides import layered_overrides
+from ..record import METRICS
+from ..sweep.spec import checked_config, find_spec, flatten_overrides, read_spec
+from ..sweep_files import list_names
 from .params import Param, Scalar, SearchError, parse_param
 from .samplers import make_pruner, make_sampler
 
@@ -45,6 +46,52 @@ TOP_KEYS = ("name", "description", "base", "objective", "sampler", "pruner", "n_
 FORBIDDEN = {"name": "the search names each trial's run", "config": "pass config=FILE on the command line",
              "seed": "the training seed is fixed for a study (seed= on the command line); tuning it fits noise",
              "preset": "pass preset= on the command line"}
+
+
+# Logged as val/<metric> after every validation: these can feed a pruner.
+PER_EPOCH = tuple(SUMMARY_KEYS)
+# The better direction, where it is obvious; other metrics need an explicit direction.
+DEFAULT_DIRECTION = {**{m: "maximize" for m in (*SUMMARY_KEYS, "best_mAP", "throughput", "train_img_per_s")},
+                     **{m: "minimize" for m in ("params", "flops", "latency_ms", "train_time_s")}}
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``metric``: a key of the run record's ``metrics``; ``direction``: maximize | minimize."""
+
+    metric: str = "mAP"
+    direction: str = "maximize"
+
+    @property
+    def per_epoch(self) -> bool:
+        """Whether the metric is measured after every epoch (and so can be pruned on)."""
+        return self.metric in PER_EPOCH
+
+    @property
+    def label(self) -> str:
+        return f"val {self.metric}" if self.per_epoch else self.metric
+
+
+def parse_objective(data: Any, where: str, metric: str | None = None, direction: str | None = None) -> Objective:
+    """Check ``objective:`` of a search file; ``metric``/``direction`` (command line) override it."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SearchError(f"{where}: objective must be a mapping {{metric: mAP, direction: maximize}}, got {data!r}")
+    unknown = [k for k in data if k not in ("metric", "direction")]
+    if unknown:
+        raise SearchError(f"{where}: objective: unknown key {unknown[0]!r}; valid: metric, direction")
+    metric = metric or data.get("metric", "mAP")
+    if metric not in METRICS:
+        raise SearchError(f"{where}: objective metric {metric!r} is not a recorded metric; valid: {', '.join(METRICS)}")
+    file_direction = data.get("direction") if data.get("metric", "mAP") == metric else None
+    direction = direction or file_direction or DEFAULT_DIRECTION.get(metric)
+    if direction is None:
+        raise SearchError(f"{where}: objective metric {metric!r} needs a direction (maximize or minimize)")
+    if direction not in DIRECTIONS:
+        raise SearchError(f"{where}: objective direction must be maximize or minimize, got {direction!r}")
+    return Objective(metric, direction)
 
 
 @dataclass
@@ -91,16 +138,7 @@ class SearchSpace:
 
 def config_values(cfg: Any) -> dict[str, Any]:
     """A resolved config (DictConfig or dict) as ``{"dotted.key": value}`` (lists are values; ``assigner.*`` too)."""
-
-    def walk(node: Any, prefix: str) -> dict[str, Any]:
-        if not isinstance(node, dict):
-            return {prefix[:-1]: node}
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(walk(v, f"{prefix}{k}."))
-        return out
-
-    return walk(cfg if isinstance(cfg, dict) else to_dict(cfg), "")
+    return flatten_overrides(cfg if isinstance(cfg, dict) else to_dict(cfg), "config")
 
 
 def list_searches() -> list[str]:
@@ -108,18 +146,8 @@ def list_searches() -> list[str]:
 
 
 def find_search(name_or_path: str) -> Path:
-    """``tal`` -> ``search/tal.yaml`` in the sweep folders (see :mod:`yolozoo.sweep_files`); a path to a
-    ``.yaml`` file is used as is."""
-    if is_path(name_or_path):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise SearchError(f"search file {path} does not exist")
-        return path
-    path = find_file(name_or_path, "search")
-    if path is None:
-        raise SearchError(f"unknown search space {name_or_path!r}; valid: {', '.join(list_searches()) or '(none)'} "
-                          f"(files in {where('search')}), or pass search=path/to/file.yaml")
-    return path
+    """``tal`` -> ``search/tal.yaml`` in the sweep folders (see :mod:`yolozoo.sweep_files`), or a path."""
+    return find_spec(name_or_path, "search", error=SearchError)
 
 
 def _named(data: Any, what: str, where: str, default: str) -> tuple[str, dict]:
@@ -132,21 +160,15 @@ def _named(data: Any, what: str, where: str, default: str) -> tuple[str, dict]:
 
 
 def parse_search(data: Any, path: Path, options: Mapping[str, str] | None = None) -> SearchSpace:
-    """Check the structure of a loaded search file; ``options`` (metric, direction, sampler, sampler_seed,
+    """Check the structure of a search file's data (top-level keys checked by :func:`~yolozoo.sweep.spec.read_spec`);
+    ``options`` (metric, direction, sampler, sampler_seed,
     pruner, from the command line) override the file. Config keys are checked by :func:`check_search`."""
     where, options = str(path), dict(options or {})
-    if not isinstance(data, dict):
-        raise SearchError(f"{where}: a search file is a mapping with keys {', '.join(TOP_KEYS)}")
-    unknown = [k for k in data if k not in TOP_KEYS]
-    if unknown:
-        raise SearchError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(TOP_KEYS)}")
-    if data.get("name") != path.stem:
-        raise SearchError(f"{where}: name must equal the file stem {path.stem!r}, got {data.get('name')!r}")
     params_in = data.get("params")
     if not isinstance(params_in, dict) or not params_in:
         raise SearchError(f"{where}: 'params' must be a non-empty mapping of dotted config key -> distribution")
     params = {str(k): parse_param(k, v, where) for k, v in params_in.items()}
-    base = flatten_overrides(data.get("base") or {}, f"{where}: base")
+    base = flatten_overrides(data.get("base") or {}, f"{where}: base", error=SearchError)
     for key in [*base, *params]:
         if key in FORBIDDEN:
             raise SearchError(f"{where}: {key!r} cannot be set by a search file ({FORBIDDEN[key]})")
@@ -181,10 +203,7 @@ def parse_search(data: Any, path: Path, options: Mapping[str, str] | None = None
 
 
 def _load(overrides: dict[str, str], where: str):
-    try:
-        return load_config(overrides)
-    except ConfigError as e:  # load_config calls every override "command line"; say where it came from
-        raise SearchError(f"{where}: {str(e).removeprefix('command line: ')}") from None
+    return checked_config(overrides, where, SearchError)
 
 
 def _conditions(space: SearchSpace, param: Param) -> dict[str, Scalar]:
@@ -249,9 +268,5 @@ def load_search(name_or_path: str, cli: Mapping[str, str] | None = None, options
     """Read, parse and check ``sweeps/search/NAME.yaml`` (or a path) with command-line ``cli`` overrides and
     search ``options``; return the space and the base config's values (the context of ``when``)."""
     path = find_search(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SearchError(f"{path}: not valid YAML: {e}") from None
-    space = parse_search(data, path, options)
+    space = parse_search(read_spec(path, TOP_KEYS, SearchError), path, options)
     return space, check_search(space, cli)

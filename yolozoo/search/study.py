@@ -1,60 +1,31 @@
-"""A search worker: sample a trial, train it (pruned early if hopeless), store it; until the budget is spent.
+"""A search: a study whose sampler proposes each trial, run by the sweeps' worker loop until ``n_trials`` finished.
 
-The study lives in the sweeps' storage (:func:`yolozoo.sweep.store.open_storage`: one SQLite
-file or a PostgreSQL URL, heartbeats), so the same command resumes it, and N workers on one
-or many machines share it: each asks Optuna for the next trial until ``n_trials`` trials
-have finished (completed, pruned or failed; a trial whose worker died is re-run with the
-same parameters and counts once). Workers never run a trial twice, but several starting
-their last trials at the same moment may finish up to ``workers - 1`` beyond the budget.
-
-Each trial trains like a sweep point (:mod:`yolozoo.sweep.point`: in process, or in its own
-process for DDP; one W&B run, group ``search-NAME``; a record under ``results_dir/runs``)
-with a :class:`~.pruning.TrialPruning` callback, and its result is stored on the trial like
-a point's (:func:`yolozoo.sweep.runner.store_result`).
+N workers on one or many machines share the study (the sweeps' storage): each asks Optuna for the next
+trial until ``n_trials`` trials have finished (completed, pruned or failed; a trial whose worker died is
+re-run with the same parameters and counts once). Workers never run a trial twice, but several starting
+their last trials at the same moment may finish up to ``workers - 1`` beyond the budget. Each trial trains
+with a :class:`~yolozoo.pruning.TrialPruning` callback that stops it early when the pruner says so.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import load_config, to_dict
+from ..config import load_config
+from ..pruning import TrialPruning
+from ..record import json_safe
 from ..redact import redact
-from ..sweep.point import failure_reason, needs_own_process, train_point, train_point_in_child
 from ..sweep.progress import Progress, eta_seconds
-from ..sweep.runner import SweepOptions, store_result
-from ..sweep.store import default_storage_url, fail_stale, json_safe, open_storage, study_name, worker_id
+from ..sweep.runner import INTERRUPTED, Job, Options, Worker, check_rank_zero
+from ..sweep.store import default_storage_url, open_storage, study_name, worker_id
 from .params import SearchError
-from .pruning import PRUNED_ATTR, TrialPruning, callback_spec, pruned_reason
 from .samplers import ReplayableSampler, make_pruner
 from .space import SearchSpace
-
-log = logging.getLogger(__name__)
-INTERRUPTED = "interrupted (Ctrl-C): not counted in n_trials, the next run samples a trial in its place"
-
-
-class TrialFailed(RuntimeError):
-    """Raised in the objective so Optuna records the trial as FAIL; the reason is in its user attrs."""
-
-
-@dataclass
-class SearchOptions(SweepOptions):
-    """How a search worker runs: the sweep options (storage, heartbeats, ...) plus ``n_trials``
-    (None: the file's) and ``study`` (a study name instead of the one derived from the search and
-    the command line)."""
-
-    n_trials: int | None = None
-    study: str | None = None
 
 
 @dataclass
@@ -78,16 +49,11 @@ class Budget:
         retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
         b = cls()
         for t in trials:
-            if t.state == TrialState.COMPLETE:
-                b.completed += 1
-            elif t.state == TrialState.PRUNED:
-                b.pruned += 1
-            elif t.state == TrialState.FAIL and t.number not in retried and t.user_attrs.get("reason") != INTERRUPTED:
-                b.failed += 1
-            elif t.state == TrialState.RUNNING:
-                b.running += 1
-            elif t.state == TrialState.WAITING:
-                b.waiting += 1
+            if t.state == TrialState.FAIL and (t.number in retried or t.user_attrs.get("reason") == INTERRUPTED):
+                continue
+            name = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+                    TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[t.state]
+            setattr(b, name, getattr(b, name) + 1)
         return b
 
 
@@ -97,187 +63,102 @@ def search_study_name(space: SearchSpace, cli: Mapping[str, str], options: Mappi
     return study_name(f"search:{space.name}", identity)
 
 
-def mark_record(path: str | None, status: str, reason: str) -> None:
-    """Set ``status``/``reason`` in a run's JSON record (a pruned run trains to a normal record first)."""
-    if not path or not Path(path).is_file():
-        return
-    record = json.loads(Path(path).read_text())
-    record.update(status=status, reason=reason)
-    tmp = Path(path).with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    tmp.replace(path)
+def open_trial(storage: str, study: str, number: int, pruner: str, pruner_options: dict) -> optuna.Trial:
+    """The running trial ``number`` of ``study`` in ``storage``, with the search's pruner (for ``should_prune``)."""
+    store = open_storage(storage)
+    loaded = optuna.load_study(study_name=study, storage=store, pruner=make_pruner(pruner, pruner_options),
+                               sampler=optuna.samplers.RandomSampler(seed=0))
+    return optuna.Trial(loaded, store.get_trial_id_from_study_id_trial_number(store.get_study_id_from_name(study),
+                                                                              number))
 
 
-class SearchWorker:
+def pruning_from_storage(metric: str, storage: str, study: str, number: int, pruner: str,
+                         pruner_options: dict | None = None) -> TrialPruning:
+    """The pruning callback of a trial trained in its own process: it reaches the trial through ``storage``
+    (only rank 0 opens it). Built there from :meth:`SearchWorker.job`'s JSON spec."""
+    return TrialPruning(metric, lambda: open_trial(storage, study, number, pruner, pruner_options or {}), pruner)
+
+
+class SearchWorker(Worker):
     """One worker on the study of ``space`` + command-line overrides ``cli`` in ``options.storage``.
 
     ``context``: the base config's values (from :func:`~.space.load_search`), for ``when`` conditions.
     """
 
-    def __init__(self, space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str, str],
-                 options: SearchOptions, name: str | None = None):
-        self.space, self.context, self.cli, self.options = space, dict(context), dict(cli), options
+    def __init__(self, space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str, str], options: Options,
+                 name: str | None = None):
+        self.space, self.context, self.cli = space, dict(context), dict(cli)
         self.n_trials = options.n_trials or space.n_trials
-        self.url = options.storage or default_storage_url(load_config(space.resolve({}, self.cli)).results_dir)
-        self.name = options.study or name or search_study_name(space, self.cli)
-        storage = open_storage(self.url, heartbeat=options.heartbeat, grace=options.grace,
-                               max_retry=options.max_retry)
+        url = options.storage or default_storage_url(load_config(space.resolve({}, self.cli)).results_dir)
         sampler = ReplayableSampler(space.sampler["name"], space.sampler["seed"], space.sampler["options"])
-        pruner = make_pruner(space.pruner["name"], space.pruner["options"])
-        self.study = optuna.create_study(study_name=self.name, storage=storage, sampler=sampler, pruner=pruner,
-                                         direction=space.objective.direction, load_if_exists=True)
+        super().__init__(space.name, options.study or name or search_study_name(space, self.cli), url, options,
+                         sampler, make_pruner(space.pruner["name"], space.pruner["options"]),
+                         space.objective.direction, space.objective.metric)
         stored = self.study.user_attrs.get("fingerprint")
         if stored is not None and stored != space.fingerprint:
-            raise SearchError(f"study {self.name!r} in {redact(self.url)} was started from a different {space.path} "
+            raise SearchError(f"study {self.study_name!r} in {redact(url)} was started from a different {space.path} "
                               "(its base, params or objective changed): restore the file, or start a new study with "
                               "study=NEW_NAME")
         if self.study.user_attrs.get("search") not in (None, space.name):
-            raise SearchError(f"study {self.name!r} in {redact(self.url)} belongs to search "
+            raise SearchError(f"study {self.study_name!r} in {redact(url)} belongs to search "
                               f"{self.study.user_attrs['search']!r}; pass study=NEW_NAME")
         for key, value in {"search": space.name, "fingerprint": space.fingerprint, "space": json_safe(space.summary()),
                            "cli": self.cli}.items():
             self.study.set_user_attr(key, value)
-        self.ran = 0
-        self.last: str | None = None  # what the last trial did, for the progress line
 
-    # -- one trial ---------------------------------------------------------------------------
-    def objective(self, trial: optuna.Trial) -> float:
-        try:
-            sampled = self.space.suggest(trial, self.context)
-            return self._run_trial(trial, sampled)
-        except (TrialFailed, optuna.TrialPruned):
-            raise
-        except Exception as e:  # a sampled config that does not load, a storage error: the trial fails
-            trial.set_user_attr("reason", failure_reason(e))
-            self.last = f"trial {trial.number}: FAILED: {failure_reason(e)}"
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("reason", INTERRUPTED)
-            raise
-        except SystemExit:  # SIGTERM: the trial stays RUNNING, goes stale, and is re-run by the next worker
-            trial.set_user_attr("reason", "worker stopped by SIGTERM (pre-empted?)")
-            raise
-
-    def trial_overrides(self, trial: optuna.Trial, sampled: Mapping[str, Any]) -> dict[str, str]:
-        """The trial's ``key=value`` overrides: the space's (see SearchSpace.resolve), run name and W&B group.
-
-        A re-run of a trial whose worker died keeps that trial's run name and ``resume=auto`` continues its
-        run from the last finished epoch (yolozoo/resume.py).
-        """
-        number = self._stored_trial(trial).system_attrs.get("failed_trial", trial.number)
-        overrides = {**self.space.resolve(sampled, self.cli), "name": f"{self.space.name}-t{number}",
-                     "resume": "auto"}
-        overrides.setdefault("wandb.group", f"search-{self.space.name}")
-        return overrides
-
-    def _run_trial(self, trial: optuna.Trial, sampled: dict[str, Any]) -> float:
-        start = time.perf_counter()
-        overrides = self.trial_overrides(trial, sampled)
-        # a re-run of a trial whose worker died inherits its user attrs: clear the outcome
-        for key, value in {"worker": worker_id(), "overrides": overrides, "sampled": json_safe(sampled),
-                           "reason": None, PRUNED_ATTR: None}.items():
-            trial.set_user_attr(key, value)
-        extra = {"search": {"name": self.space.name, "study": self.name, "storage": redact(self.url),
-                            "trial": trial.number, "params": json_safe(sampled)}}
-        cfg = load_config(overrides)
-        metric, pruner = self.space.objective.metric, self.space.pruner
-        if needs_own_process(cfg):
-            spec = callback_spec(metric, self.url, self.name, trial.number, pruner["name"], pruner["options"])
-            result = train_point_in_child(overrides, extra, Path(cfg.out_dir) / "search-trials",
-                                          self.options.panel_images, callbacks=[spec])
-        else:
-            callback = TrialPruning(metric, trial, pruner["name"])
-            result = train_point(overrides, extra, self.options.panel_images, callbacks=[callback])
-        if result.get("record") is None:
-            result["record"] = {"config": to_dict(cfg)}
-        completed = result["status"] == "completed"
-        value = store_result(trial, result, metric)
-        self.ran += 1
-        seconds = time.perf_counter() - start
-        pruned = self._stored_trial(trial).user_attrs.get(PRUNED_ATTR) if completed else None
-        if pruned is not None:
-            reason = pruned_reason(pruned)
-            trial.set_user_attr("reason", reason)
-            mark_record(result.get("record_path"), "pruned", reason)
-            self.last = f"trial {trial.number}: {reason} ({seconds:.0f} s)"
-            raise optuna.TrialPruned(reason)
-        if value is None:
-            self.last = f"trial {trial.number}: FAILED ({seconds:.0f} s): {result['reason']}"
-            raise TrialFailed(result["reason"])
-        self.last = f"trial {trial.number}: completed, {self.space.objective.label} {value:.4g} ({seconds:.0f} s)"
-        return value
-
-    def _stored_trial(self, trial: optuna.Trial) -> FrozenTrial:
-        """The trial as the storage has it now (a trial in its own process reported through the storage)."""
-        (stored,) = [t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number]
-        return stored
-
-    # -- the loop ----------------------------------------------------------------------------
     def budget(self) -> Budget:
         return Budget.of(self.study.get_trials(deepcopy=False))
 
-    def _report(self, progress: Progress) -> None:
+    def counts(self) -> tuple[dict[str, int], float | None]:
         b = self.budget()
-        trials = self.study.get_trials(deepcopy=False)
-        eta = eta_seconds(trials, max(self.n_trials - b.finished, 0), b.running)
-        counts = {"total": self.n_trials, "done": b.completed + b.pruned, "running": b.running, "failed": b.failed}
-        best = ""
-        if b.completed:
-            t = self.study.best_trial
-            best = f" | best {self.space.objective.label} {t.value:.4g} (trial {t.number}), {b.pruned} pruned"
-        progress.update(counts, eta, (self.last or "") + best if (self.last or best) else None)
+        eta = eta_seconds(self.study.get_trials(deepcopy=False), max(self.n_trials - b.finished, 0), b.running)
+        return {"total": self.n_trials, "done": b.completed + b.pruned, "running": b.running, "failed": b.failed}, eta
 
-    def run(self) -> int:
-        """Run trials until ``n_trials`` have finished (and, with ``wait``, none runs elsewhere); return how many
-        this worker trained."""
-        poll = min(self.options.heartbeat, 2.0)
-        progress = Progress(self.space.name, self.n_trials, self.options.progress_bar)
+    def start(self, progress: Progress) -> None:
         s = self.space
         print(f"[{s.name}] {s.path}: {len(s.params)} parameters, {s.objective.direction} {s.objective.label}, "
               f"sampler {s.sampler['name']} (seed {s.sampler['seed']}), pruner {s.pruner['name']}; "
-              f"{self.n_trials} trials in study {self.name!r} in {redact(self.url)}; worker {worker_id()}", flush=True)
-        waiting_announced = False
-        try:
-            while True:
-                fail_stale(self.study)
-                b = self.budget()
-                if b.finished >= self.n_trials:
-                    break
-                if not b.waiting and b.finished + b.running >= self.n_trials:
-                    if not self.options.wait:
-                        break
-                    if not waiting_announced:
-                        print(f"[{s.name}] waiting for {b.running} trial(s) running on other workers "
-                              "(taking over any whose worker dies)", flush=True)
-                        waiting_announced = True
-                    time.sleep(poll)
-                    continue
-                self.last = None
-                try:
-                    self.study.optimize(self.objective, n_trials=1, catch=(Exception,))
-                except UpdateFinishedTrialError as e:
-                    log.warning("another worker failed this worker's trial for missing heartbeats (%s); its "
-                                "result is kept in the record file. A larger heartbeat= avoids this.", e)
-                self._report(progress)
-        finally:
-            progress.close()
-        return self.ran
+              f"{self.n_trials} trials in study {self.study_name!r} in {redact(self.url)}; worker {worker_id()}",
+              flush=True)
+
+    def step(self, progress: Progress) -> str:
+        b = self.budget()
+        if b.finished >= self.n_trials:
+            return "done"
+        return "wait" if not b.waiting and b.finished + b.running >= self.n_trials else "run"
+
+    def job(self, trial: optuna.Trial) -> Job:
+        """The trial's sampled values, overrides (see SearchSpace.resolve), run name, W&B group and pruning. A
+        re-run of a trial whose worker died keeps that trial's run name, and ``resume=auto`` continues its run
+        from the last finished epoch (yolozoo/resume.py)."""
+        sampled = self.space.suggest(trial, self.context)
+        number = self.stored(trial).system_attrs.get("failed_trial", trial.number)
+        overrides = {**self.space.resolve(sampled, self.cli), "name": f"{self.space.name}-t{number}", "resume": "auto"}
+        overrides.setdefault("wandb.group", f"search-{self.space.name}")
+        extra = {"search": {"name": self.space.name, "study": self.study_name, "storage": redact(self.url),
+                            "trial": trial.number, "params": json_safe(sampled)}}
+        pruner = self.space.pruner
+        spec = {"target": "yolozoo.search.study:pruning_from_storage",
+                "kwargs": {"metric": self.metric, "storage": self.url, "study": self.study_name, "number": trial.number,
+                           "pruner": pruner["name"], "pruner_options": pruner["options"]}}
+        title = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sampled.items())
+        return Job(title, overrides, extra, [TrialPruning(self.metric, trial, pruner["name"])], [spec])
+
+    def report(self, progress: Progress) -> None:
+        counts, eta = self.counts()
+        b, best = self.budget(), ""
+        if b.completed:
+            t = self.study.best_trial
+            best = f" | best {self.space.objective.label} {t.value:.4g} (trial {t.number}), {b.pruned} pruned"
+        progress.update(counts, eta, (self.last or "") + best or None)
 
 
 def run_search(space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str, str] | None = None,
-               options: SearchOptions | None = None, search_options: Mapping[str, str] | None = None) -> SearchWorker:
+               options: Options | None = None, search_options: Mapping[str, str] | None = None) -> SearchWorker:
     """Run one worker on ``space`` (checked by :func:`~.space.load_search`); return it (``.study``, ``.ran``).
-
-    ``search_options``: the command line's ``metric``/``direction`` (they name the study).
-    """
-    from ..environment import is_rank_zero
-
-    if not is_rank_zero():
-        raise SearchError("start a search worker once per machine, not under torchrun/srun: a trial's "
-                          "trainer.devices / trainer.strategy=ddp start the per-GPU processes themselves")
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the worker prints its own progress and failures
+    ``search_options``: the command line's ``metric``/``direction`` (they name the study)."""
+    check_rank_zero()
     cli = dict(cli or {})
-    worker = SearchWorker(space, context, cli, options or SearchOptions(),
-                          name=search_study_name(space, cli, search_options))
+    worker = SearchWorker(space, context, cli, options or Options(), search_study_name(space, cli, search_options))
     worker.run()
     return worker

@@ -1,17 +1,12 @@
 """Which grid point a worker runs next, and the check that no point ever runs twice.
 
-Optuna's GridSampler alone is not enough for a resumable multi-worker sweep (optuna 5.0,
-``GridSampler._get_unvisited_grid_ids``): it counts a *failed* point as visited, so it never
-retries one, and once every point has started it hands a *running* point to the next
-worker. So each worker queues the exact point it wants (``study.enqueue_trial``), Optuna
-pops queued trials atomically (see :mod:`.store` for SQLite), and before training a worker
-checks that no *other* trial holds the same point, RUNNING or COMPLETE; if one does, it
-steps back (the trial is PRUNED and marked ``superseded_by``).
-
-Why that check suffices: a trial's point is stored before it turns RUNNING (queued
-parameters) or before its own check (sampled ones), and every check runs after its own
-trial turned RUNNING. Of two trials on one point, the one that checks later therefore sees
-the other, unless that one has already failed, in which case running the point is a retry.
+Optuna 5.0's GridSampler counts a *failed* point as visited (never retried) and, once every point has
+started, hands a *running* one to the next worker. So each worker queues the exact point it wants
+(``study.enqueue_trial``; Optuna pops queued trials atomically, see :mod:`.store`), and before training
+checks that no *other* trial holds it, RUNNING or COMPLETE; if one does, it steps back (PRUNED,
+``superseded_by``). That suffices: a trial's point is stored before it turns RUNNING, and every check runs
+after its own trial turned RUNNING, so of two trials on one point the later check sees the other (unless
+that one failed: then running the point is a retry).
 """
 
 from __future__ import annotations
@@ -27,11 +22,8 @@ from .spec import Point, point_key
 
 
 def trial_params(trial: FrozenTrial) -> dict | None:
-    """The point a trial runs: its queued parameters, with those already suggested.
-
-    The queued ones count even after some were suggested: a worker killed between two
-    ``suggest_categorical`` calls leaves a trial with only part of its point in ``params``.
-    """
+    """The point a trial runs: its queued parameters with those already suggested (a worker killed between
+    two ``suggest_categorical`` calls leaves only part of its point in ``params``)."""
     params = {**(trial.system_attrs.get("fixed_params") or {}), **trial.params}
     return params or None
 
@@ -76,11 +68,8 @@ class GridState:
         return state
 
     def todo(self, session_start: datetime) -> list[Point]:
-        """Points to run now: not completed, not running, not queued, and not failed since ``session_start``.
-
-        A point that failed before this worker started is retried; one that fails during
-        this session is not retried by it again (the next run of the command does).
-        """
+        """Points to run now: not completed, running or queued, nor failed since ``session_start`` (a failure of
+        this session is retried by the next run of the command, not by this one)."""
         out = []
         for p in self.points:
             if p.key in self.completed or p.key in self.published or p.key in self.running or p.key in self.waiting:

@@ -1,98 +1,122 @@
-"""``python bench/run.py sweep=NAME [storage=URL] [workers=N] [heartbeat=S] [retries=N] [key=value ...]``.
+"""``python bench/run.py sweep=NAME | search=NAME [options] [key=value ...]``: one command for both.
 
-Runs one worker (or ``workers=N`` local worker processes) on the sweep, prints a progress
-line per finished point and a final table listing failures with their reasons.
+Runs one worker (or ``workers=N`` local worker processes) and prints a line per finished trial. Then a sweep
+prints the table of its points, failures listed with their reasons; a search prints its best trials, writes
+the best trial's overrides to ``<results_dir>/search/<name>-best.yaml`` (``bench/run.py config=FILE`` runs
+it) and Optuna's plots to ``reports/search/`` (next to ``results_dir``; ``reports=DIR`` elsewhere).
 
-Exit status: 0 when every point of the sweep completed; 1 when any point failed (re-run
-the same command to retry the failed ones); 2 for a bad sweep file, option or override;
-130 when interrupted, 143 when stopped by SIGTERM (re-run to resume).
+Exit status: 0 when every point of the sweep completed, or the search has a completed trial; 1 when a
+point failed (re-run the same command to retry it) or was left unfinished, or no trial completed; 2 for a
+bad sweep or search file, option or override; 130 when interrupted, 143 when stopped by SIGTERM (re-run
+the same command to resume).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
-from ..config import ConfigError, parse_overrides
+from ..config import ConfigError, load_config, parse_overrides
 from ..console import quiet_libraries
+from ..redact import redact
 
-# Options of the sweep command itself; every other key=value overrides the config of every point.
-OPTIONS = {
-    "sweep": "a sweep name in sweeps/ or a path to a sweep .yaml file",
+# The command's own options; every other key=value overrides the config of every point or trial.
+COMMON = {
     "storage": "Optuna storage URL shared by all workers (default sqlite:///<results_dir>/sweeps.db; "
                "e.g. postgresql+psycopg2://user:pw@host/db for many machines)",
     "workers": "worker processes to start on this machine (default 1; each takes a share of the GPUs)",
-    "heartbeat": "seconds between a running point's heartbeats (default 60); silent for 3x that = dead, re-run",
-    "retries": "how many times a point whose worker died is re-run (default 3)",
-    "wait": "true (default): when nothing is left to claim, wait for other workers' points (and take over dead ones)",
-    "auto_seeds": "true (default): add the sweep file's auto seeds (max_seeds) where a row's interval is open; "
-                  "false: run the listed seeds only (a later run adds them)",
+    "heartbeat": "seconds between a running trial's heartbeats (default 60); silent for 3x that = dead, re-run",
+    "retries": "how many times a trial whose worker died is re-run (default 3)",
+    "wait": "true (default): when nothing is left to take, wait for other workers' trials (and take over dead ones)",
 }
+OPTIONS = {
+    "sweep": {"sweep": "a sweep name in sweeps/ or a path to a sweep .yaml file", **COMMON,
+              "auto_seeds": "true (default): add the sweep file's auto seeds (max_seeds) where a row's interval is "
+                            "open; false: run the listed seeds only (a later run adds them)"},
+    "search": {"search": "a search space in sweeps/search/ or a path to a search .yaml file", **COMMON,
+               "n_trials": "trials to finish in the study, over all workers and runs (default: the file's, else 20)",
+               "metric": "objective metric (default: the file's, else mAP); any key of a run record's metrics",
+               "direction": "maximize or minimize (default: the file's, or the metric's usual one)",
+               "sampler": "Optuna sampler: tpe (default), random, cmaes, gp, qmc, nsgaii",
+               "sampler_seed": "the sampler's seed (default: the file's, else 0); same seed + space = same trials",
+               "pruner": "none, median (default), percentile, hyperband, successive_halving, threshold",
+               "study": "study name (default: search:NAME plus the command line's config overrides)",
+               "reports": "folder for the plots (default reports/search next to results_dir)"},
+}
+SEARCH_OPTIONS = ("metric", "direction", "sampler", "sampler_seed", "pruner")
 CHILD_ENV = "YOLOZOO_SWEEP_WORKER"
 
 
-def _options(args: dict[str, str]):
-    from .runner import SweepOptions
+def parse_command(argv: list[str]) -> tuple[str, dict[str, str], dict[str, str]]:
+    """``(kind, options, overrides)``: ``kind`` is ``sweep`` or ``search``; an option of the other kind, or a
+    missing name, is a ConfigError listing the options."""
+    args = parse_overrides(argv)
+    kind = "search" if args.get("search") is not None and "sweep" not in args else "sweep"
+    other = set(OPTIONS["search" if kind == "sweep" else "sweep"]) - set(OPTIONS[kind])
+    misplaced = sorted(k for k in args if k in other)
+    if misplaced:
+        raise ConfigError(f"{misplaced[0]} is not an option of {kind}=; {kind} options: {', '.join(OPTIONS[kind])}")
+    ours = {k: args.pop(k) for k in list(args) if k in OPTIONS[kind]}
+    if not ours.get(kind):
+        raise ConfigError(f"{kind}=NAME is required; " + "; ".join(f"{k}: {v}" for k, v in OPTIONS[kind].items()))
+    return kind, ours, args
 
-    def number(key: str, default: int, minimum: int) -> int:
-        text = args.get(key, str(default))
+
+def parse_options(ours: dict[str, str]):
+    """The worker :class:`~.runner.Options` and the number of workers."""
+    from .runner import Options
+
+    def number(key: str, default: int | None, minimum: int) -> int | None:
+        if key not in ours:
+            return default
         try:
-            value = int(text)
+            value = int(ours[key])
         except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {text!r}") from None
+            raise ConfigError(f"{key} must be an integer, got {ours[key]!r}") from None
         if value < minimum:
             raise ConfigError(f"{key} must be at least {minimum}, got {value}")
         return value
 
     def flag(key: str) -> bool:
-        text = args.get(key, "true").lower()
-        if text not in ("true", "false"):
-            raise ConfigError(f"{key} must be true or false, got {args[key]!r}")
-        return text == "true"
+        if ours.get(key, "true").lower() not in ("true", "false"):
+            raise ConfigError(f"{key} must be true or false, got {ours[key]!r}")
+        return ours.get(key, "true").lower() == "true"
 
-    return SweepOptions(storage=args.get("storage") or None, heartbeat=number("heartbeat", 60, 1),
-                        max_retry=number("retries", 3, 0), wait=flag("wait"),
-                        auto_seeds=flag("auto_seeds")), number("workers", 1, 1)
+    return Options(storage=ours.get("storage") or None, heartbeat=number("heartbeat", 60, 1),
+                   max_retry=number("retries", 3, 0), wait=flag("wait"), auto_seeds=flag("auto_seeds"),
+                   n_trials=number("n_trials", None, 1), study=ours.get("study") or None), number("workers", 1, 1)
 
 
-def spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.cli") -> int:
-    """Start ``workers`` copies of this command (``python -m module``, without ``workers=``), splitting the GPUs;
-    wait for all. (:mod:`yolozoo.search.cli` starts its workers with this too.)
-
-    Returns 130 when interrupted (Ctrl-C here, forwarded to the workers, or a worker stopped by Ctrl-C),
-    143 when this process got SIGTERM (forwarded too), else 0: how a worker ended otherwise (a crash,
-    kill -9) is the store's business, which the caller reports from.
-    """
-    import signal
-
+def spawn_workers(argv: list[str], workers: int) -> int:
+    """Start ``workers`` copies of this command (``python -m yolozoo.sweep.cli``, without ``workers=``), splitting
+    the GPUs; wait for all. Returns 130 when interrupted (Ctrl-C here, forwarded to the workers, or a worker
+    stopped by Ctrl-C), 143 when this process got SIGTERM (forwarded too), else 0: how a worker ended otherwise
+    (a crash, kill -9) is the store's business, which the caller reports from."""
     import torch
 
-    from .point import REPO_ROOT
+    from .point import child_env
 
     gpus = torch.cuda.device_count() if "CUDA_VISIBLE_DEVICES" not in os.environ else 0
     share = gpus // workers
-    child_argv = [a for a in argv if not a.startswith("workers=")]
     procs = []
     for i in range(workers):
-        env = {**os.environ, CHILD_ENV: str(i),
-               "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+        env = {**child_env(), CHILD_ENV: str(i)}
         if share:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(i * share, (i + 1) * share))
-        procs.append(subprocess.Popen([sys.executable, "-m", module, *child_argv], env=env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "yolozoo.sweep.cli",
+                                       *(a for a in argv if not a.startswith("workers="))], env=env))
+
     def forward(signum: int) -> None:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
 
-    terminated = []
-
-    def on_sigterm(signum, frame):
-        terminated.append(signum)
-        forward(signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    interrupted = False
+    terminated, interrupted = [], False
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: (terminated.append(signum),
+                                                                     forward(signal.SIGTERM)))
     try:
         while True:
             try:
@@ -105,90 +129,88 @@ def spawn_workers(argv: list[str], workers: int, module: str = "yolozoo.sweep.cl
         signal.signal(signal.SIGTERM, previous)
     if terminated:
         return 143
-    if interrupted or any(c in (130, -signal.SIGINT) for c in codes):
-        return 130
-    return 0
-
-
-def split_command(argv: list[str], options: dict[str, str], required: str) -> tuple[dict, dict]:
-    """Split ``key=value`` arguments into the command's own ``options`` and config overrides.
-
-    Raises ConfigError when ``required`` (e.g. ``sweep``) is missing, listing the options.
-    """
-    args = parse_overrides(argv)
-    ours = {k: args.pop(k) for k in list(args) if k in options}
-    if not ours.get(required):
-        raise ConfigError(f"{required}=NAME is required; " + "; ".join(f"{k}: {v}" for k, v in options.items()))
-    return ours, args
+    return 130 if interrupted or any(c in (130, -signal.SIGINT) for c in codes) else 0
 
 
 def main(argv: list[str]) -> int:
-    """Run the sweep command; see the module docstring for the arguments and the exit status."""
+    """Run the sweep or search command; see the module docstring for the arguments and the exit status."""
     from ..preflight import check_outputs
-    from ..redact import redact
+    from ..search import load_search
     from .spec import SweepError, load_sweep
     from .store import default_storage_url
 
     try:
-        ours, args = split_command(argv, OPTIONS, "sweep")
-        options, workers = _options(ours)
-        spec = load_sweep(ours["sweep"], args)
-        url = options.storage or default_storage_url(_results_dir(spec, args))
-        if CHILD_ENV not in os.environ:  # the parent checked already
-            check_outputs(point_configs(spec, args), url)
+        kind, ours, args = parse_command(argv)
+        options, workers = parse_options(ours)
+        if kind == "sweep":
+            spec = load_sweep(ours["sweep"], args)
+            cfgs = [load_config(spec.resolve(p.axis_overrides, args)) for p in spec.points([spec.seeds[0]])]
+        else:
+            search_options = {k: ours[k] for k in SEARCH_OPTIONS if ours.get(k)}
+            space, context = load_search(ours["search"], args, search_options)
+            cfgs = [load_config(space.resolve({}, args))]
+        url = options.storage or default_storage_url(cfgs[0].results_dir)
+        if CHILD_ENV not in os.environ:  # before any training, once: every output location is writable
+            check_outputs(cfgs, url)
     except (ConfigError, SweepError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     code = spawn_workers(argv, workers) if workers > 1 else 0
     quiet_libraries()
-    from .progress import summary_table, wall_time_line
-    from .runner import SweepWorker, run_sweep
+    from .grid import GridWorker, run_sweep
 
-    if workers > 1:  # whatever the workers died of, the table says where the sweep stands
+    outcome = None
+    if workers == 1:
         try:
-            df = SweepWorker(spec, args, options).results()
-        except (SweepError, ValueError) as e:
-            print(f"error: {redact(str(e))}", file=sys.stderr)
-            return code or 1
-    else:
-        try:
-            outcome = run_sweep(spec, args, options)
+            if kind == "sweep":
+                outcome = run_sweep(spec, args, options)
+            else:
+                from ..search.study import run_search
+
+                run_search(space, context, args, options, search_options)
         except KeyboardInterrupt:
-            print("\ninterrupted: re-run the same command to resume (the interrupted point is retried)",
+            print("\ninterrupted: re-run the same command to resume (the interrupted trial is re-run)",
                   file=sys.stderr)
             return 130
-        except SystemExit:  # SIGTERM mid-point (Lightning turns it into SystemExit)
-            print("\nstopped by SIGTERM: the point it was training is re-run by the next worker once its heartbeat "
+        except SystemExit:  # SIGTERM mid-trial (Lightning turns it into SystemExit)
+            print("\nstopped by SIGTERM: the trial it was training is re-run by the next worker once its heartbeat "
                   "goes stale; re-run the same command to resume", file=sys.stderr)
             return 143
         except (SweepError, ValueError) as e:
             print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2
-        df = outcome.results
-        if CHILD_ENV in os.environ:  # the parent prints the table for all workers
-            return 1 if (df["status"] == "failed").any() else 0
+        if CHILD_ENV in os.environ:  # the parent reports for all workers
+            return int(outcome is not None and outcome.failed > 0)
+    if kind == "search":
+        if code:
+            return code
+        from ..search.report import report
+        from ..search.study import search_study_name
+
+        name = options.study or search_study_name(space, args, search_options)
+        reports_dir = Path(ours.get("reports") or Path(cfgs[0].results_dir).parent / "reports" / "search")
+        return report(space, url, name, cfgs[0].results_dir, reports_dir)
+    try:  # whatever the workers died of, the table says where the sweep stands
+        df = outcome.results if outcome else GridWorker(spec, args, options).results()
+    except (SweepError, ValueError) as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
+        return code or 1
+    return sweep_summary(df, spec, url, outcome.wall_s if outcome else None, code)
+
+
+def sweep_summary(df, spec, url: str, wall_s: float | None, code: int) -> int:
+    """Print the sweep's table and wall time; the exit status (``code``: the workers' 130 or 143)."""
+    from .progress import summary_table, wall_time_line
+
     print(summary_table(df, list(spec.axes)))
-    print(wall_time_line(df, outcome.wall_s if workers == 1 else None))
+    print(wall_time_line(df, wall_s))
     print(f"\nall results: yolozoo.sweep.load_results(storage={redact(url)!r}, sweep={spec.name!r})")
     if code:
         print("\ninterrupted: re-run the same command to resume" if code == 130 else
               "\nstopped by SIGTERM: re-run the same command to resume", file=sys.stderr)
         return code
-    unfinished = (df["status"] != "completed") if workers > 1 else (df["status"] == "failed")
+    unfinished = (df["status"] == "failed") if wall_s is not None else (df["status"] != "completed")
     return 1 if unfinished.any() else 0
-
-
-def point_configs(spec, args: dict[str, str]) -> list:
-    """The config of every point (first seed: seeds change no output location), for the preflight."""
-    from ..config import load_config
-
-    return [load_config(spec.resolve(p.axis_overrides, args)) for p in spec.points() if p.seed == spec.seeds[0]]
-
-
-def _results_dir(spec, args: dict[str, str]) -> str:
-    from ..config import load_config
-
-    return load_config(spec.resolve({}, args)).results_dir
 
 
 if __name__ == "__main__":

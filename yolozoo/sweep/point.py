@@ -1,30 +1,31 @@
-"""Run one grid point: resolve its config, train, and turn the outcome into a result (never raise).
+"""Train one sweep point or search trial; a training error becomes a failed result, never an exception.
 
-A point on one device trains in the worker's own process. A point on several devices
-(``trainer.devices=4``, ``trainer.strategy=ddp``) trains in a child process,
-``python -m yolozoo.sweep.child POINT.json``: Lightning's DDP launcher starts the other
-ranks by re-running that command, so they all train the same point, and Lightning cannot
-start a second DDP run in a process that already ran one. Only global rank 0 writes the
-result (and logs to W&B); the worker, not the point, talks to the sweep's store.
+A multi-device run (``trainer.devices=4``, ``strategy=ddp``) trains in ``python -m yolozoo.sweep.point RUN.json``:
+Lightning's DDP launcher re-runs that command for the other ranks, and cannot start a second DDP run in a
+process that ran one. Rank 0 writes the record and the result, ``{"status": completed | failed, "reason",
+"record": RunRecord dict | None}``, which the worker reads back.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import importlib
 import json
-import logging
 import os
+import signal
 import subprocess
 import sys
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
 from ..config import load_config, to_dict
+from ..record import RunRecord, atomic_write, json_safe, save_record
 
-log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # on PYTHONPATH of child processes (a clone's bench/, examples/)
 
 
 def device_count(cfg: DictConfig) -> int:
@@ -45,7 +46,7 @@ def device_count(cfg: DictConfig) -> int:
 
 
 def needs_own_process(cfg: DictConfig) -> bool:
-    """True for multi-device or DDP points (see the module docstring)."""
+    """True for multi-device or DDP runs (see the module docstring)."""
     return device_count(cfg) > 1 or "ddp" in str(cfg.trainer.strategy)
 
 
@@ -57,84 +58,107 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {short}"[:2000] if text else type(error).__name__
 
 
-def _failure_record(cfg: DictConfig, reason: str, trace: str, extra: dict) -> dict:
-    from datetime import datetime, timezone
-
+def failure_record(cfg: DictConfig, reason: str, extra: dict, trace: str | None = None) -> RunRecord:
+    """The record of a run that failed before it finished: its config, the reason, no metrics."""
     from ..environment import environment
     from ..train import run_name
 
     now = datetime.now(timezone.utc).isoformat()
-    return {"name": run_name(cfg), "status": "failed", "reason": reason, "traceback": trace, "started": now,
-            "finished": now, "config": to_dict(cfg), "metrics": {}, "per_class": {}, "history": [],
-            "environment": environment(), "run_dir": None, "checkpoint": None, "wandb_dir": None, **extra}
+    return RunRecord(name=run_name(cfg), status="failed", reason=reason, traceback=trace, started=now, finished=now,
+                     config=to_dict(cfg), environment=environment(), **extra)
 
 
 def train_point(overrides: dict[str, str], extra: dict, panel_images: int = 8, callbacks: list | None = None) -> dict:
-    """Train the point in this process; return ``{"status", "reason", "record", "record_path"}``.
-
-    ``callbacks``: more Lightning callbacks for this run (a search adds its pruning callback).
-
-    Any exception (a crash, a NaN loss's ``FloatingPointError``) becomes a failed result with
-    its reason, and a failure record is written next to the others. KeyboardInterrupt is not
-    caught: stopping a worker stops it.
-    """
+    """Train in this process; return the result. ``extra``: record fields (``sweep`` or ``search``);
+    ``callbacks``: more Lightning callbacks (a search's pruning). KeyboardInterrupt is not caught."""
     from lightning.pytorch.utilities import rank_zero_only
 
-    from ..train import save_record, train
-    from .panel import PredictionPanel
+    from ..panel import PredictionPanel
+    from ..train import train
 
     cfg = load_config(overrides)
     try:
         record = train(cfg, callbacks=[PredictionPanel(num_images=panel_images), *(callbacks or [])], extra=extra)
-        result = {"status": "completed", "reason": None, "record": record, "record_path": record.get("record_path")}
+        return {"status": "completed", "reason": None, "record": record}
     except Exception as e:
         reason, trace = failure_reason(e), traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        record = _failure_record(cfg, reason, trace, extra)
-        path = save_record(record, Path(cfg.results_dir), Path(cfg.out_dir)) if rank_zero_only.rank == 0 else None
-        result = {"status": "failed", "reason": reason, "record": record, "record_path": path and str(path)}
+        record = failure_record(cfg, reason, extra, trace)
+        if rank_zero_only.rank == 0:
+            save_record(record, Path(cfg.results_dir), Path(cfg.out_dir))
+        return {"status": "failed", "reason": reason, "record": record.to_dict()}
     finally:
         gc.collect()
-        _empty_cuda_cache()
-    return result
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
-def _empty_cuda_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def child_env() -> dict[str, str]:
+    """This environment with the source tree on PYTHONPATH (for ``python -m`` children)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH"))
+                                                        if p)}
 
 
 def train_point_in_child(overrides: dict[str, str], extra: dict, work_dir: Path, panel_images: int = 8,
                          callbacks: list[dict] | None = None) -> dict:
-    """Train the point in ``python -m yolozoo.sweep.child`` (its ranks re-run that); read back its result.
+    """Train in ``python -m yolozoo.sweep.point`` (its DDP ranks re-run that); read back the result.
 
-    ``callbacks``: more Lightning callbacks, each ``{"target": "yolozoo.module:factory", "kwargs": {...}}``
-    (JSON), built in every rank of the child (see :func:`build_callback`).
+    ``callbacks``: ``{"target": "yolozoo.module:factory", "kwargs": {...}}`` specs, built in every rank.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    spec_path = work_dir / f"point-{os.getpid()}-{extra.get('sweep', {}).get('trial', 0)}.json"
+    trial = next(iter(extra.values()), {}).get("trial", 0)
+    spec_path = work_dir / f"point-{os.getpid()}-{trial}.json"
     result_path = spec_path.with_suffix(".result.json")
     result_path.unlink(missing_ok=True)
     spec_path.write_text(json.dumps({"overrides": overrides, "extra": extra, "result": str(result_path),
                                      "panel_images": panel_images, "callbacks": callbacks or []}))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    proc = subprocess.run([sys.executable, "-m", "yolozoo.sweep.child", str(spec_path)], env=env, check=False)
+    proc = subprocess.run([sys.executable, "-m", "yolozoo.sweep.point", str(spec_path)], env=child_env(),
+                          check=False)
     if result_path.is_file():
         return json.loads(result_path.read_text())
     reason = f"point process exited with code {proc.returncode} without a result"
     if proc.returncode < 0:
         reason += f" (killed by signal {-proc.returncode})"
-    return {"status": "failed", "reason": reason, "record": None, "record_path": None}
+    return {"status": "failed", "reason": reason, "record": None}
 
 
 def build_callback(spec: dict):
     """``{"target": "yolozoo.module:factory", "kwargs": {...}}`` -> ``factory(**kwargs)`` (yolozoo code only)."""
-    import importlib
-
     module, _, name = str(spec.get("target", "")).partition(":")
     if not module.startswith("yolozoo.") or not name:
         raise ValueError(f"callback target must be 'yolozoo.module:factory', got {spec.get('target')!r}")
     return getattr(importlib.import_module(module), name)(**spec.get("kwargs", {}))
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent dies, so a killed worker does not leave its point training."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def main(argv: list[str]) -> int:
+    """The child process (and its other DDP ranks): train the run in ``argv[0]``; rank 0 writes the result."""
+    if len(argv) != 1:
+        print("usage: python -m yolozoo.sweep.point RUN.json", file=sys.stderr)
+        return 2
+    _die_with_parent()
+    spec = json.loads(Path(argv[0]).read_text())
+    callbacks = [build_callback(c) for c in spec.get("callbacks", [])]
+    result = train_point(spec["overrides"], spec["extra"], spec.get("panel_images", 8), callbacks)
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # set by the Trainer to this process's global rank
+        atomic_write(Path(spec["result"]), json.dumps(json_safe(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

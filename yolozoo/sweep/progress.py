@@ -1,4 +1,4 @@
-"""What a sweep worker shows: a line per finished point (done/total, running, failed, ETA), and a final table.
+"""What a worker shows: a line per finished point or trial (done/total, running, failed, ETA), and a sweep's table.
 
 Counts come from the store, so they include every worker's points. On a terminal a tqdm
 bar on stderr holds the same counts between points.
@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 
 def eta_seconds(trials: list[FrozenTrial], remaining: int, running: int) -> float | None:
-    """Remaining points x the mean duration of completed ones, shared by the running workers (at least 1)."""
+    """Remaining trials x the mean duration of completed ones, shared by the running workers (at least 1)."""
     durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
                  if t.state == TrialState.COMPLETE and t.datetime_start and t.datetime_complete]
     if not durations:
@@ -35,12 +35,12 @@ def status_line(name: str, counts: dict[str, int], eta: float | None) -> str:
 
 
 class Progress:
-    """Progress of one sweep as this worker sees it. ``bar``: None = a tqdm bar only on a terminal."""
+    """Progress of one study as this worker sees it. ``bar``: None = a tqdm bar only on a terminal."""
 
-    def __init__(self, name: str, total: int, bar: bool | None = None):
+    def __init__(self, name: str, total: int, bar: bool | None = None, unit: str = "point"):
         self.name = name
         show = sys.stderr.isatty() if bar is None else bar
-        self.bar = tqdm(total=total, desc=name, unit="point", file=sys.stderr, disable=not show, dynamic_ncols=True,
+        self.bar = tqdm(total=total, desc=name, unit=unit, file=sys.stderr, disable=not show, dynamic_ncols=True,
                         bar_format="{desc}: {n}/{total} done |{bar}|{postfix}")
 
     def set_total(self, total: int) -> None:
@@ -48,7 +48,7 @@ class Progress:
         self.bar.refresh()
 
     def update(self, counts: dict[str, int], eta: float | None, message: str | None = None) -> None:
-        """Show the counts; ``message`` (a finished point) is printed with the status line."""
+        """Show the counts; ``message`` (a finished trial) is printed with the status line."""
         self.bar.n = counts["done"]
         self.bar.set_postfix_str(f"{counts['running']} running, {counts['failed']} failed, ETA {format_eta(eta)}")
         line = status_line(self.name, counts, eta)
@@ -56,16 +56,6 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def point_message(title: str, trial: int, result: dict, seconds: float) -> str:
-    """``trial 4 assigner=atss seed=0: completed, mAP@0.5 0.412, mAP 0.213 (52 s)``."""
-    if result["status"] == "completed":
-        m = result["record"]["metrics"]
-        scores = ", ".join(f"{label} {m[k]:.3f}" for label, k in (("mAP@0.5", "mAP50"), ("mAP", "mAP"))
-                           if m.get(k) is not None)
-        return f"trial {trial} {title}: completed, {scores} ({seconds:.0f} s)"
-    return f"trial {trial} {title}: FAILED ({seconds:.0f} s): {result['reason']}"
 
 
 def summary_table(df: pd.DataFrame, axes: list[str]) -> str:

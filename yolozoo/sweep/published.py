@@ -1,40 +1,31 @@
 """Published run records: one small JSON file per sweep point, committed with the repository.
 
-A sweep run with the sweep file's own settings (no extra config overrides on the command
-line, apart from where files go and how W&B logs; see :data:`NEUTRAL_KEYS`) writes each finished
-point to ``<results_dir>/published/<sweep>/<point slug>.json``. Those files are the source of
-the README tables (``python reports/render.py`` reads them, no database needed), and they make a
-sweep resumable from a fresh clone: a point whose published record completed with the point's
-current overrides (same fingerprint) counts as done and is not trained again.
+A sweep run with the sweep file's own settings (extra command-line overrides only of where files go and
+how W&B logs; :data:`NEUTRAL_KEYS`) writes each finished point's :class:`~yolozoo.record.RunRecord`, less
+this machine's paths, to ``<results_dir>/published/<sweep>/<point slug>.json``. They are the source of the
+README tables (``python reports/render.py``), and they make a sweep resumable from a fresh clone: a point
+whose record completed with its current overrides (same fingerprint) is not trained again.
 
-A point whose resolved config and seed equal those of a completed record in another sweep
-(every key but the run's name and where it writes: :func:`yolozoo.config.training_config`)
-reuses that record instead of training: the copy says ``reused_from``. Runs are bitwise
-repeatable on the CPU (seven assigners points trained again a day later gave every metric to
-the last digit), so the reused record is the result the point would train; the tables
-name the records they share with another sweep.
+A point whose resolved config and seed equal those of a completed record in another sweep (every key but
+the run's name and where it writes: :func:`yolozoo.config.training_config`) reuses that record instead of
+training: the copy says ``reused_from``. Runs repeat bitwise on the CPU, so that is the result the point
+would train.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
+from ..record import SCHEMA_VERSION, RunRecord, atomic_write, duration_s, json_safe, read_record, record_columns
 from .columns import HEAD_COLUMNS, TAIL_COLUMNS
-from .results import record_columns
 from .spec import Point
-from .store import json_safe
 
-SCHEMA = 1
 # Command-line keys that change where a run's files go or how it is shown, never its result.
 NEUTRAL_KEYS = ("out_dir", "results_dir", "data.root", "data.num_workers", "trainer.enable_progress_bar",
                 "trainer.log_every_n_steps")
-# Record keys that hold this machine's paths: not published.
-LOCAL_KEYS = ("run_dir", "checkpoint", "wandb_dir", "record_path", "traceback")
 
 
 def publishable(cli: dict[str, str]) -> bool:
@@ -46,23 +37,15 @@ def published_dir(results_dir: str | Path, sweep: str) -> Path:
     return Path(results_dir) / "published" / sweep
 
 
-def record_path(folder: Path, point: Point) -> Path:
-    return folder / f"{point.slug}.json"
-
-
 def publish(folder: Path, point: Point, record: dict, overrides: dict[str, str]) -> Path:
-    """Write ``record`` (a run record, see :func:`yolozoo.train.train`) as the point's published record, atomically."""
-    env = dict(record.get("environment") or {})
-    env.pop("host", None)
-    out = {"schema": SCHEMA, **{k: v for k, v in record.items() if k not in LOCAL_KEYS}, "environment": env,
-           "point": {"labels": point.labels, "seed": point.seed, "fingerprint": point.fingerprint,
-                     "overrides": overrides}}
+    """Write ``record`` (a run record as a dict) as the point's published record, atomically; return its path."""
+    point_info = {"labels": point.labels, "seed": point.seed, "fingerprint": point.fingerprint, "overrides": overrides}
+    data = {k: v for k, v in record.items() if k not in ("_path", "schema")}
+    run = RunRecord.from_dict({**data, "schema_version": SCHEMA_VERSION, "point": point_info})
+    run.environment = {k: v for k, v in run.environment.items() if k != "host"}
     folder.mkdir(parents=True, exist_ok=True)
-    path = record_path(folder, point)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(json_safe(out), indent=1, allow_nan=False) + "\n", encoding="utf-8")  # NaN -> null
-    tmp.replace(path)
-    return path
+    text = json.dumps(json_safe(run.to_dict(local=False)), indent=1, allow_nan=False) + "\n"  # NaN -> null
+    return atomic_write(folder / f"{point.slug}.json", text)
 
 
 def _identity(config: dict) -> str:
@@ -75,9 +58,7 @@ def reusable(root: Path, sweep: str) -> dict[str, dict]:
     """Completed records of the sweeps under ``root`` other than ``sweep``, by training identity (config + seed);
     copies (``reused_from``) are left out, so each run has one origin."""
     out: dict[str, dict] = {}
-    if not root.is_dir():
-        return out
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != sweep):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != sweep) if root.is_dir() else []:
         for record in read_records(folder):
             if record.get("status") == "completed" and not record.get("reused_from") and record.get("config"):
                 out.setdefault(_identity(record["config"]), record)
@@ -85,33 +66,30 @@ def reusable(root: Path, sweep: str) -> dict[str, dict]:
 
 
 def reuse(folder: Path, point: Point, config: dict, overrides: dict[str, str], found: dict[str, dict]) -> Path | None:
-    """Publish, as ``point``'s record, the completed record in ``found`` (see :func:`reusable`) that ran the point's
-    resolved ``config``; None if there is none."""
+    """Publish as ``point``'s record the one in ``found`` (see :func:`reusable`) that ran its resolved ``config``;
+    None if there is none."""
     original = found.get(_identity(config))
     if original is None:
         return None
     source = Path(original["_path"])
-    record = {k: v for k, v in original.items() if k not in ("_path", "schema", "point")}
+    record = {k: v for k, v in original.items() if k != "point"}
     return publish(folder, point, {**record, "reused_from": f"{source.parent.name}/{source.name}"}, overrides)
 
 
-def read_record(path: Path) -> dict:
-    """The published record at ``path`` (``_path`` added); a file that is not a record is an error naming it."""
+def read_published(path: Path) -> dict:
+    """The published record at ``path`` (a dict, ``_path`` added); a file that is not one is an error naming it."""
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not a readable run record ({e})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("point"), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("point"), dict):
         raise ValueError(f"{path}: not a published run record (no 'point' key)")
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: record schema {record.get('schema')!r}, this yolozoo reads {SCHEMA}")
-    record["_path"] = str(path)
-    return record
+    return read_record(path)
 
 
 def read_records(folder: Path) -> list[dict]:
     """Every published record in ``folder`` (sorted by file name)."""
-    return [read_record(path) for path in sorted(Path(folder).glob("*.json"))]
+    return [read_published(path) for path in sorted(Path(folder).glob("*.json"))]
 
 
 def completed(folder: Path | None, points: list[Point]) -> dict[str, dict]:
@@ -127,13 +105,6 @@ def completed(folder: Path | None, points: list[Point]) -> dict[str, dict]:
     return out
 
 
-def _seconds(record: dict) -> float | None:
-    try:
-        return (datetime.fromisoformat(record["finished"]) - datetime.fromisoformat(record["started"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def records_frame(records: list[dict], sweep: str, axes: list[str]) -> pd.DataFrame:
     """Published records as rows shaped like :func:`~.results.load_results`' (``duration_s``: the
     point's wall time, started to finished; ``record``: the file)."""
@@ -143,15 +114,13 @@ def records_frame(records: list[dict], sweep: str, axes: list[str]) -> pd.DataFr
         status = r.get("status") if r.get("status") in ("completed", "failed") else "failed"
         rows.append({"sweep": sweep, "study": sweep, "trial": None, "status": status,
                      "reason": r.get("reason") if status == "failed" else None, "seed": r["point"].get("seed"),
-                     **labels, "point": labels, "overrides": r["point"].get("overrides"),
-                     **record_columns(r.get("config") or {}, r.get("metrics") or {}, r.get("history") or [],
-                                      r.get("environment") or {}),
+                     **labels, "point": labels, "overrides": r["point"].get("overrides"), **record_columns(r),
                      "date": r.get("finished") or r.get("started"), "record": r.get("_path"),
-                     "duration_s": _seconds(r), "attempts": 1, "reused_from": r.get("reused_from")})
+                     "duration_s": duration_s(r), "attempts": 1, "reused_from": r.get("reused_from")})
     df = pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *axes, *TAIL_COLUMNS])
     df["trial"] = df["trial"].astype("Int64")
     return df
 
 
-__all__ = ["NEUTRAL_KEYS", "SCHEMA", "completed", "publish", "publishable", "published_dir", "read_record",
-           "read_records", "record_path", "records_frame", "reusable", "reuse"]
+__all__ = ["NEUTRAL_KEYS", "completed", "publish", "publishable", "published_dir", "read_published", "read_records",
+           "records_frame", "reusable", "reuse"]

@@ -1,4 +1,6 @@
-"""Every sweep point's result as one pandas DataFrame, read from the sweep store."""
+"""Sweeps' and searches' results as pandas DataFrames: each trial's status from the store, the rest from the
+run record it points to (:mod:`yolozoo.record`). A record that is not on this machine (a worker elsewhere
+wrote it) leaves its row's metrics empty."""
 
 from __future__ import annotations
 
@@ -9,121 +11,132 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from ..pruning import PRUNED_ATTR
+from ..record import METRICS, read_record, record_columns
 from .claims import is_superseded, trial_key, trial_params
-from .columns import HEAD_COLUMNS, METRICS, TAIL_COLUMNS
+from .columns import HEAD_COLUMNS, TAIL_COLUMNS
 from .spec import point_key
 from .store import default_storage_url, open_storage, sqlite_path
 
 STATUS = {TrialState.COMPLETE: "completed", TrialState.FAIL: "failed", TrialState.RUNNING: "running",
           TrialState.WAITING: "pending", TrialState.PRUNED: "pruned"}
 STALE_REASON = "no heartbeat within the grace period: the worker was killed or pre-empted"
+SEARCH_HEAD = ("search", "study", "trial", "status", "reason", "value")
+SEARCH_TAIL = ("params", *METRICS, "pruned_epoch", "history", "overrides", "config", "date", "duration_s", "worker",
+               "wandb_dir", "record", "run_dir", "checkpoint", "retry_of")
 
 
-def _assignment(history: list[dict]) -> dict[str, Any]:
-    """Assignment statistics of the last epoch: positives per GT, share of GT without one, share per level."""
-    last = history[-1] if history else {}
-    levels = sorted((k for k in last if k.startswith("train/assign/pos_level")), key=lambda k: int(k.rsplit("l", 1)[1]))
-    return {"pos_per_gt": last.get("train/assign/pos_per_gt_mean"),
-            "gt_without_pos": last.get("train/assign/gt_without_pos"),
-            "pos_per_level": [last[k] for k in levels] if levels else None}
+def trial_record(trial: FrozenTrial) -> dict:
+    """The run record ``trial`` points to (a dict), or ``{}`` if it has none readable here."""
+    path = trial.user_attrs.get("record")
+    try:
+        return read_record(path) if path else {}
+    except ValueError:
+        return {}
 
 
-def record_columns(config: dict, metrics: dict, history: list, env: dict) -> dict[str, Any]:
-    """The columns a run record gives a results row, whether it comes from the store or a published file."""
-    cpu = env.get("cpu") or {}
-    return {"config": config or None, **{k: metrics.get(k) for k in METRICS}, **_assignment(history),
-            "history": history, "commit": env.get("git_commit"), "device": env.get("device"),
-            "cpu": cpu.get("model"), "isa": cpu.get("isa"), "preset": config.get("preset"),
-            "dataset": (config.get("data") or {}).get("name")}
+def _studies(url: str | None, results_dir: str | Path, tag: str, command: str) -> tuple[Any, list]:
+    """The storage at ``url`` and the summaries of its studies with user attr ``tag`` (``sweep`` or ``search``)."""
+    url = url or default_storage_url(results_dir)
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"no {'sweep ' if tag == 'sweep' else ''}store at {path}; run `python bench/run.py "
+                                f"{command}=NAME` first, or pass storage=/results_dir= where it ran")
+    store = open_storage(url)
+    return store, [s for s in optuna.get_all_study_summaries(store, include_best_trial=False) if tag in s.user_attrs]
 
 
-def _row(sweep: str, study: str, trial: FrozenTrial | None, params: dict, attempts: int) -> dict[str, Any]:
-    attrs = trial.user_attrs if trial is not None else {}
-    state = STATUS[trial.state] if trial is not None else "pending"
-    reason = attrs.get("reason")
-    if state == "failed" and not reason:
-        reason = STALE_REASON
-    config = attrs.get("config") or {}
-    env = attrs.get("environment") or {}
-    metrics = attrs.get("metrics") or {}
-    history = attrs.get("history") or []
-    labels = {k: v for k, v in params.items() if k != "seed"}
-    when = trial and (trial.datetime_complete or trial.datetime_start)
+def _outcome(trial: FrozenTrial) -> dict[str, Any]:
+    """Columns every trial row has: status, reason, the record's columns, date, duration, paths."""
+    attrs, state = trial.user_attrs, STATUS[trial.state]
+    record = trial_record(trial)
+    when = trial.datetime_complete or trial.datetime_start
     duration = None
-    if trial is not None and trial.datetime_start and trial.datetime_complete:
+    if trial.datetime_start and trial.datetime_complete:
         duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    active = state in ("completed", "failed", "running")
-    row = {
-        "sweep": sweep, "study": study, "trial": trial.number if trial is not None else None, "status": state,
-        "reason": reason if state in ("failed", "pruned") else None, "seed": params.get("seed"), **labels,
-        "point": labels, "overrides": attrs.get("overrides"), **record_columns(config, metrics, history, env),
-        "date": when.isoformat() if when else None, "wandb_dir": attrs.get("wandb_dir"),
-        "record": attrs.get("record"), "run_dir": attrs.get("run_dir"),
-        "checkpoint": attrs.get("checkpoint"), "worker": attrs.get("worker") if active else None,
-        "attempts": attempts, "duration_s": duration,
-    }
-    return row
-
-
-def _study_rows(study: optuna.Study, sweep: str, spec: dict, points: list[dict] | None) -> list[dict]:
-    by_key: dict[str, list[FrozenTrial]] = {}
-    for t in study.get_trials(deepcopy=False):
-        key = trial_key(t)
-        if key is not None and not is_superseded(t):
-            by_key.setdefault(key, []).append(t)
-    if points is None:  # a study without the runner's grid list: whatever ran
-        points = [trial_params(ts[0]) for ts in by_key.values()]
-    rows = []
-    for params in points:
-        trials = sorted(by_key.get(point_key(params), []), key=lambda t: t.number)
-        rows.append(_row(sweep, study.study_name, trials[-1] if trials else None, params, len(trials)))
-    return rows
+    reason = attrs.get("reason") or (STALE_REASON if state == "failed" else None)
+    return {"status": state, "reason": reason if state in ("failed", "pruned") else None,
+            "overrides": attrs.get("overrides"), **record_columns(record), "date": when.isoformat() if when else None,
+            "duration_s": duration, "worker": attrs.get("worker"), "record": attrs.get("record"),
+            **{k: record.get(k) for k in ("wandb_dir", "run_dir", "checkpoint")}}
 
 
 def load_results(storage: str | None = None, sweep: str | None = None, results_dir: str | Path = "results"
                  ) -> pd.DataFrame:
     """All points of the sweeps in ``storage`` (default: ``results_dir/sweeps.db``), one row per (point, seed).
 
-    ``sweep``: only that sweep's studies (one per distinct set of extra command-line
-    overrides, told apart by ``study``). A point's row is its latest attempt; points not yet
-    started are ``pending``. Columns:
+    ``sweep``: only that sweep's studies (one per distinct set of extra command-line overrides, told apart
+    by ``study``). A point's row is its latest attempt; points not yet started are ``pending``. Columns:
 
-    - ``sweep``, ``study`` (sweep name + extra overrides), ``trial`` (Optuna trial number, Int64;
-      <NA> if never started), ``status`` (completed | failed | running | pending | pruned),
-      ``reason`` (why it failed, else None), ``seed``;
-    - one column per axis, named by the axis, holding the point's value or label;
-    - ``point`` (dict axis -> value/label), ``overrides`` (dict: the key=value overrides that made
-      the config), ``config`` (dict: the resolved config that ran);
-    - metrics: ``mAP50, mAP, mAP75, APs, APm, APl, AR100, params, flops, latency_ms, throughput,
-      train_time_s, train_img_per_s, epochs, best_epoch, best_mAP``;
-    - assignment statistics of the last epoch: ``pos_per_gt`` (mean positives per GT),
-      ``gt_without_pos`` (share of GT without a positive), ``pos_per_level`` (list: share of
-      positives per pyramid level);
-    - ``history`` (list of per-epoch dicts of train/ and val/ scalars);
-    - ``commit`` (git, ``-dirty`` if the tree had changes), ``date`` (ISO, finished or started),
-      ``device``, ``preset``, ``dataset``;
-    - ``wandb_dir`` (the offline W&B run folder, or None), ``record`` (the JSON record file),
-      ``run_dir``, ``checkpoint``, ``worker`` (host:pid), ``attempts``, ``duration_s``.
+    - ``sweep``, ``study``, ``trial`` (Optuna trial number, Int64; <NA> if never started), ``status``
+      (completed | failed | running | pending | pruned), ``reason`` (why it failed, else None), ``seed``;
+    - one column per axis, holding the point's value or label; ``point`` (dict axis -> value/label),
+      ``overrides`` (dict: the key=value overrides that made the config);
+    - from the run record: ``config`` (the resolved config that ran), the metrics (:data:`~yolozoo.record.METRICS`),
+      ``pos_per_gt``, ``gt_without_pos``, ``pos_per_level`` (assignment statistics of the last epoch),
+      ``history`` (per-epoch train/ and val/ scalars), ``commit``, ``device``, ``cpu``, ``isa``, ``preset``,
+      ``dataset``, ``wandb_dir``, ``run_dir``, ``checkpoint``;
+    - ``date`` (ISO, finished or started), ``record`` (the record file), ``worker`` (host:pid), ``attempts``,
+      ``duration_s``, ``reused_from``.
     """
-    url = storage or default_storage_url(results_dir)
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():
-        raise FileNotFoundError(f"no sweep store at {path}; run `python bench/run.py sweep=NAME` first, or pass "
-                                "storage=/results_dir= where it ran")
-    store = open_storage(url)
-    summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
-    ours = [s for s in summaries if "sweep" in s.user_attrs]
+    store, ours = _studies(storage, results_dir, "sweep", "sweep")
     chosen = [s for s in ours if sweep is None or s.user_attrs["sweep"] == sweep]
     if sweep is not None and not chosen:
         have = sorted({s.user_attrs["sweep"] for s in ours})
-        raise KeyError(f"no sweep {sweep!r} in {url}; it holds: {', '.join(have) or '(none)'}")
+        raise KeyError(f"no sweep {sweep!r} in {storage or default_storage_url(results_dir)}; it holds: "
+                       f"{', '.join(have) or '(none)'}")
     rows, axes = [], []
     for s in sorted(chosen, key=lambda s: s.study_name):
-        spec = s.user_attrs.get("spec") or {}
-        axes += [a for a in spec.get("axes", {}) if a not in axes]
-        study = optuna.load_study(study_name=s.study_name, storage=store)
-        rows += _study_rows(study, s.user_attrs["sweep"], spec, s.user_attrs.get("points"))
-    columns = [*HEAD_COLUMNS, *axes, *TAIL_COLUMNS]
-    df = pd.DataFrame(rows, columns=columns)
+        axes += [a for a in (s.user_attrs.get("spec") or {}).get("axes", {}) if a not in axes]
+        by_key: dict[str, list[FrozenTrial]] = {}
+        for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials(deepcopy=False):
+            if trial_key(t) is not None and not is_superseded(t):
+                by_key.setdefault(trial_key(t), []).append(t)
+        points = s.user_attrs.get("points") or [trial_params(ts[0]) for ts in by_key.values()]
+        for params in points:
+            trials = sorted(by_key.get(point_key(params), []), key=lambda t: t.number)
+            labels = {k: v for k, v in params.items() if k != "seed"}
+            row = {"sweep": s.user_attrs["sweep"], "study": s.study_name, "trial": None, "status": "pending",
+                   "seed": params.get("seed"), **labels, "point": labels, **record_columns({}), "attempts": len(trials)}
+            if trials:
+                row.update(trial=trials[-1].number, **_outcome(trials[-1]))
+                if row["status"] not in ("completed", "failed", "running"):
+                    row["worker"] = None
+            rows.append(row)
+    df = pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *axes, *TAIL_COLUMNS])
     df["trial"] = df["trial"].astype("Int64")
+    return df
+
+
+def load_trials(storage: str | None = None, search: str | None = None, results_dir: str | Path = "results",
+                study: str | None = None) -> pd.DataFrame:
+    """All trials of the searches in ``storage`` (default ``results_dir/sweeps.db``), one row per trial.
+
+    ``search``: only that search's studies (one per set of extra command-line overrides, told apart by
+    ``study``); ``study``: only that study. Columns: ``search, study, trial``, ``status`` (completed | pruned
+    | failed | running | pending), ``reason`` (why it was pruned or failed), ``value`` (the objective; a
+    pruned trial's last reported value), one column per searched parameter, ``params`` (dict), from the run
+    record the metrics and ``history``, ``config``, ``wandb_dir``, ``run_dir``, ``checkpoint``; and
+    ``pruned_epoch``, ``overrides``, ``date``, ``duration_s``, ``worker``, ``record``, ``retry_of`` (the trial
+    this one re-runs after its worker died). ``trial``, ``pruned_epoch`` and ``retry_of`` are Int64.
+    """
+    store, ours = _studies(storage, results_dir, "search", "search")
+    chosen = [s for s in ours if (search is None or s.user_attrs["search"] == search)
+              and (study is None or s.study_name == study)]
+    if (search is not None or study is not None) and not chosen:
+        raise KeyError(f"no search study matching search={search!r} study={study!r} in "
+                       f"{storage or default_storage_url(results_dir)}; it holds: "
+                       f"{', '.join(sorted(s.study_name for s in ours)) or '(none)'}")
+    rows, params = [], []
+    for s in sorted(chosen, key=lambda s: s.study_name):
+        params += [p for p in (s.user_attrs.get("space") or {}).get("params", {}) if p not in params]
+        for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials(deepcopy=False):
+            row = _outcome(t)
+            rows.append({**row, "search": s.user_attrs["search"], "study": s.study_name, "trial": t.number,
+                         "value": t.value if row["status"] in ("completed", "pruned") else None, **t.params,
+                         "params": dict(t.params), "pruned_epoch": (t.user_attrs.get(PRUNED_ATTR) or {}).get("epoch"),
+                         "retry_of": (t.system_attrs.get("retry_history") or [None])[-1]})
+    df = pd.DataFrame(rows, columns=[*SEARCH_HEAD, *params, *SEARCH_TAIL])
+    for column in ("trial", "pruned_epoch", "retry_of"):
+        df[column] = df[column].astype("Int64")
     return df

@@ -17,18 +17,13 @@ Schema (every key but ``name`` and ``axes`` optional)::
     baseline: {assigner: tal}  # axis -> value/label that deltas are computed against
     known: [nearby_grid > all_grid]  # directions a known study found, checked against the results
 
-A point's config is defaults <- ``base`` <- preset <- ``config=FILE`` <- axes <- command line:
-``base`` holds the sweep's defaults for the CPU / digits setting, so ``preset=voc`` (or a
-``config=FILE`` such as a search's best trial) replaces those it sets (see :meth:`SweepSpec.resolve`).
-
-:func:`load_sweep` checks all of it, including every point's config through
-:func:`~yolozoo.config.load_config`, so a typo fails before any training, naming the file
-and the key.
+A point's overrides are layered by :func:`yolozoo.overrides.layered_overrides` (a ``preset=`` or
+``config=FILE`` outranks ``base``). :func:`load_sweep` checks every point's config, so a typo fails
+before any training, naming the file and the key.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
@@ -39,35 +34,26 @@ from typing import Any
 
 import yaml
 
-from ..config import PRESET_DIR, ConfigError, default_value, load_config, read_overrides_file
+from ..config import ConfigError, load_config
+from ..overrides import format_overrides, layered_overrides
 from ..sweep_files import find_file, is_path, list_names, where
 from .columns import HEAD_COLUMNS, TAIL_COLUMNS
 
 TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds", "baseline", "known")
 TABLES = ("assigners", "backbones", "widths", "pretrained")
-# Set per point by the runner, so a sweep file or the command line may not set them.
-RUNNER_KEYS = ("seed", "name")
-# A point (and a search trial) does the work its config names. The default run's own settings (the keys of
-# yolozoo/presets/default.yaml: its time budget, which would fit each point's epochs to the machine, and its
-# batch) are set back to the dataclass defaults, unless the sweep's base, an axis, the command line or its
-# config=FILE sets them. Nor is the layout timed at start-up: the published records ran channels_last, and a
-# layout chosen by timing could change a point's numbers in the last bits from one worker to the next.
-FIXED_WORK = {"trainer.channels_last": True}
+RUNNER_KEYS = ("seed", "name")  # set per point by the runner
 
 Scalar = str | int | float | bool | None
 
 
 class SweepError(ValueError):
-    """A bad sweep file, name or sweep option; the message names the file and key and what to fix."""
+    """A bad sweep or search file, name or option; the message names the file and key and what to fix."""
 
 
 @dataclass(frozen=True)
 class Point:
-    """One run of the grid: the axis values/labels, a seed, and the overrides they imply.
-
-    ``overrides`` = base + the axes' overrides (not the command line, not the seed);
-    ``axis_overrides`` = the axes' part alone.
-    """
+    """One run of the grid: axis labels/values, a seed, ``overrides`` = base + the axes' overrides
+    (not the command line, not the seed), ``axis_overrides`` = the axes' part alone."""
 
     labels: dict[str, Scalar]
     seed: int
@@ -85,18 +71,18 @@ class Point:
 
     @property
     def title(self) -> str:
-        """``assigner=tal seed=0``: for progress lines and tables."""
+        """``assigner=tal seed=0``."""
         return " ".join(f"{k}={v}" for k, v in self.params.items())
 
     @property
     def slug(self) -> str:
-        """``tal-s0``: for run names and folders."""
+        """``tal-s0``: for run names and files."""
         parts = [str(v).replace("/", "_").replace(" ", "_") for v in self.labels.values()]
         return "-".join([*parts, f"s{self.seed}"])
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the overrides: a completed trial only counts for this point if they still match."""
+        """Hash of the overrides: a completed trial or record only counts for this point if they still match."""
         return hashlib.sha1(json.dumps(self.overrides, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -122,39 +108,28 @@ class SweepSpec:
 
     @property
     def all_seeds(self) -> list[int]:
-        """``seeds``, then the further seeds auto-seeding may add (the next integers), up to ``max_seeds``."""
-        extra, nxt = [], max(self.seeds) + 1
-        while len(self.seeds) + len(extra) < (self.max_seeds or 0):
-            extra.append(nxt)
-            nxt += 1
-        return [*self.seeds, *extra]
+        """``seeds``, then the next integers auto seeding may add, up to ``max_seeds``."""
+        extra = max(self.seeds) + 1
+        return [*self.seeds, *range(extra, extra + max((self.max_seeds or 0) - len(self.seeds), 0))]
 
     def point(self, labels: dict[str, Scalar], seed: int) -> Point:
-        """The grid point with these axis labels/values and ``seed``."""
         axis_overrides = {}
         for name, label in labels.items():
             axis_overrides.update(self.axes[name][label])
         return Point(dict(labels), seed, {**self.base, **axis_overrides}, axis_overrides)
 
     def points(self, seeds: list[int] | None = None) -> list[Point]:
-        """Every (grid point, seed) for ``seeds`` (default: the file's ``seeds``), seeds outermost:
-        a whole first seed finishes before the second starts."""
+        """Every (grid point, seed), seeds outermost: a whole first seed finishes before the second starts."""
         names = list(self.axes)
         return [self.point(dict(zip(names, combo)), seed) for seed in (self.seeds if seeds is None else seeds)
                 for combo in itertools.product(*(list(self.axes[n]) for n in names))]
 
     def baseline_labels(self, labels: dict[str, Scalar]) -> dict[str, Scalar] | None:
-        """The labels of the row ``labels`` is compared with (its baseline axes set), or None without a baseline."""
+        """The labels of the row ``labels`` is compared with, or None without a baseline."""
         return {**labels, **self.baseline} if self.baseline else None
 
     def resolve(self, axis_overrides: dict[str, Any], cli: dict[str, str]) -> dict[str, str]:
-        """The ``key=value`` overrides for ``load_config``: base, then the axes, then the command line.
-
-        ``base`` holds the sweep's defaults for the CPU / digits setting, so a preset outranks
-        it: a base key that the chosen preset (``preset=voc``) also sets is left out, and the
-        preset's value holds. A ``config=FILE`` on the command line outranks it the same way (its
-        keys, and its preset's). Axes and the command line outrank the preset and the file.
-        """
+        """The ``key=value`` overrides for ``load_config``: base, then the axes, then the command line."""
         return layered_overrides(self.base, axis_overrides, cli)
 
     def search_space(self) -> dict[str, list[Scalar]]:
@@ -168,82 +143,65 @@ class SweepSpec:
                 "max_seeds": self.max_seeds, "baseline": self.baseline, "known": self.known, "path": str(self.path)}
 
 
-@functools.cache
-def default_run_reset() -> dict[str, Any]:
-    """The default preset's keys at their dataclass defaults (read once: every point and trial resolves them)."""
-    return {k: default_value(k) for k in preset_keys("default")}
+# -- files shared by sweeps and searches ---------------------------------------------------------
+def find_spec(name_or_path: str, sub: str = "", folder: Path | None = None, error: type = SweepError) -> Path:
+    """``assigners`` -> ``assigners.yaml`` in ``folder`` or the sweep folders (``sub="search"``: search spaces;
+    see :mod:`yolozoo.sweep_files`); a path to a ``.yaml`` file is used as is."""
+    kind, label = ("search", "search space") if sub == "search" else ("sweep", "sweep")
+    if is_path(name_or_path):
+        if not Path(name_or_path).is_file():
+            raise error(f"{kind} file {name_or_path} does not exist")
+        return Path(name_or_path)
+    path = find_file(name_or_path, sub, folder)
+    if path is None:
+        raise error(f"unknown {label} {name_or_path!r}; valid: {', '.join(list_names(sub, folder)) or '(none)'} "
+                    f"(files in {where(sub, folder)}), or pass {kind}=path/to/file.yaml")
+    return path
 
 
-def layered_overrides(base: dict[str, Any], varied: dict[str, Any], cli: dict[str, str]) -> dict[str, str]:
-    """The ``key=value`` overrides of one sweep point or search trial for ``load_config``, whose own layers are
-    dataclass defaults < preset < these overrides. In rising order:
-
-    the fixed work (:data:`FIXED_WORK`, and the default preset's keys at their dataclass defaults) < the study's
-    ``base`` < ``varied`` (a point's axes, a trial's sampled values) < the command line. ``base`` holds the
-    study's defaults for the CPU / digits setting, so a chosen preset (``preset=voc``; from the command line, its
-    ``config=FILE``, else ``base`` or the axes) and a ``config=FILE`` outrank it and the fixed work: a key either
-    sets is left out of both. The one place this order lives, for sweeps and searches alike.
-    """
-    from_file = config_file_overrides(dict(cli))
-    merged = {**base, **varied}
-    preset = str(cli.get("preset") or from_file.get("preset") or merged.get("preset", "default"))
-    covered = (set() if preset == "default" else preset_keys(preset)) | set(from_file)
-    fixed = {**default_run_reset(), **FIXED_WORK}
-    fixed = {k: v for k, v in fixed.items() if k not in covered}
-    kept = {k: v for k, v in base.items() if k not in covered}
-    return {**format_overrides(fixed), **format_overrides(kept), **format_overrides(dict(varied)), **dict(cli)}
-
-
-def config_file_overrides(cli: dict[str, str]) -> dict[str, Any]:
-    """The overrides in the command line's ``config=FILE``, if any (a bad file is reported by load_config)."""
-    if not cli.get("config"):
-        return {}
+def read_spec(path: Path, top_keys: tuple[str, ...], error: type = SweepError) -> dict:
+    """A sweep or search file's YAML, with its top-level keys and ``name`` checked."""
     try:
-        return read_overrides_file(cli["config"])
-    except ConfigError:
-        return {}
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML: {e}") from None
+    kind = "search" if error is not SweepError else "sweep"
+    if not isinstance(data, dict):
+        raise error(f"{path}: a {kind} file is a mapping with keys {', '.join(top_keys)}")
+    unknown = [k for k in data if k not in top_keys]
+    if unknown:
+        raise error(f"{path}: unknown key {unknown[0]!r}; valid keys: {', '.join(top_keys)}")
+    if data.get("name") != path.stem:
+        raise error(f"{path}: name must equal the file stem {path.stem!r}, got {data.get('name')!r}")
+    return data
 
 
-def preset_keys(preset: str) -> set[str]:
-    """Dotted keys the preset file sets (none for an unknown preset: load_config reports that)."""
-    path = PRESET_DIR / f"{preset}.yaml"
-    if not path.is_file():
-        return set()
-    return set(flatten_overrides(yaml.safe_load(path.read_text()) or {}, str(path)))
+def flatten_overrides(node: Any, where: str, prefix: str = "", error: type = SweepError) -> dict[str, Any]:
+    """``{model: {width: 1}, data.img_size: 96}`` -> ``{"model.width": 1, "data.img_size": 96}``."""
+    if not isinstance(node, dict):
+        raise error(f"{where} must be a mapping of dotted config keys to values, got {node!r}")
+    out = {}
+    for key, value in node.items():
+        full = f"{prefix}{key}"
+        out.update(flatten_overrides(value, where, f"{full}.", error) if isinstance(value, dict) else {full: value})
+    return out
 
 
+def checked_config(overrides: dict[str, str], where: str, error: type = SweepError):
+    """``load_config(overrides)``, its error naming ``where`` (load_config calls every override "command line")."""
+    try:
+        return load_config(overrides)
+    except ConfigError as e:
+        raise error(f"{where}: {str(e).removeprefix('command line: ')}") from None
+
+
+# -- sweep files ---------------------------------------------------------------------------------
 def list_sweeps(sweeps_dir: Path | None = None) -> list[str]:
-    """The sweep names in ``sweeps_dir``, or in the folders of :func:`yolozoo.sweep_files.sweep_dirs`."""
     return list_names(folder=sweeps_dir)
 
 
 def find_sweep(name_or_path: str, sweeps_dir: Path | None = None) -> Path:
-    """``assigners`` -> ``assigners.yaml`` in ``sweeps_dir`` or the sweep folders (see :mod:`yolozoo.sweep_files`);
-    a path to a ``.yaml`` file is used as is."""
-    if is_path(name_or_path):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise SweepError(f"sweep file {path} does not exist")
-        return path
-    path = find_file(name_or_path, folder=sweeps_dir)
-    if path is None:
-        raise SweepError(f"unknown sweep {name_or_path!r}; valid: {', '.join(list_sweeps(sweeps_dir)) or '(none)'} "
-                         f"(files in {where(folder=sweeps_dir)}), or pass sweep=path/to/file.yaml")
-    return path
-
-
-def flatten_overrides(node: Any, where: str, prefix: str = "") -> dict[str, Any]:
-    """``{model: {width: 1}, data.img_size: 96}`` -> ``{"model.width": 1, "data.img_size": 96}``."""
-    if not isinstance(node, dict):
-        raise SweepError(f"{where} must be a mapping of dotted config keys to values, got {node!r}")
-    out = {}
-    for key, value in node.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten_overrides(value, where, f"{full}."))
-        else:
-            out[full] = value
-    return out
+    return find_spec(name_or_path, folder=sweeps_dir)
 
 
 def _is_scalar(value: Any) -> bool:
@@ -253,13 +211,12 @@ def _is_scalar(value: Any) -> bool:
 def _parse_axis(name: Any, values: Any, where: str) -> dict[Scalar, dict[str, Any]]:
     if not isinstance(name, str) or not name:
         raise SweepError(f"{where}: axis names must be non-empty strings, got {name!r}")
-
     if name in HEAD_COLUMNS or name in TAIL_COLUMNS:  # an axis is a result column: it may not shadow another
         hint = " (use the top-level 'seeds: [...]' for repeats)" if name == "seed" else ""
         raise SweepError(f"{where}: axis {name!r} would shadow a result column; rename it{hint}")
+    if isinstance(values, (list, dict)) and not values:
+        raise SweepError(f"{where}: axis {name!r} has no {'values' if isinstance(values, list) else 'labels'}")
     if isinstance(values, list):  # a config key and its values
-        if not values:
-            raise SweepError(f"{where}: axis {name!r} has no values")
         bad = [v for v in values if not _is_scalar(v)]
         if bad:
             raise SweepError(f"{where}: axis {name!r}: values must be numbers, strings, booleans or null, got "
@@ -268,27 +225,23 @@ def _parse_axis(name: Any, values: Any, where: str) -> dict[Scalar, dict[str, An
             raise SweepError(f"{where}: axis {name!r} repeats a value: {values}")
         return {v: {name: v} for v in values}
     if isinstance(values, dict):  # label -> linked overrides
-        if not values:
-            raise SweepError(f"{where}: axis {name!r} has no labels")
-        out = {}
-        for label, overrides in values.items():
-            if not isinstance(label, str):
-                raise SweepError(f"{where}: axis {name!r}: labels must be strings, got {label!r}")
-            out[label] = flatten_overrides(overrides or {}, f"{where}: axis {name!r} label {label!r}")
-        return out
+        bad = [label for label in values if not isinstance(label, str)]
+        if bad:
+            raise SweepError(f"{where}: axis {name!r}: labels must be strings, got {bad[0]!r}")
+        return {label: flatten_overrides(o or {}, f"{where}: axis {name!r} label {label!r}")
+                for label, o in values.items()}
     raise SweepError(f"{where}: axis {name!r} must be a list of values or a mapping label -> overrides, got {values!r}")
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def parse_sweep(data: Any, path: Path) -> SweepSpec:
     """Check the structure of a loaded sweep file (not yet the config keys; see :func:`check_sweep`)."""
     where = str(path)
-    if not isinstance(data, dict):
-        raise SweepError(f"{where}: a sweep file is a mapping with keys {', '.join(TOP_KEYS)}")
-    unknown = [k for k in data if k not in TOP_KEYS]
-    if unknown:
-        raise SweepError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(TOP_KEYS)}")
-    if data.get("name") != path.stem:
-        raise SweepError(f"{where}: name must equal the file stem {path.stem!r}, got {data.get('name')!r}")
+    if not isinstance(data, dict) or set(data) - set(TOP_KEYS) or data.get("name") != path.stem:
+        raise SweepError(f"{where}: a sweep file is a mapping with keys {', '.join(TOP_KEYS)} and name {path.stem!r}")
     table = data.get("table")
     if table is not None and table not in TABLES:
         raise SweepError(f"{where}: table must be one of {', '.join(TABLES)}, got {table!r}")
@@ -297,18 +250,15 @@ def parse_sweep(data: Any, path: Path) -> SweepSpec:
         raise SweepError(f"{where}: 'axes' must be a non-empty mapping of axis name -> values or labels")
     axes = {name: _parse_axis(name, values, where) for name, values in axes_in.items()}
     seeds = data.get("seeds", [0])
-    if (not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                           for s in seeds) or len(set(seeds)) != len(seeds)):
+    if not isinstance(seeds, list) or not seeds or not all(map(_int, seeds)) or len(set(seeds)) != len(seeds):
         raise SweepError(f"{where}: seeds must be a non-empty list of distinct integers, got {seeds!r}")
     max_seeds = data.get("max_seeds")
-    if max_seeds is not None and (not isinstance(max_seeds, int) or isinstance(max_seeds, bool)
-                                  or max_seeds < len(seeds)):
+    if max_seeds is not None and (not _int(max_seeds) or max_seeds < len(seeds)):
         raise SweepError(f"{where}: max_seeds must be an integer >= the number of seeds ({len(seeds)}), "
                          f"got {max_seeds!r}")
     if max_seeds is not None and not data.get("baseline"):
         raise SweepError(f"{where}: max_seeds adds seeds to rows whose interval against the baseline is open; "
                          "set 'baseline' too")
-    base = flatten_overrides(data.get("base") or {}, f"{where}: base")
     baseline = data.get("baseline") or {}
     if not isinstance(baseline, dict):
         raise SweepError(f"{where}: baseline must map an axis name to one of its values/labels, got {baseline!r}")
@@ -324,10 +274,10 @@ def parse_sweep(data: Any, path: Path) -> SweepSpec:
         raise SweepError(f"{where}: known must be a list of 'ROW_A > ROW_B' (table row labels, e.g. "
                          f"'nearby_grid > all_grid' or 'mobilenetv2_100/imagenet > mobilenetv2_100/scratch'), "
                          f"got {known!r}")
-    description = data.get("description") or ""
-    return SweepSpec(name=path.stem, path=path, axes=axes, seeds=seeds, base=base, description=str(description),
-                     table=table, baseline=baseline, max_seeds=max_seeds,
-                     known=[m.groups() for m in pairs])
+    return SweepSpec(name=path.stem, path=path, axes=axes, seeds=seeds,
+                     base=flatten_overrides(data.get("base") or {}, f"{where}: base"),
+                     description=str(data.get("description") or ""), table=table, baseline=baseline,
+                     max_seeds=max_seeds, known=[m.groups() for m in pairs])
 
 
 def _check_runner_keys(overrides: dict, where: str) -> None:
@@ -337,54 +287,26 @@ def _check_runner_keys(overrides: dict, where: str) -> None:
             raise SweepError(f"{where}: {key!r} is set per point by the sweep runner ({what}); remove it")
 
 
-def override_text(value: Any) -> str:
-    """A sweep file's YAML value as ``key=value`` text that parses back to the same value."""
-    if isinstance(value, str):
-        # quote strings YAML would read as something else ("false", "1e3"), so they stay strings
-        return value if isinstance(yaml.safe_load(value or "''"), str) else json.dumps(value)
-    return json.dumps(value)  # null, true/false, numbers, [lists] are all valid YAML
-
-
-def format_overrides(overrides: dict[str, Any]) -> dict[str, str]:
-    """Overrides as ``load_config`` takes them (text, like the command line)."""
-    return {k: override_text(v) for k, v in overrides.items()}
-
-
-def _check(overrides: dict[str, str], where: str) -> None:
-    try:
-        load_config(overrides)
-    except ConfigError as e:  # load_config calls every override "command line"; say where it came from
-        raise SweepError(f"{where}: {str(e).removeprefix('command line: ')}") from None
-
-
 def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> None:
-    """Resolve every point's config (base + axes + command line) so bad keys or values fail now.
-
-    Errors name the file and the part at fault: ``base``, an axis label, or the command line.
-    """
-    cli = dict(cli or {})
-    where = str(spec.path)
+    """Resolve every point's config (base + axes + command line), so bad keys or values fail now, naming the
+    file and the part at fault: ``base``, an axis label, or the command line."""
+    cli, where = dict(cli or {}), str(spec.path)
     _check_runner_keys(spec.base, f"{where}: base")
     _check_runner_keys(cli, "command line")
-    _check(format_overrides(spec.base), f"{where}: base")
+    checked_config(format_overrides(spec.base), f"{where}: base")
     for name, labels in spec.axes.items():
         for label, overrides in labels.items():
             _check_runner_keys(overrides, f"{where}: axis {name!r} label {label!r}")
-            _check(spec.resolve(overrides, {}), f"{where}: axis {name!r} label {label!r}")
+            checked_config(spec.resolve(overrides, {}), f"{where}: axis {name!r} label {label!r}")
     if cli:
-        _check(spec.resolve({}, cli), "command line")
-    for point in spec.points():
-        if point.seed == spec.seeds[0]:  # seeds change nothing that could fail here
-            _check(spec.resolve(point.axis_overrides, cli), f"{where}: point {point.title}")
+        checked_config(spec.resolve({}, cli), "command line")
+    for point in spec.points([spec.seeds[0]]):  # seeds change nothing that could fail here
+        checked_config(spec.resolve(point.axis_overrides, cli), f"{where}: point {point.title}")
 
 
 def read_sweep(path: Path) -> SweepSpec:
     """Read and parse a sweep file's structure; its config keys are not checked (see :func:`check_sweep`)."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SweepError(f"{path}: not valid YAML: {e}") from None
-    return parse_sweep(data, path)
+    return parse_sweep(read_spec(path, TOP_KEYS), path)
 
 
 def load_sweep(name_or_path: str, cli: dict[str, str] | None = None) -> SweepSpec:

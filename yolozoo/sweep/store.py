@@ -1,20 +1,15 @@
-"""Where sweeps live: an Optuna RDB storage (SQLite file or any SQLAlchemy URL), one study per sweep.
+"""Where sweeps and searches live: an Optuna RDB storage (SQLite file or SQLAlchemy URL), one study each.
 
-The storage is the work queue and the result table at once; every worker, on one machine
-or many, opens the same URL. Two things are added to plain ``RDBStorage``:
-
-- **SQLite transactions take the write lock up front** (``BEGIN IMMEDIATE``). Optuna pops a
-  queued trial with read-check-write; pysqlite's deferred transactions let two processes
-  both read ``WAITING`` and both "pop" the same trial (measured: 13 of 180 pops duplicated
-  with 3 processes). PostgreSQL/MySQL lock the row (``SELECT ... FOR UPDATE``) instead.
-- **Creating a fresh database concurrently is retried**: two workers starting at once on a
-  new file race on ``CREATE TABLE``.
+The storage is the work queue and the status table (results are the run records it points to); every
+worker opens the same URL. Added to plain ``RDBStorage``: SQLite transactions take the write lock up front
+(``BEGIN IMMEDIATE``: with pysqlite's deferred transactions two processes both "popped" one WAITING trial,
+13 of 180 pops with 3 processes; PostgreSQL locks the row instead), and creating a fresh database
+concurrently is retried (two workers race on ``CREATE TABLE``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
 import time
@@ -59,12 +54,9 @@ def _serialise_sqlite(storage: RDBStorage) -> None:
 
 def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None, max_retry: int = 3,
                  attempts: int = 6) -> RDBStorage:
-    """Open (creating if needed) the Optuna storage at ``url``.
-
-    With ``heartbeat`` (seconds), a running trial records a heartbeat that often; one silent
-    for ``grace`` seconds (default 3 x heartbeat) is failed by the next worker that looks, and
-    ``RetryHeartbeatStaleTrialCallback`` queues its point again (at most ``max_retry`` times).
-    """
+    """Open (creating if needed) the Optuna storage at ``url``. With ``heartbeat`` (seconds), a trial silent for
+    ``grace`` (default 3 x heartbeat) is failed by the next worker that looks and queued again (at most
+    ``max_retry`` times)."""
     engine_kwargs: dict[str, Any] = {}
     path = sqlite_path(url)
     if path is not None:
@@ -114,36 +106,5 @@ def study_name(sweep: str, cli: dict[str, str]) -> str:
     return " ".join([sweep, *identity])
 
 
-def open_study(storage: RDBStorage, name: str, search_space: dict[str, list]) -> optuna.Study:
-    """Create or load the study ``name``: a GridSampler over ``search_space``, maximising mAP."""
-    sampler = optuna.samplers.GridSampler(search_space, seed=0)
-    return optuna.create_study(study_name=name, storage=storage, sampler=sampler, direction="maximize",
-                               load_if_exists=True)
-
-
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def json_safe(obj: Any, digits: int | None = None) -> Any:
-    """A JSON-able copy: NaN/inf -> None, numpy/torch scalars -> Python, tuples/sets -> lists, rest -> str.
-
-    ``digits``: round floats to that many significant digits (keeps per-epoch history small).
-    """
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v, digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [json_safe(v, digits) for v in obj]
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
-        return obj
-    if isinstance(obj, float) or hasattr(obj, "item"):
-        try:
-            value = float(obj) if isinstance(obj, float) else obj.item()
-        except (TypeError, ValueError):
-            return str(obj)
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                return None
-            return float(f"{value:.{digits}g}") if digits else value
-        return value
-    return str(obj)

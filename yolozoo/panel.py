@@ -7,7 +7,7 @@ import logging
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ..postprocess import postprocess
+from .postprocess import postprocess
 
 log = logging.getLogger(__name__)
 

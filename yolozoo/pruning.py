@@ -10,7 +10,8 @@ are finished like any other, and the search's objective marks the trial PRUNED a
 reading the decision from the trial's ``pruned`` user attribute.
 
 In a multi-device trial the callback lives in the trial's own process (see
-:mod:`yolozoo.sweep.point`) and reaches the trial through the storage: :func:`from_storage`.
+:mod:`yolozoo.sweep.point`) and reaches the trial through the storage
+(:func:`yolozoo.search.study.pruning_from_storage`).
 """
 
 from __future__ import annotations
@@ -83,31 +84,3 @@ class TrialPruning(Callback):
             trainer.should_stop = True
             if trainer.is_global_zero:
                 print(f"trial {self.trial.number}: {pruned_reason(decision)}; stopping", flush=True)
-
-
-def open_trial(storage: str, study: str, number: int, pruner: str, pruner_options: dict) -> optuna.Trial:
-    """The running trial ``number`` of ``study`` in ``storage``, with the search's pruner (for ``should_prune``)."""
-    from ..sweep.store import open_storage
-    from .samplers import make_pruner
-
-    store = open_storage(storage)
-    loaded = optuna.load_study(study_name=study, storage=store, pruner=make_pruner(pruner, pruner_options),
-                               sampler=optuna.samplers.RandomSampler(seed=0))
-    trial_id = store.get_trial_id_from_study_id_trial_number(store.get_study_id_from_name(study), number)
-    return optuna.Trial(loaded, trial_id)
-
-
-def from_storage(metric: str, storage: str, study: str, number: int, pruner: str,
-                 pruner_options: dict | None = None) -> TrialPruning:
-    """The callback for trial ``number`` of ``study``, reaching it through ``storage`` (only rank 0 opens it).
-
-    The JSON-able form, for a trial trained in its own process: see :func:`callback_spec`.
-    """
-    return TrialPruning(metric, lambda: open_trial(storage, study, number, pruner, pruner_options or {}), pruner)
-
-
-def callback_spec(metric: str, storage: str, study: str, number: int, pruner: str, pruner_options: dict) -> dict:
-    """``{"target", "kwargs"}`` that :func:`yolozoo.sweep.point.build_callback` turns into :func:`from_storage`."""
-    return {"target": "yolozoo.search.pruning:from_storage",
-            "kwargs": {"metric": metric, "storage": storage, "study": study, "number": number, "pruner": pruner,
-                       "pruner_options": pruner_options}}

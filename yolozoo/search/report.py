@@ -1,0 +1,157 @@
+"""The end of a search: its best trials, the best trial as a ``config=FILE``, and Optuna's plots.
+
+The best-config file holds plain dotted overrides, every key of the best trial's resolved config (read from
+its run record) that differs from its preset (``preset`` itself when not ``default``, and the whole
+``assigner`` block), so it reproduces that config whatever made it. Keys that only say where outputs go or
+how they are logged are left out. Re-run it, or make it a sweep's base::
+
+    python bench/run.py config=results/search/tal-best.yaml
+    python bench/run.py sweep=assigners config=results/search/tal-best.yaml
+
+Plots (PNG, matplotlib): ``<stem>_history.png``, ``_importance.png`` (fANOVA), ``_parallel.png`` and
+``_intermediate.png`` (the per-epoch values the pruner saw); one the study cannot make yet is skipped with
+the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import TrialState
+
+from ..config import load_config
+from ..record import atomic_write
+from ..redact import redact
+from ..sweep.results import SEARCH_HEAD, SEARCH_TAIL, load_trials, trial_record
+from ..sweep.store import NON_IDENTITY_KEYS, open_storage
+from .space import SearchSpace, config_values
+
+LEFT_OUT = (*NON_IDENTITY_KEYS, "name", "preset")
+
+
+def best_overrides(config: dict) -> dict[str, Any]:
+    """Dotted overrides that turn ``config``'s preset into ``config`` (a trial's resolved config, a dict)."""
+    preset = config.get("preset", "default")
+    values, default = config_values(config), config_values(load_config({"preset": preset}))
+    out: dict[str, Any] = {} if preset == "default" else {"preset": preset}
+    for key, value in values.items():
+        if key in LEFT_OUT or key.startswith("wandb."):
+            continue
+        if key.startswith("assigner.") or key not in default or default[key] != value:
+            out[key] = value
+    return out
+
+
+def write_best(config: dict, path: Path, header: list[str]) -> Path:
+    """Write the overrides of ``config`` to ``path`` (YAML, ``header`` lines as comments first); return the path."""
+    # one line per key; lists such as anchors in flow style on their line
+    body = "".join(f"{k}: {yaml.safe_dump(v, default_flow_style=True, width=10**6).splitlines()[0]}\n"
+                   for k, v in best_overrides(config).items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, "".join(f"# {line}\n" for line in header) + body)
+
+
+def file_stem(space_name: str, study: str) -> str:
+    """``tal`` for the plain study ``search:tal``; ``tal-1a2b3c4d`` for one with extra overrides or its own name."""
+    return space_name if study == f"search:{space_name}" else \
+        f"{space_name}-{hashlib.sha1(study.encode()).hexdigest()[:8]}"
+
+
+def summary_table(df: pd.DataFrame, direction: str, top: int = 10) -> str:
+    """The best ``top`` trials (then a count of the rest by status), and the failed ones with their reasons."""
+    if df.empty:
+        return "(no trials)"
+    params = [c for c in df.columns if c not in SEARCH_HEAD and c not in SEARCH_TAIL]
+    done = df[df["status"] == "completed"].sort_values("value", ascending=direction == "minimize")
+    lines = []
+    if len(done):
+        table = done[["trial", "value", *params]].head(top).copy()
+        table["value"] = table["value"].map(lambda v: f"{v:.4g}")
+        lines.append(table.to_string(index=False))
+    lines.append(", ".join(f"{n} {s}" for s, n in df["status"].value_counts().to_dict().items()))
+    lines += [f"  trial {row['trial']} {row['status']}: {row['reason']}"
+              for _, row in df[df["status"].isin(["failed", "pruned"])].iterrows()]
+    return "\n".join(lines)
+
+
+def _why_not(name: str, study: optuna.Study) -> str | None:
+    """Why plot ``name`` cannot be made for ``study`` yet, or None."""
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if name == "intermediate":
+        return None if any(t.intermediate_values for t in trials) else "no trial reported per-epoch values"
+    if not complete:
+        return "no completed trial"
+    varying = {n for t in complete for n in t.params if len({repr(u.params[n]) for u in complete if n in u.params}) > 1}
+    if name == "importance" and len(complete) < 2:
+        return "parameter importances need at least 2 completed trials"
+    if name == "importance" and not varying:
+        return "no parameter varies between the completed trials"
+    if name == "parallel" and not any(t.params for t in complete):
+        return "the completed trials have no parameters"
+    return None
+
+
+def save_plots(study: optuna.Study, out_dir: Path, stem: str) -> dict[str, Path | str]:
+    """Write the plots of ``study`` to ``out_dir/<stem>_<plot>.png``; return plot -> path, or the reason it was
+    skipped (a plot never fails the search)."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() != "agg":
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as vis
+
+    plots = {"history": vis.plot_optimization_history, "importance": vis.plot_param_importances,
+             "parallel": vis.plot_parallel_coordinate, "intermediate": vis.plot_intermediate_values}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Path | str] = {}
+    for name, plot in plots.items():
+        done[name] = _why_not(name, study) or out_dir / f"{stem}_{name}.png"
+        if isinstance(done[name], str):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ExperimentalWarning on every matplotlib plot
+                ax = plot(study)
+            figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+            figure.savefig(done[name], dpi=110, bbox_inches="tight")
+            plt.close(figure)
+        except Exception as e:
+            plt.close("all")
+            done[name] = f"{type(e).__name__}: {e}"
+    return done
+
+
+def report(space: SearchSpace, url: str, study_name: str, results_dir: str, reports_dir: Path) -> int:
+    """Print the best trials, write the best-config file and the plots; return the exit status (1: none
+    completed)."""
+    study = optuna.load_study(study_name=study_name, storage=open_storage(url))
+    df = load_trials(url, study=study_name)
+    print(summary_table(df, space.objective.direction))
+    stem = file_stem(space.name, study_name)
+    completed = (df["status"] == "completed").sum()
+    if completed:
+        best = study.best_trial
+        config = trial_record(best).get("config")
+        tuned = ", ".join(f"{k}={v}" for k, v in best.params.items())
+        if config:
+            path = Path(results_dir) / "search" / f"{stem}-best.yaml"
+            counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().to_dict().items())
+            write_best(config, path, [
+                f"best trial of search {space.name!r}: trial {best.number}, {space.objective.label} = "
+                f"{best.value:.6g} ({space.objective.direction})", f"study {study_name!r} in {redact(url)}: {counts}",
+                f"tuned: {tuned}", f"re-run: python bench/run.py config={path}",
+                f"as a sweep's base: python bench/run.py sweep=NAME config={path}"])
+        where = path if config else f"none written: trial {best.number}'s record is not on this machine"
+        print(f"\nbest: trial {best.number}, {space.objective.label} {best.value:.4g}: {tuned}\nbest config: {where}")
+    for name, where in save_plots(study, reports_dir, stem).items():
+        print(f"plot {name}: {where}" if isinstance(where, Path) else f"plot {name}: skipped ({where})")
+    print(f"\nall trials: yolozoo.search.load_trials(storage={redact(url)!r}, study={study_name!r})")
+    return 0 if completed else 1
