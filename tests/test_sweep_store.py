@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -26,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POINTS = [Point({"w": w}, 0, {"model.width": w}) for w in (0.25, 0.5, 0.75)]
 
 POP = textwrap.dedent("""
-    import sys, time, optuna
-    sys.path.insert(0, {root!r})
+    import time, optuna
     from yolozoo.sweep.store import open_storage
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="q", storage=open_storage({url!r}))
@@ -46,8 +46,10 @@ def test_concurrent_workers_never_pop_the_same_queued_trial(tmp_path):
     # pysqlite's deferred transactions let two processes pop one WAITING trial; open_storage must not
     url = default_storage_url(tmp_path)
     optuna.create_study(study_name="q", storage=open_storage(url))
-    code = POP.format(root=str(ROOT), url=url, start=time.time() + 6)
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    code = POP.format(url=url, start=time.time() + 6)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(3)]
     ids = [int(i) for p in procs for i in p.communicate(timeout=120)[0].split()]
     assert all(p.returncode == 0 for p in procs) and len(ids) == 90
     assert len(set(ids)) == 90
