@@ -70,7 +70,7 @@ def test_num_workers_unset_follows_the_cpu_count(monkeypatch):
 def test_jitter_on_device_moves_the_colour_jitter_from_the_loader_to_the_module():
     from yolozoo.train import build_datamodule, build_module
 
-    loader = load_config(["data.color_jitter=0.2"])
+    loader = load_config(["data.color_jitter=0.2", "data.jitter_on=loader", "data.cache=false"])
     device = load_config(["data.color_jitter=0.2", "data.jitter_on=device", "data.cache=true"])
     assert build_datamodule(loader).color_jitter == 0.2 and build_datamodule(device).color_jitter == 0.0
     assert build_datamodule(device).cache and not build_datamodule(loader).cache

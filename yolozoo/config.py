@@ -206,6 +206,14 @@ def _merge(cfg: DictConfig, update: DictConfig, source: str) -> DictConfig:
         raise ConfigError(f"{source}: {e}") from None
 
 
+def flatten(node: dict, prefix: str = "") -> dict[str, Any]:
+    """``{model: {width: 1}, data.img_size: 96}`` -> ``{"model.width": 1, "data.img_size": 96}``."""
+    out = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
 def read_overrides_file(path: str | Path) -> dict[str, Any]:
     """A YAML file of overrides (dotted keys, nested mappings, or both) -> ``{"a.b": value}``.
 
@@ -220,13 +228,6 @@ def read_overrides_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file is a mapping of (dotted) keys to values, got {type(data).__name__}")
-
-    def flatten(node: dict, prefix: str = "") -> dict[str, Any]:
-        out = {}
-        for key, value in node.items():
-            out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return out
-
     flat = flatten(data)
     if "config" in flat:
         raise ConfigError(f"{path}: 'config' inside a config file is not supported; merge the two files")

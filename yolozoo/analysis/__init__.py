@@ -1,8 +1,5 @@
-"""Ablation reports from recorded runs: tables (Markdown, LaTeX, HTML, CSV), figures, paired comparisons.
-
-``load`` reads runs into one DataFrame shape, ``tables`` summarises it per grid point, ``formats``
-writes the table, ``plots`` the figures, ``compare`` pairs rows seed by seed; ``render`` ties them
-together behind ``python reports/render.py``.
+"""Ablation reports from recorded runs: :mod:`.load` -> :mod:`.tables` -> :mod:`.formats` (Markdown, LaTeX, HTML,
+CSV), :mod:`.plots`, :mod:`.compare` (paired rows); :mod:`.render` is ``python reports/render.py``.
 """
 
 from .compare import Comparison, compare_rows

@@ -1,7 +1,5 @@
 """Paired comparison of two table rows over their shared completed seeds: is "A beats B" more than seed noise?
-
-The mean of the per-seed differences gets a paired t interval and its reading (:mod:`yolozoo.stats`).
-"""
+The mean of the per-seed differences gets a paired t interval and its reading (:mod:`yolozoo.stats`)."""
 
 from __future__ import annotations
 
@@ -54,6 +52,3 @@ def compare_rows(df: pd.DataFrame, row_a: str, row_b: str, metric: str = "mAP50"
     seeds = tuple(sorted(set(a.index) & set(b.index)))
     diffs = np.array([a[s] - b[s] for s in seeds], dtype=np.float64)
     return Comparison(row_a, row_b, metric, seeds, tuple(float(d) for d in diffs), paired_t(diffs, level))
-
-
-__all__ = ["Comparison", "compare_rows"]

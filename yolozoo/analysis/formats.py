@@ -1,8 +1,7 @@
 """A :class:`~yolozoo.analysis.tables.Table` as Markdown, LaTeX (booktabs) and a self-contained HTML page.
 
-Plain writers, no templates: the output depends only on the inputs, so the same results give
-byte-identical files. The HTML page is everything inline (CSS, figures as SVG): it makes no
-request, and it reflows on a phone (the table scrolls sideways in its own box).
+Plain writers, no templates: the same results give byte-identical files. The HTML page has everything inline
+(CSS, figures as SVG), makes no request, and reflows on a phone (the table scrolls sideways in its own box).
 """
 
 from __future__ import annotations
@@ -107,12 +106,11 @@ def comparisons_markdown(comparisons: list[Comparison], title: str) -> str:
     out = [f"## {md_text(title)}", "", "Paired over shared completed seeds: mean of per-seed differences (A − B) "
            f"and its {METHOD} {LEVEL:.0%} interval (mean ± t(n−1) · sd / √n). A direction is read only from "
            f"{MIN_SEEDS} or more shared seeds with the interval excluding 0. Fewer than 2 shared seeds: no interval.",
-           "", f"| A | B | metric | n | seeds | mean A − B | {LEVEL:.0%} CI ({METHOD}) | reading |",
-           "|---|---|---|---|---|---|---|---|"]
-    for c in comparisons:
-        cells = (c.row_a, c.row_b, headers.get(c.metric, c.metric), str(c.n), ", ".join(map(str, c.seeds)) or "–",
-                 *_mean_ci(c), c.verdict)
-        out.append("| " + " | ".join(md_text(t) for t in cells) + " |")
+           ""]
+    rows = [(c.row_a, c.row_b, headers.get(c.metric, c.metric), str(c.n), ", ".join(map(str, c.seeds)) or "–",
+             *_mean_ci(c), c.verdict) for c in comparisons]
+    out += _md_table(["A", "B", "metric", "n", "seeds", "mean A − B", f"{LEVEL:.0%} CI ({METHOD})", "reading"],
+                     _cells(rows))
     return "\n".join(out) + "\n"
 
 
@@ -154,6 +152,3 @@ def study_html(table: Table, comparisons: list[Comparison], figures: list[tuple[
         caption, headers, rows = table.reference
         out += [f"<h2>{html.escape(caption)}</h2>"] + _html_table(list(headers), _cells(rows), 1)
     return "\n".join(out + ["</body>", "</html>"]) + "\n"
-
-
-__all__ = ["comparisons_markdown", "study_html", "to_csv", "to_latex", "to_markdown"]

@@ -165,6 +165,3 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
     if frame.empty:
         frame = pd.DataFrame(columns=["sweep", "status", "seed", *spec.axis_names])
     return prepare(frame, spec, study)
-
-
-__all__ = ["SOURCES", "STATUSES", "SourceError", "epoch_history", "load_results", "prepare", "wandb_frame"]

@@ -1,9 +1,7 @@
 """A sweep's figures (PNG + SVG) from its prepared results; only completed runs are plotted.
 
-``<sweep>_params`` (backbones and widths tables), ``<sweep>_curves`` (every sweep with a history),
-``<sweep>_assignment`` (assigners table) and ``<sweep>_forest`` (paired differences). Built on
-``matplotlib.figure.Figure`` (no pyplot state, no GUI backend); SVGs get a fixed ``svg.hashsalt``
-and no date, so the same results give the same bytes.
+Built on ``matplotlib.figure.Figure`` (no pyplot state, no GUI backend); SVGs get a fixed ``svg.hashsalt`` and
+no date, so the same results give the same bytes.
 """
 
 from __future__ import annotations
@@ -159,6 +157,3 @@ def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path) -> list[Path
     if spec.table == "assigners":
         paths += assignment_plot(df, spec, out_dir / f"{spec.name}_assignment")
     return paths
-
-
-__all__ = ["CAPTIONS", "forest_plot", "render_plots"]

@@ -157,6 +157,3 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-__all__ = ["main", "parse_args", "render_sweep", "update_readme"]

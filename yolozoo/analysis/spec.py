@@ -1,8 +1,5 @@
-"""A sweep as a report reads it: the file parsed by :mod:`yolozoo.sweep.spec`, its axis values as table labels.
-
-Axis values are shown and matched through :func:`label` / :func:`same`, so ``1`` in a sweep file
-and ``1.0`` in a resolved config name the same point.
-"""
+"""A sweep as a report reads it: the file parsed by :mod:`yolozoo.sweep.spec`, its axis values as table labels
+(matched through :func:`same`, so ``1`` in a sweep file and ``1.0`` in a resolved config name the same point)."""
 
 from __future__ import annotations
 
@@ -117,18 +114,10 @@ class ReportSpec:
 
     def baseline_of(self, point: tuple[str, ...]) -> tuple[str, ...] | None:
         """The baseline row ``point`` is compared with: ``point`` with the baseline's axis values."""
-        if not self.baseline:
-            return None
-        return tuple(self.baseline.get(a.name, lab) for a, lab in zip(self.axes, point))
+        return tuple(self.baseline.get(a.name, lab) for a, lab in zip(self.axes, point)) if self.baseline else None
 
 
 def load_spec(name_or_path: str | Path, sweeps_dir: str | Path | None = None) -> ReportSpec:
-    """``NAME.yaml`` from ``sweeps_dir`` or the sweep folders (or a path); raises ``SweepError``.
-
-    Only the file's structure is checked, not its config keys: a report of past runs must not
-    depend on the current config tree.
-    """
+    """``NAME.yaml`` from ``sweeps_dir`` or the sweep folders (or a path); raises ``SweepError``. Only the file's
+    structure is checked, not its config keys: a report of past runs must not depend on the current config tree."""
     return ReportSpec.of(read_sweep(find_sweep(str(name_or_path), Path(sweeps_dir) if sweeps_dir else None)))
-
-
-__all__ = ["Axis", "ReportSpec", "dotted_get", "label", "load_spec", "same"]

@@ -277,7 +277,3 @@ def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None
     title = spec.name + (f": {spec.sweep.description}" if spec.sweep.description else "")
     return Table(title=title, headers=headers, rows=rows, provenance=provenance(df), notes=notes,
                  reference=published_reference(spec), keys=1 + len(spec.axes), findings=known_findings(df, spec))
-
-
-__all__ = ["Cell", "Column", "MAP", "MAP50", "PAIRED", "PUBLISHED_VOC", "Table", "backbone_name", "build_table",
-           "known_findings", "provenance", "published_reference", "summarize"]

@@ -1,9 +1,6 @@
 """Hyperparameter search: the sweeps' engine (:mod:`yolozoo.sweep`) with a sampler that proposes each trial.
 
-- :mod:`.params`: one searched parameter (float / int / categorical, log scale, ``when``)
-- :mod:`.space`: ``sweeps/search/NAME.yaml`` -> checked :class:`SearchSpace` and its objective
-- :mod:`.samplers`: samplers and pruners by name; per-trial seeding (replayable studies)
-- :mod:`.study`: a search on the sweeps' worker loop; :mod:`.report`: best trials, best-config file, plots
+``sweeps/search/NAME.yaml`` -> :mod:`.space` (its :mod:`.params`, :mod:`.samplers`) -> :mod:`.study` -> :mod:`.report`.
 """
 
 from ..sweep.results import load_trials

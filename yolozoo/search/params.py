@@ -1,15 +1,8 @@
-"""One searched parameter: a dotted config key, its distribution, and when it applies.
+"""One searched parameter of a search file's ``params`` (see :mod:`.space`): a dotted config key, its distribution
+(``{type: float|int|categorical, low, high, log, step, choices}``) and ``when`` it applies.
 
-In a search space file (see :mod:`.space`)::
-
-    optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
-    loss.box: {type: float, low: 1.0, high: 10.0, step: 0.5}
-    assigner.topk: {type: int, low: 5, high: 15, when: {assigner.name: tal}}
-    assigner.name: {type: categorical, choices: [tal, atss]}
-
-``when`` maps a config key (or an earlier parameter) to a value or a list of values; the
-parameter is sampled only in trials where every condition holds, and otherwise left at its
-config value (Optuna then sees a conditional search space).
+``when`` maps a config key (or an earlier parameter) to a value or a list of values; the parameter is sampled
+only in trials where every condition holds, and otherwise left at its config value.
 """
 
 from __future__ import annotations
@@ -45,8 +38,7 @@ def same_value(a: Any, b: Any) -> bool:
 
 @dataclass(frozen=True)
 class Param:
-    """A searched config key. ``low``/``high``/``log``/``step`` for float and int, ``choices`` for categorical;
-    ``when``: key -> allowed values, all of which must hold for the parameter to be sampled."""
+    """A searched config key. ``low``/``high``/``log``/``step`` for float and int, ``choices`` for categorical."""
 
     key: str
     type: str

@@ -1,16 +1,8 @@
 """The end of a search: its best trials, the best trial as a ``config=FILE``, and Optuna's plots.
 
-The best-config file holds plain dotted overrides, every key of the best trial's resolved config (read from
-its run record) that differs from its preset (``preset`` itself when not ``default``, and the whole
-``assigner`` block), so it reproduces that config whatever made it. Keys that only say where outputs go or
-how they are logged are left out. Re-run it, or make it a sweep's base::
-
-    python bench/run.py config=results/search/tal-best.yaml
-    python bench/run.py sweep=assigners config=results/search/tal-best.yaml
-
-Plots (PNG, matplotlib): ``<stem>_history.png``, ``_importance.png`` (fANOVA), ``_parallel.png`` and
-``_intermediate.png`` (the per-epoch values the pruner saw); one the study cannot make yet is skipped with
-the reason.
+The best-config file holds every key of the best trial's resolved config (from its run record) that differs
+from its preset (and the whole ``assigner`` block) as dotted overrides, less where outputs go and how they are
+logged, so it reproduces that config whatever made it. A plot the study cannot make yet is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -49,18 +41,11 @@ def best_overrides(config: dict) -> dict[str, Any]:
 
 
 def write_best(config: dict, path: Path, header: list[str]) -> Path:
-    """Write the overrides of ``config`` to ``path`` (YAML, ``header`` lines as comments first); return the path."""
-    # one line per key; lists such as anchors in flow style on their line
+    """Write the overrides of ``config`` to ``path`` (YAML, one line a key, ``header`` lines as comments first)."""
     body = "".join(f"{k}: {yaml.safe_dump(v, default_flow_style=True, width=10**6).splitlines()[0]}\n"
                    for k, v in best_overrides(config).items())
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, "".join(f"# {line}\n" for line in header) + body)
-
-
-def file_stem(space_name: str, study: str) -> str:
-    """``tal`` for the plain study ``search:tal``; ``tal-1a2b3c4d`` for one with extra overrides or its own name."""
-    return space_name if study == f"search:{space_name}" else \
-        f"{space_name}-{hashlib.sha1(study.encode()).hexdigest()[:8]}"
 
 
 def summary_table(df: pd.DataFrame, direction: str, top: int = 10) -> str:
@@ -130,12 +115,13 @@ def save_plots(study: optuna.Study, out_dir: Path, stem: str) -> dict[str, Path 
 
 
 def report(space: SearchSpace, url: str, study_name: str, results_dir: str, reports_dir: Path) -> int:
-    """Print the best trials, write the best-config file and the plots; return the exit status (1: none
-    completed)."""
+    """Print the best trials, write the best-config file and the plots; return the exit status (1: none completed)."""
     study = optuna.load_study(study_name=study_name, storage=open_storage(url))
     df = load_trials(url, study=study_name)
     print(summary_table(df, space.objective.direction))
-    stem = file_stem(space.name, study_name)
+    # ``tal`` for the plain study ``search:tal``; ``tal-1a2b3c4d`` for one with extra overrides or its own name
+    stem = space.name if study_name == f"search:{space.name}" else \
+        f"{space.name}-{hashlib.sha1(study_name.encode()).hexdigest()[:8]}"
     completed = (df["status"] == "completed").sum()
     if completed:
         best = study.best_trial

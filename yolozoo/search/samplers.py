@@ -20,27 +20,14 @@ from optuna.samplers import BaseSampler
 
 from .params import SearchError
 
-SAMPLERS = {
-    "tpe": optuna.samplers.TPESampler,
-    "random": optuna.samplers.RandomSampler,
-    "cmaes": optuna.samplers.CmaEsSampler,
-    "gp": optuna.samplers.GPSampler,
-    "qmc": optuna.samplers.QMCSampler,
-    "nsgaii": optuna.samplers.NSGAIISampler,
-}
-# Samplers that need a package beyond Optuna's own dependencies.
-NEEDS = {"cmaes": "cmaes", "gp": "scipy"}
-# QMC draws point k of one scrambled sequence: its seed must stay the same for every trial.
-FIXED_SEED = ("qmc",)
-
-PRUNERS = {
-    "none": optuna.pruners.NopPruner,
-    "median": optuna.pruners.MedianPruner,
-    "percentile": optuna.pruners.PercentilePruner,
-    "hyperband": optuna.pruners.HyperbandPruner,
-    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-    "threshold": optuna.pruners.ThresholdPruner,
-}
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "cmaes": optuna.samplers.CmaEsSampler, "gp": optuna.samplers.GPSampler,
+            "qmc": optuna.samplers.QMCSampler, "nsgaii": optuna.samplers.NSGAIISampler}
+NEEDS = {"cmaes": "cmaes", "gp": "scipy"}  # samplers that need a package beyond Optuna's own dependencies
+FIXED_SEED = ("qmc",)  # QMC draws point k of one scrambled sequence: its seed must stay the same for every trial
+PRUNERS = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+           "percentile": optuna.pruners.PercentilePruner, "hyperband": optuna.pruners.HyperbandPruner,
+           "successive_halving": optuna.pruners.SuccessiveHalvingPruner, "threshold": optuna.pruners.ThresholdPruner}
 
 
 def _make(table: dict, kind: str, name: str, kwargs: dict | None, where: str, **fixed):

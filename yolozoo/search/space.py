@@ -13,12 +13,9 @@ Schema (every key but ``name`` and ``params`` optional)::
       optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
       assigner.topk: {type: int, low: 5, high: 15, when: {assigner.name: tal}}
 
-A trial's overrides are layered as a sweep point's (:func:`yolozoo.overrides.layered_overrides`: a
-``preset=`` or ``config=FILE`` outranks ``base``). A command-line override of a searched key is an
-error. :func:`load_search` checks everything, including the config at each parameter's bounds and
-choices, so a typo fails before training, naming the file and the key. The objective is one recorded
-metric; the validation metrics are also logged after every epoch as ``val/<metric>``, which is what a
-pruner compares between trials.
+A trial's overrides are layered as a sweep point's (a ``preset=`` or ``config=FILE`` outranks ``base``).
+:func:`load_search` checks the config at each parameter's bounds and choices, so a typo fails before training.
+The objective is one recorded metric; a pruner compares the per-epoch ``val/<metric>`` between trials.
 """
 
 from __future__ import annotations
@@ -75,8 +72,7 @@ class Objective:
 
 def parse_objective(data: Any, where: str, metric: str | None = None, direction: str | None = None) -> Objective:
     """Check ``objective:`` of a search file; ``metric``/``direction`` (command line) override it."""
-    if data is None:
-        data = {}
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise SearchError(f"{where}: objective must be a mapping {{metric: mAP, direction: maximize}}, got {data!r}")
     unknown = [k for k in data if k not in ("metric", "direction")]
@@ -109,8 +105,7 @@ class SearchSpace:
     description: str = ""
 
     def resolve(self, sampled: Mapping[str, Any], cli: Mapping[str, str]) -> dict[str, str]:
-        """``key=value`` overrides for ``load_config``: base (less what the preset or config=FILE sets), sampled
-        values, command line."""
+        """``key=value`` overrides for ``load_config``: base (less what a preset or config=FILE sets), sampled, cli."""
         return layered_overrides(self.base, dict(sampled), dict(cli))
 
     def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Scalar]:
@@ -145,11 +140,6 @@ def list_searches() -> list[str]:
     return list_names("search")
 
 
-def find_search(name_or_path: str) -> Path:
-    """``tal`` -> ``search/tal.yaml`` in the sweep folders (see :mod:`yolozoo.sweep_files`), or a path."""
-    return find_spec(name_or_path, "search", error=SearchError)
-
-
 def _named(data: Any, what: str, where: str, default: str) -> tuple[str, dict]:
     if data is None:
         return default, {}
@@ -160,9 +150,8 @@ def _named(data: Any, what: str, where: str, default: str) -> tuple[str, dict]:
 
 
 def parse_search(data: Any, path: Path, options: Mapping[str, str] | None = None) -> SearchSpace:
-    """Check the structure of a search file's data (top-level keys checked by :func:`~yolozoo.sweep.spec.read_spec`);
-    ``options`` (metric, direction, sampler, sampler_seed,
-    pruner, from the command line) override the file. Config keys are checked by :func:`check_search`."""
+    """Check the structure of a search file's data (top-level keys: see :func:`~yolozoo.sweep.spec.read_spec`);
+    ``options`` (metric, direction, sampler, sampler_seed, pruner: the command line's) override the file."""
     where, options = str(path), dict(options or {})
     params_in = data.get("params")
     if not isinstance(params_in, dict) or not params_in:
@@ -202,10 +191,6 @@ def parse_search(data: Any, path: Path, options: Mapping[str, str] | None = None
                        description=str(data.get("description") or ""))
 
 
-def _load(overrides: dict[str, str], where: str):
-    return checked_config(overrides, where, SearchError)
-
-
 def _conditions(space: SearchSpace, param: Param) -> dict[str, Scalar]:
     """Values of earlier parameters that make ``param``'s ``when`` hold (the first allowed value of each)."""
     out: dict[str, Scalar] = {}
@@ -229,9 +214,7 @@ def _probe_contexts(space: SearchSpace, param: Param) -> list[dict[str, Scalar]]
 
 def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Check base, command line and every parameter against the config; return the base config's values.
-
-    Errors name the file and the part at fault (``base``, ``params.KEY``, the command line).
-    """
+    Errors name the file and the part at fault (``base``, ``params.KEY``, the command line)."""
     cli, where = dict(cli or {}), str(space.path)
     for key in cli:
         if key == "name":
@@ -239,8 +222,8 @@ def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> di
         if key in space.params:
             raise SearchError(f"command line: {key!r} is a searched parameter in {where}; remove it from the "
                               "command line, or from the file's params")
-    _load(space.resolve({}, {}), f"{where}: base")
-    values = config_values(_load(space.resolve({}, cli), "command line"))
+    checked_config(space.resolve({}, {}), f"{where}: base", SearchError)
+    values = config_values(checked_config(space.resolve({}, cli), "command line", SearchError))
     order = list(space.params)
     for index, param in enumerate(space.params.values()):
         at = f"{where}: params.{param.key}"
@@ -259,7 +242,7 @@ def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> di
                                   f"{key}={values[key]!r} and no parameter sets it")
         for context in _probe_contexts(space, param):
             for value in param.probe_values():
-                _load(space.resolve({**context, param.key: value}, cli), f"{at}={value!r}")
+                checked_config(space.resolve({**context, param.key: value}, cli), f"{at}={value!r}", SearchError)
     return values
 
 
@@ -267,6 +250,6 @@ def load_search(name_or_path: str, cli: Mapping[str, str] | None = None, options
                 ) -> tuple[SearchSpace, dict[str, Any]]:
     """Read, parse and check ``sweeps/search/NAME.yaml`` (or a path) with command-line ``cli`` overrides and
     search ``options``; return the space and the base config's values (the context of ``when``)."""
-    path = find_search(name_or_path)
+    path = find_spec(name_or_path, "search", error=SearchError)
     space = parse_search(read_spec(path, TOP_KEYS, SearchError), path, options)
     return space, check_search(space, cli)

@@ -1,10 +1,8 @@
 """A search: a study whose sampler proposes each trial, run by the sweeps' worker loop until ``n_trials`` finished.
 
-N workers on one or many machines share the study (the sweeps' storage): each asks Optuna for the next
-trial until ``n_trials`` trials have finished (completed, pruned or failed; a trial whose worker died is
-re-run with the same parameters and counts once). Workers never run a trial twice, but several starting
-their last trials at the same moment may finish up to ``workers - 1`` beyond the budget. Each trial trains
-with a :class:`~yolozoo.pruning.TrialPruning` callback that stops it early when the pruner says so.
+Finished = completed, pruned or failed (a trial whose worker died is re-run with the same parameters and counts
+once); workers starting their last trials together may finish up to ``workers - 1`` beyond the budget. Each trial
+trains with a :class:`~yolozoo.pruning.TrialPruning` callback that stops it early when the pruner says so.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from ..record import json_safe
 from ..redact import redact
 from ..sweep.progress import Progress, eta_seconds
 from ..sweep.runner import INTERRUPTED, Job, Options, Worker, check_rank_zero
-from ..sweep.store import default_storage_url, open_storage, study_name, worker_id
+from ..sweep.store import open_storage, study_name, worker_id
 from .params import SearchError
 from .samplers import ReplayableSampler, make_pruner
 from .space import SearchSpace
@@ -80,27 +78,25 @@ def pruning_from_storage(metric: str, storage: str, study: str, number: int, pru
 
 
 class SearchWorker(Worker):
-    """One worker on the study of ``space`` + command-line overrides ``cli`` in ``options.storage``.
-
-    ``context``: the base config's values (from :func:`~.space.load_search`), for ``when`` conditions.
-    """
+    """One worker on the study of ``space`` + command-line overrides ``cli`` in ``options.storage``; ``context``:
+    the base config's values (from :func:`~.space.load_search`), for ``when`` conditions."""
 
     def __init__(self, space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str, str], options: Options,
                  name: str | None = None):
         self.space, self.context, self.cli = space, dict(context), dict(cli)
         self.n_trials = options.n_trials or space.n_trials
-        url = options.storage or default_storage_url(load_config(space.resolve({}, self.cli)).results_dir)
         sampler = ReplayableSampler(space.sampler["name"], space.sampler["seed"], space.sampler["options"])
-        super().__init__(space.name, options.study or name or search_study_name(space, self.cli), url, options,
-                         sampler, make_pruner(space.pruner["name"], space.pruner["options"]),
-                         space.objective.direction, space.objective.metric)
+        super().__init__(space.name, options.study or name or search_study_name(space, self.cli),
+                         load_config(space.resolve({}, self.cli)).results_dir, options, sampler,
+                         make_pruner(space.pruner["name"], space.pruner["options"]), space.objective.direction,
+                         space.objective.metric)
         stored = self.study.user_attrs.get("fingerprint")
         if stored is not None and stored != space.fingerprint:
-            raise SearchError(f"study {self.study_name!r} in {redact(url)} was started from a different {space.path} "
-                              "(its base, params or objective changed): restore the file, or start a new study with "
-                              "study=NEW_NAME")
+            raise SearchError(f"study {self.study_name!r} in {redact(self.url)} was started from a different "
+                              f"{space.path} (its base, params or objective changed): restore the file, or start a "
+                              "new study with study=NEW_NAME")
         if self.study.user_attrs.get("search") not in (None, space.name):
-            raise SearchError(f"study {self.study_name!r} in {redact(url)} belongs to search "
+            raise SearchError(f"study {self.study_name!r} in {redact(self.url)} belongs to search "
                               f"{self.study.user_attrs['search']!r}; pass study=NEW_NAME")
         for key, value in {"search": space.name, "fingerprint": space.fingerprint, "space": json_safe(space.summary()),
                            "cli": self.cli}.items():

@@ -11,7 +11,6 @@ that one failed: then running the point is a retry).
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -87,11 +86,6 @@ class GridState:
         running = len(keys & set(self.running) - finished)
         failed = len({k for k in keys & set(self.failed)} - finished - set(self.running) - set(self.waiting))
         return {"total": len(keys), "done": done, "running": running, "failed": failed}
-
-
-def choose(todo: list[Point], rng: random.Random, spread: bool = False) -> Point:
-    """The next point: in grid order, or (``spread``, after a collision) a random one of the first few."""
-    return rng.choice(todo[:8]) if spread else todo[0]
 
 
 def conflicting_trial(study: optuna.Study, trial_number: int, point: Point) -> FrozenTrial | None:

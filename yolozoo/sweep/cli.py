@@ -1,14 +1,9 @@
 """``python bench/run.py sweep=NAME | search=NAME [options] [key=value ...]``: one command for both.
 
-Runs one worker (or ``workers=N`` local worker processes) and prints a line per finished trial. Then a sweep
-prints the table of its points, failures listed with their reasons; a search prints its best trials, writes
-the best trial's overrides to ``<results_dir>/search/<name>-best.yaml`` (``bench/run.py config=FILE`` runs
-it) and Optuna's plots to ``reports/search/`` (next to ``results_dir``; ``reports=DIR`` elsewhere).
-
-Exit status: 0 when every point of the sweep completed, or the search has a completed trial; 1 when a
-point failed (re-run the same command to retry it) or was left unfinished, or no trial completed; 2 for a
-bad sweep or search file, option or override; 130 when interrupted, 143 when stopped by SIGTERM (re-run
-the same command to resume).
+Runs one worker (or ``workers=N`` local worker processes), then prints a sweep's table or a search's best trials
+(:mod:`yolozoo.search.report`). Exit status: 0 when every point completed, or the search has a completed trial;
+1 when a point failed or was left unfinished, or no trial completed; 2 for a bad file, option or override; 130
+when interrupted, 143 when stopped by SIGTERM (re-run the same command to resume or retry).
 """
 
 from __future__ import annotations
@@ -92,9 +87,8 @@ def parse_options(ours: dict[str, str]):
 
 def spawn_workers(argv: list[str], workers: int) -> int:
     """Start ``workers`` copies of this command (``python -m yolozoo.sweep.cli``, without ``workers=``), splitting
-    the GPUs; wait for all. Returns 130 when interrupted (Ctrl-C here, forwarded to the workers, or a worker
-    stopped by Ctrl-C), 143 when this process got SIGTERM (forwarded too), else 0: how a worker ended otherwise
-    (a crash, kill -9) is the store's business, which the caller reports from."""
+    the GPUs; wait for all. Returns 130 on Ctrl-C (here or in a worker), 143 on SIGTERM (both forwarded), else 0:
+    how a worker ended otherwise (a crash, kill -9) is the store's business, which the caller reports from."""
     import torch
 
     from .point import child_env

@@ -48,6 +48,3 @@ def from_calibration(cfg, points_left: int, num_classes: int = 10) -> Estimate:
         return Estimate(float("nan"), f"calibration: {ips:.0f} training img/s (images per point unknown)", True)
     return Estimate(points_left * images / ips, f"calibration: {ips:.0f} training img/s x {images} images a point; "
                     "validation and setup come on top", lower_bound=True)
-
-
-__all__ = ["Estimate", "from_calibration", "from_records"]

@@ -1,10 +1,8 @@
 """A sweep: a study whose trials are the grid's points, queued by the worker one at a time.
 
-Completed points (in the store, or published records) are skipped, points that failed before this
-worker started are retried, N workers split the grid (:mod:`.claims`: no point runs twice), and with
-``max_seeds`` rows whose interval against their baseline is still open get further seeds (auto seeds).
-The sweep file's own points publish their records (:mod:`.published`) and reuse other sweeps' records
-of the same run.
+Completed points (in the store, or published records) are skipped, points that failed before this worker
+started are retried, N workers split the grid (:mod:`.claims`), and with ``max_seeds`` rows whose interval
+against their baseline is still open get further seeds (auto seeds).
 """
 
 from __future__ import annotations
@@ -23,22 +21,20 @@ from ..record import json_safe
 from ..redact import redact
 from ..stats import seeds_to_add
 from . import published
-from .claims import GridState, choose, conflicting_trial
+from .claims import GridState, conflicting_trial
 from .progress import Progress, eta_seconds, format_eta
 from .results import load_results, trial_record
 from .runner import Job, Options, Worker, check_rank_zero
 from .spec import Point, SweepSpec, point_key
-from .store import default_storage_url, study_name, worker_id
+from .store import study_name, worker_id
 
 AUTO_SEED_METRIC = "mAP50"  # the metric whose paired interval decides auto seeds
 
 
 class GridSampler(optuna.samplers.GridSampler):
-    """Optuna's GridSampler, with the worker loop (not the sampler) deciding when the sweep is done.
-
-    GridSampler.after_trial stops the study once its grid looks exhausted, and in optuna 5.0 raises KeyError
-    for an enqueued trial when one grid point is left ("grid_id" is only set on trials it sampled itself).
-    """
+    """Optuna's GridSampler, with the worker loop (not the sampler) deciding when the sweep is done: its
+    after_trial stops the study once its grid looks exhausted, and in optuna 5.0 raises KeyError for an enqueued
+    trial when one grid point is left ("grid_id" is only set on trials it sampled itself)."""
 
     def after_trial(self, study, trial, state, values) -> None:
         return None
@@ -73,9 +69,8 @@ class GridWorker(Worker):
         self.reused: list[str] = []
         self.open_rows: list[str] = []  # rows auto seeds would extend (auto_seeds=False)
         self.rng, self.collided = random.Random(f"{worker_id()}-{time.time()}"), False
-        url = options.storage or default_storage_url(results_dir)
         sampler = GridSampler(spec.search_space(), seed=0)
-        super().__init__(spec.name, study_name(spec.name, self.cli), url, options, sampler)
+        super().__init__(spec.name, study_name(spec.name, self.cli), results_dir, options, sampler)
         for key, value in {"sweep": spec.name, "spec": json_safe(spec.summary()), "cli": self.cli,
                            "points": [p.params for p in self.points]}.items():
             self.study.set_user_attr(key, value)
@@ -136,9 +131,10 @@ class GridWorker(Worker):
             return self.step(progress)
         if not todo:
             return "wait" if state.running else "done"
-        if self.collided:  # another worker took the point this one chose: spread out
+        point = todo[0]
+        if self.collided:  # another worker took the point this one chose: spread out over the first few
             time.sleep(self.rng.uniform(0.1, 1.0))
-        point = choose(todo, self.rng, self.collided)
+            point = self.rng.choice(todo[:8])
         self.study.enqueue_trial(point.params)
         return "run"
 
@@ -163,11 +159,10 @@ class GridWorker(Worker):
         return Job(point.title, self.point_overrides(point), extra)
 
     def after(self, job: Job, result: dict) -> None:
-        point = self.point
         if self.publish_dir is not None and result["record"].get("record_path"):  # rank 0's record
-            path = published.publish(self.publish_dir, point, result["record"], job.overrides)
+            path = published.publish(self.publish_dir, self.point, result["record"], job.overrides)
             if result["status"] == "completed":
-                self.published[point.key] = published.read_published(path)
+                self.published[self.point.key] = published.read_published(path)
 
     def add_seeds(self, state: GridState) -> list[Point]:
         """Auto seeds (``max_seeds``): the next seed for rows whose interval against their baseline is open."""

@@ -68,7 +68,7 @@ def failure_record(cfg: DictConfig, reason: str, extra: dict, trace: str | None 
                      config=to_dict(cfg), environment=environment(), **extra)
 
 
-def train_point(overrides: dict[str, str], extra: dict, panel_images: int = 8, callbacks: list | None = None) -> dict:
+def train_point(overrides: dict[str, str], extra: dict, callbacks: list | None = None) -> dict:
     """Train in this process; return the result. ``extra``: record fields (``sweep`` or ``search``);
     ``callbacks``: more Lightning callbacks (a search's pruning). KeyboardInterrupt is not caught."""
     from lightning.pytorch.utilities import rank_zero_only
@@ -78,7 +78,7 @@ def train_point(overrides: dict[str, str], extra: dict, panel_images: int = 8, c
 
     cfg = load_config(overrides)
     try:
-        record = train(cfg, callbacks=[PredictionPanel(num_images=panel_images), *(callbacks or [])], extra=extra)
+        record = train(cfg, callbacks=[PredictionPanel(num_images=8), *(callbacks or [])], extra=extra)
         return {"status": "completed", "reason": None, "record": record}
     except Exception as e:
         reason, trace = failure_reason(e), traceback.format_exc()
@@ -101,19 +101,17 @@ def child_env() -> dict[str, str]:
                                                         if p)}
 
 
-def train_point_in_child(overrides: dict[str, str], extra: dict, work_dir: Path, panel_images: int = 8,
-                         callbacks: list[dict] | None = None) -> dict:
+def train_point_in_child(overrides: dict[str, str], extra: dict, work_dir: Path, callbacks: list[dict] | None = None
+                         ) -> dict:
     """Train in ``python -m yolozoo.sweep.point`` (its DDP ranks re-run that); read back the result.
-
-    ``callbacks``: ``{"target": "yolozoo.module:factory", "kwargs": {...}}`` specs, built in every rank.
-    """
+    ``callbacks``: specs for :func:`build_callback`, built in every rank."""
     work_dir.mkdir(parents=True, exist_ok=True)
     trial = next(iter(extra.values()), {}).get("trial", 0)
     spec_path = work_dir / f"point-{os.getpid()}-{trial}.json"
     result_path = spec_path.with_suffix(".result.json")
     result_path.unlink(missing_ok=True)
     spec_path.write_text(json.dumps({"overrides": overrides, "extra": extra, "result": str(result_path),
-                                     "panel_images": panel_images, "callbacks": callbacks or []}))
+                                     "callbacks": callbacks or []}))
     proc = subprocess.run([sys.executable, "-m", "yolozoo.sweep.point", str(spec_path)], env=child_env(),
                           check=False)
     if result_path.is_file():
@@ -152,7 +150,7 @@ def main(argv: list[str]) -> int:
     _die_with_parent()
     spec = json.loads(Path(argv[0]).read_text())
     callbacks = [build_callback(c) for c in spec.get("callbacks", [])]
-    result = train_point(spec["overrides"], spec["extra"], spec.get("panel_images", 8), callbacks)
+    result = train_point(spec["overrides"], spec["extra"], callbacks)
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:  # set by the Trainer to this process's global rank

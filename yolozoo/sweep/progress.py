@@ -1,7 +1,6 @@
 """What a worker shows: a line per finished point or trial (done/total, running, failed, ETA), and a sweep's table.
 
-Counts come from the store, so they include every worker's points. On a terminal a tqdm
-bar on stderr holds the same counts between points.
+Counts come from the store, so they include every worker's points. On a terminal a tqdm bar on stderr holds them.
 """
 
 from __future__ import annotations
@@ -28,12 +27,6 @@ def format_eta(seconds: float | None) -> str:
     return "?" if seconds is None else str(timedelta(seconds=math.ceil(seconds)))
 
 
-def status_line(name: str, counts: dict[str, int], eta: float | None) -> str:
-    """``[assigners] 5/16 done, 2 running, 1 failed, ETA 0:12:30``."""
-    return (f"[{name}] {counts['done']}/{counts['total']} done, {counts['running']} running, "
-            f"{counts['failed']} failed, ETA {format_eta(eta)}")
-
-
 class Progress:
     """Progress of one study as this worker sees it. ``bar``: None = a tqdm bar only on a terminal."""
 
@@ -48,10 +41,11 @@ class Progress:
         self.bar.refresh()
 
     def update(self, counts: dict[str, int], eta: float | None, message: str | None = None) -> None:
-        """Show the counts; ``message`` (a finished trial) is printed with the status line."""
+        """Print ``[assigners] 5/16 done, 2 running, 1 failed, ETA 0:12:30`` (`` | message``: a finished trial)."""
         self.bar.n = counts["done"]
-        self.bar.set_postfix_str(f"{counts['running']} running, {counts['failed']} failed, ETA {format_eta(eta)}")
-        line = status_line(self.name, counts, eta)
+        rest = f"{counts['running']} running, {counts['failed']} failed, ETA {format_eta(eta)}"
+        self.bar.set_postfix_str(rest)
+        line = f"[{self.name}] {counts['done']}/{counts['total']} done, {rest}"
         self.bar.write(f"{line} | {message}" if message else line, file=sys.stdout)
 
     def close(self) -> None:
@@ -64,11 +58,9 @@ def summary_table(df: pd.DataFrame, axes: list[str]) -> str:
         return "(no points)"
     cols = [*axes, "seed", "status", "mAP50", "mAP", "train_time_s", "trial"]
     table = df[[c for c in cols if c in df.columns]].copy()
-    for c in ("mAP50", "mAP"):
+    for c, fmt in (("mAP50", ".3f"), ("mAP", ".3f"), ("train_time_s", ".0f")):
         if c in table:
-            table[c] = table[c].map(lambda v: "-" if v is None or v != v else f"{v:.3f}")
-    if "train_time_s" in table:
-        table["train_time_s"] = table["train_time_s"].map(lambda v: "-" if v is None or v != v else f"{v:.0f}")
+            table[c] = table[c].map(lambda v, fmt=fmt: "-" if v is None or v != v else f"{v:{fmt}}")
     lines = [table.to_string(index=False)]
     failed = df[df["status"] == "failed"]
     if len(failed):

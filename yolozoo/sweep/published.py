@@ -1,15 +1,13 @@
-"""Published run records: one small JSON file per sweep point, committed with the repository.
+"""Published run records: one JSON file per sweep point, committed with the repository.
 
-A sweep run with the sweep file's own settings (extra command-line overrides only of where files go and
-how W&B logs; :data:`NEUTRAL_KEYS`) writes each finished point's :class:`~yolozoo.record.RunRecord`, less
-this machine's paths, to ``<results_dir>/published/<sweep>/<point slug>.json``. They are the source of the
-README tables (``python reports/render.py``), and they make a sweep resumable from a fresh clone: a point
-whose record completed with its current overrides (same fingerprint) is not trained again.
+A sweep run with the sweep file's own settings (extra overrides only of where files go and how W&B logs)
+writes each finished point's :class:`~yolozoo.record.RunRecord`, less this machine's paths, to
+``<results_dir>/published/<sweep>/<point slug>.json``. They are the source of the README tables, and a
+point whose record completed with its current overrides (same fingerprint) is not trained again.
 
-A point whose resolved config and seed equal those of a completed record in another sweep (every key but
-the run's name and where it writes: :func:`yolozoo.config.training_config`) reuses that record instead of
-training: the copy says ``reused_from``. Runs repeat bitwise on the CPU, so that is the result the point
-would train.
+A point whose resolved config and seed equal a completed record's in another sweep (every key but the
+run's name and where it writes: :func:`yolozoo.config.training_config`) reuses that record (``reused_from``)
+instead of training: runs repeat bitwise on the CPU.
 """
 
 from __future__ import annotations
@@ -20,17 +18,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..record import SCHEMA_VERSION, RunRecord, atomic_write, duration_s, json_safe, read_record, record_columns
-from .columns import HEAD_COLUMNS, TAIL_COLUMNS
-from .spec import Point
-
-# Command-line keys that change where a run's files go or how it is shown, never its result.
-NEUTRAL_KEYS = ("out_dir", "results_dir", "data.root", "data.num_workers", "trainer.enable_progress_bar",
-                "trainer.log_every_n_steps")
+from .spec import HEAD_COLUMNS, TAIL_COLUMNS, Point
+from .store import NON_IDENTITY_KEYS
 
 
 def publishable(cli: dict[str, str]) -> bool:
     """Whether a sweep run with these extra overrides runs the sweep file's own points."""
-    return all(k in NEUTRAL_KEYS or k.startswith("wandb.") for k in cli)
+    return all(k in NON_IDENTITY_KEYS or k.startswith("wandb.") for k in cli)
 
 
 def published_dir(results_dir: str | Path, sweep: str) -> Path:
@@ -121,6 +115,3 @@ def records_frame(records: list[dict], sweep: str, axes: list[str]) -> pd.DataFr
     df["trial"] = df["trial"].astype("Int64")
     return df
 
-
-__all__ = ["NEUTRAL_KEYS", "completed", "publish", "publishable", "published_dir", "read_published", "read_records",
-           "records_frame", "reusable", "reuse"]

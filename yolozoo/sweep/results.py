@@ -1,6 +1,5 @@
-"""Sweeps' and searches' results as pandas DataFrames: each trial's status from the store, the rest from the
-run record it points to (:mod:`yolozoo.record`). A record that is not on this machine (a worker elsewhere
-wrote it) leaves its row's metrics empty."""
+"""Sweeps' and searches' results as DataFrames: each trial's status from the store, the rest from the run record
+it points to. A record that is not on this machine (a worker elsewhere wrote it) leaves its row's metrics empty."""
 
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..pruning import PRUNED_ATTR
 from ..record import METRICS, read_record, record_columns
 from .claims import is_superseded, trial_key, trial_params
-from .columns import HEAD_COLUMNS, TAIL_COLUMNS
-from .spec import point_key
+from .spec import HEAD_COLUMNS, TAIL_COLUMNS, point_key
 from .store import default_storage_url, open_storage, sqlite_path
 
 STATUS = {TrialState.COMPLETE: "completed", TrialState.FAIL: "failed", TrialState.RUNNING: "running",
@@ -35,13 +33,13 @@ def trial_record(trial: FrozenTrial) -> dict:
         return {}
 
 
-def _studies(url: str | None, results_dir: str | Path, tag: str, command: str) -> tuple[Any, list]:
+def _studies(url: str | None, results_dir: str | Path, tag: str) -> tuple[Any, list]:
     """The storage at ``url`` and the summaries of its studies with user attr ``tag`` (``sweep`` or ``search``)."""
     url = url or default_storage_url(results_dir)
     path = sqlite_path(url)
     if path is not None and not path.is_file():
         raise FileNotFoundError(f"no {'sweep ' if tag == 'sweep' else ''}store at {path}; run `python bench/run.py "
-                                f"{command}=NAME` first, or pass storage=/results_dir= where it ran")
+                                f"{tag}=NAME` first, or pass storage=/results_dir= where it ran")
     store = open_storage(url)
     return store, [s for s in optuna.get_all_study_summaries(store, include_best_trial=False) if tag in s.user_attrs]
 
@@ -51,9 +49,8 @@ def _outcome(trial: FrozenTrial) -> dict[str, Any]:
     attrs, state = trial.user_attrs, STATUS[trial.state]
     record = trial_record(trial)
     when = trial.datetime_complete or trial.datetime_start
-    duration = None
-    if trial.datetime_start and trial.datetime_complete:
-        duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    duration = (trial.datetime_complete - trial.datetime_start).total_seconds() \
+        if trial.datetime_start and trial.datetime_complete else None
     reason = attrs.get("reason") or (STALE_REASON if state == "failed" else None)
     return {"status": state, "reason": reason if state in ("failed", "pruned") else None,
             "overrides": attrs.get("overrides"), **record_columns(record), "date": when.isoformat() if when else None,
@@ -65,21 +62,14 @@ def load_results(storage: str | None = None, sweep: str | None = None, results_d
                  ) -> pd.DataFrame:
     """All points of the sweeps in ``storage`` (default: ``results_dir/sweeps.db``), one row per (point, seed).
 
-    ``sweep``: only that sweep's studies (one per distinct set of extra command-line overrides, told apart
-    by ``study``). A point's row is its latest attempt; points not yet started are ``pending``. Columns:
-
-    - ``sweep``, ``study``, ``trial`` (Optuna trial number, Int64; <NA> if never started), ``status``
-      (completed | failed | running | pending | pruned), ``reason`` (why it failed, else None), ``seed``;
-    - one column per axis, holding the point's value or label; ``point`` (dict axis -> value/label),
-      ``overrides`` (dict: the key=value overrides that made the config);
-    - from the run record: ``config`` (the resolved config that ran), the metrics (:data:`~yolozoo.record.METRICS`),
-      ``pos_per_gt``, ``gt_without_pos``, ``pos_per_level`` (assignment statistics of the last epoch),
-      ``history`` (per-epoch train/ and val/ scalars), ``commit``, ``device``, ``cpu``, ``isa``, ``preset``,
-      ``dataset``, ``wandb_dir``, ``run_dir``, ``checkpoint``;
-    - ``date`` (ISO, finished or started), ``record`` (the record file), ``worker`` (host:pid), ``attempts``,
-      ``duration_s``, ``reused_from``.
+    ``sweep``: only that sweep's studies (one per set of extra command-line overrides, told apart by ``study``).
+    A point's row is its latest attempt; points not yet started are ``pending``. Columns:
+    :data:`~.spec.HEAD_COLUMNS` (``trial``: Int64, <NA> if never started; ``status``: completed | failed |
+    running | pending | pruned), one per axis (the point's value or label), :data:`~.spec.TAIL_COLUMNS`
+    (``point``: dict axis -> label; ``config`` the resolved config, the metrics, assignment statistics and
+    ``history`` from the run record; ``date`` ISO, ``worker`` host:pid).
     """
-    store, ours = _studies(storage, results_dir, "sweep", "sweep")
+    store, ours = _studies(storage, results_dir, "sweep")
     chosen = [s for s in ours if sweep is None or s.user_attrs["sweep"] == sweep]
     if sweep is not None and not chosen:
         have = sorted({s.user_attrs["sweep"] for s in ours})
@@ -112,15 +102,12 @@ def load_trials(storage: str | None = None, search: str | None = None, results_d
                 study: str | None = None) -> pd.DataFrame:
     """All trials of the searches in ``storage`` (default ``results_dir/sweeps.db``), one row per trial.
 
-    ``search``: only that search's studies (one per set of extra command-line overrides, told apart by
-    ``study``); ``study``: only that study. Columns: ``search, study, trial``, ``status`` (completed | pruned
-    | failed | running | pending), ``reason`` (why it was pruned or failed), ``value`` (the objective; a
-    pruned trial's last reported value), one column per searched parameter, ``params`` (dict), from the run
-    record the metrics and ``history``, ``config``, ``wandb_dir``, ``run_dir``, ``checkpoint``; and
-    ``pruned_epoch``, ``overrides``, ``date``, ``duration_s``, ``worker``, ``record``, ``retry_of`` (the trial
-    this one re-runs after its worker died). ``trial``, ``pruned_epoch`` and ``retry_of`` are Int64.
+    ``search``: only that search's studies (one per set of extra command-line overrides); ``study``: only that
+    study. Columns: :data:`SEARCH_HEAD` (``value``: the objective, a pruned trial's last reported value), one
+    per searched parameter, :data:`SEARCH_TAIL` (``retry_of``: the trial this one re-runs after its worker
+    died). ``trial``, ``pruned_epoch`` and ``retry_of`` are Int64.
     """
-    store, ours = _studies(storage, results_dir, "search", "search")
+    store, ours = _studies(storage, results_dir, "search")
     chosen = [s for s in ours if (search is None or s.user_attrs["search"] == search)
               and (study is None or s.study_name == study)]
     if (search is not None or study is not None) and not chosen:

@@ -1,11 +1,9 @@
-"""The one worker loop of sweeps (:mod:`.grid`: the grid's points, queued one at a time) and searches
-(:mod:`yolozoo.search.study`: a sampler proposes each trial): take a trial, train it, store its outcome.
+"""The one worker loop of sweeps (:mod:`.grid`) and searches (:mod:`yolozoo.search.study`): take a trial, train it,
+store its outcome.
 
-The same command again, here or on another machine with the same ``storage=``, resumes: a trial whose
-worker died (no heartbeat for the grace period) is failed by the next worker to look and queued again by
-Optuna's ``RetryHeartbeatStaleTrialCallback``; a worker with nothing left to take waits while others' trials
-run, so it can take over a dead one. A trial stores its state, ``reason`` (why it failed or was pruned),
-``record`` (the path of its :class:`~yolozoo.record.RunRecord`: the result), ``worker`` and ``overrides``.
+A trial whose worker died (no heartbeat for the grace period) is failed by the next worker to look and queued
+again by Optuna; a worker with nothing left to take waits while others' trials run, so it can take over a dead
+one. A trial stores its state, ``reason``, ``record`` (the path of its run record), ``worker`` and ``overrides``.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from ..pruning import PRUNED_ATTR, pruned_reason
 from ..record import save_record, set_status
 from .point import failure_reason, failure_record, needs_own_process, train_point, train_point_in_child
 from .progress import Progress
-from .store import fail_stale, open_storage, worker_id
+from .store import default_storage_url, fail_stale, open_storage, worker_id
 
 log = logging.getLogger(__name__)
 INTERRUPTED = "interrupted (Ctrl-C): re-run the command to go on"
@@ -49,7 +47,6 @@ class Options:
     max_retry: int = 3
     wait: bool = True
     progress_bar: bool | None = None
-    panel_images: int = 8
     estimate: bool = True  # print the estimated wall time before the first point (see .estimate)
     auto_seeds: bool = True  # add the sweep file's auto seeds (max_seeds); False: the listed seeds only
     n_trials: int | None = None
@@ -69,22 +66,23 @@ class Job:
 
 
 class Worker:
-    """One worker on the study ``study_name`` in ``url``. Subclasses say which trial runs next (:meth:`step`),
-    what it trains (:meth:`job`) and what follows (:meth:`after`)."""
+    """One worker on the study ``study_name`` in ``options.storage``. Subclasses say which trial runs next
+    (:meth:`step`), what it trains (:meth:`job`) and what follows (:meth:`after`)."""
 
     unit = "trial"  # for progress lines
 
-    def __init__(self, name: str, study_name: str, url: str, options: Options, sampler: optuna.samplers.BaseSampler,
-                 pruner: optuna.pruners.BasePruner | None = None, direction: str = "maximize", metric: str = "mAP"):
-        self.name, self.study_name, self.url, self.options, self.metric = name, study_name, url, options, metric
-        storage = open_storage(url, heartbeat=options.heartbeat, grace=options.grace, max_retry=options.max_retry)
+    def __init__(self, name: str, study_name: str, results_dir: str, options: Options,
+                 sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner | None = None,
+                 direction: str = "maximize", metric: str = "mAP"):
+        self.name, self.study_name, self.options, self.metric = name, study_name, options, metric
+        self.url = options.storage or default_storage_url(results_dir)
+        storage = open_storage(self.url, heartbeat=options.heartbeat, grace=options.grace, max_retry=options.max_retry)
         self.study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
                                          direction=direction, load_if_exists=True)
         self.session_start = datetime.now()
         self.ran = 0  # trials this worker trained
         self.last: str | None = None  # what the last trial did, for the progress line
 
-    # -- what subclasses decide ----------------------------------------------------------------
     def step(self, progress: Progress) -> str:
         """``run`` (a trial is ready to take), ``wait`` (others' trials run) or ``done``."""
         raise NotImplementedError
@@ -105,15 +103,13 @@ class Worker:
     def end(self) -> None:  # after the loop
         pass
 
-    # -- one trial -----------------------------------------------------------------------------
     def stored(self, trial: optuna.Trial) -> FrozenTrial:
         """The trial as the storage has it now (a trial trained in its own process reports through it)."""
         return next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
 
     def objective(self, trial: optuna.Trial) -> float:
         try:
-            job = self.job(trial)
-            return self._run(trial, job)
+            return self._run(trial, self.job(trial))
         except (TrialFailed, optuna.TrialPruned):
             raise
         except Exception as e:  # the runner's own steps (a config that does not load, storage); training errors
@@ -136,9 +132,9 @@ class Worker:
         cfg = load_config(job.overrides)
         if needs_own_process(cfg):
             result = train_point_in_child(job.overrides, job.extra, Path(cfg.out_dir) / "sweep-points",
-                                          self.options.panel_images, job.child_callbacks)
+                                          job.child_callbacks)
         else:
-            result = train_point(job.overrides, job.extra, self.options.panel_images, job.callbacks)
+            result = train_point(job.overrides, job.extra, callbacks=job.callbacks)
         if result["record"] is None:  # the run's process died without a result: its record is written here
             record = failure_record(cfg, result["reason"], job.extra)
             save_record(record, Path(cfg.results_dir), None)
@@ -170,14 +166,12 @@ class Worker:
             raise optuna.TrialPruned(result["reason"])
         raise TrialFailed(result["reason"])
 
-    # -- the loop ------------------------------------------------------------------------------
     def report(self, progress: Progress) -> None:
         counts, eta = self.counts()
         progress.update(counts, eta, self.last)
 
     def run(self) -> int:
-        """Take and train trials until none is left (and, with ``wait``, none runs elsewhere); return how many
-        this worker trained."""
+        """Take and train trials until none is left (with ``wait``: none runs elsewhere); return how many it trained."""
         poll = min(self.options.heartbeat, 2.0)
         progress = Progress(self.name, self.counts()[0]["total"], self.options.progress_bar, self.unit)
         waiting_announced = False

@@ -34,14 +34,19 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError, load_config
+from ..config import ConfigError, flatten, load_config
 from ..overrides import format_overrides, layered_overrides
+from ..record import METRICS
 from ..sweep_files import find_file, is_path, list_names, where
-from .columns import HEAD_COLUMNS, TAIL_COLUMNS
 
 TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds", "baseline", "known")
 TABLES = ("assigners", "backbones", "widths", "pretrained")
 RUNNER_KEYS = ("seed", "name")  # set per point by the runner
+# The columns of a sweep's results frame (:func:`yolozoo.sweep.load_results`), around one column per axis.
+HEAD_COLUMNS = ("sweep", "study", "trial", "status", "reason", "seed")
+TAIL_COLUMNS = ("point", "overrides", "config", *METRICS, "pos_per_gt", "gt_without_pos", "pos_per_level", "history",
+                "commit", "date", "device", "cpu", "isa", "preset", "dataset", "wandb_dir", "record", "run_dir",
+                "checkpoint", "worker", "attempts", "duration_s", "reused_from")
 
 Scalar = str | int | float | bool | None
 
@@ -176,15 +181,11 @@ def read_spec(path: Path, top_keys: tuple[str, ...], error: type = SweepError) -
     return data
 
 
-def flatten_overrides(node: Any, where: str, prefix: str = "", error: type = SweepError) -> dict[str, Any]:
+def flatten_overrides(node: Any, where: str, error: type = SweepError) -> dict[str, Any]:
     """``{model: {width: 1}, data.img_size: 96}`` -> ``{"model.width": 1, "data.img_size": 96}``."""
     if not isinstance(node, dict):
         raise error(f"{where} must be a mapping of dotted config keys to values, got {node!r}")
-    out = {}
-    for key, value in node.items():
-        full = f"{prefix}{key}"
-        out.update(flatten_overrides(value, where, f"{full}.", error) if isinstance(value, dict) else {full: value})
-    return out
+    return flatten(node)
 
 
 def checked_config(overrides: dict[str, str], where: str, error: type = SweepError):
@@ -204,10 +205,6 @@ def find_sweep(name_or_path: str, sweeps_dir: Path | None = None) -> Path:
     return find_spec(name_or_path, folder=sweeps_dir)
 
 
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
-
-
 def _parse_axis(name: Any, values: Any, where: str) -> dict[Scalar, dict[str, Any]]:
     if not isinstance(name, str) or not name:
         raise SweepError(f"{where}: axis names must be non-empty strings, got {name!r}")
@@ -217,7 +214,7 @@ def _parse_axis(name: Any, values: Any, where: str) -> dict[Scalar, dict[str, An
     if isinstance(values, (list, dict)) and not values:
         raise SweepError(f"{where}: axis {name!r} has no {'values' if isinstance(values, list) else 'labels'}")
     if isinstance(values, list):  # a config key and its values
-        bad = [v for v in values if not _is_scalar(v)]
+        bad = [v for v in values if v is not None and not isinstance(v, (str, int, float, bool))]
         if bad:
             raise SweepError(f"{where}: axis {name!r}: values must be numbers, strings, booleans or null, got "
                              f"{bad[0]!r}; for linked overrides write a mapping label -> {{key: value}}")

@@ -55,8 +55,7 @@ def _serialise_sqlite(storage: RDBStorage) -> None:
 def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None, max_retry: int = 3,
                  attempts: int = 6) -> RDBStorage:
     """Open (creating if needed) the Optuna storage at ``url``. With ``heartbeat`` (seconds), a trial silent for
-    ``grace`` (default 3 x heartbeat) is failed by the next worker that looks and queued again (at most
-    ``max_retry`` times)."""
+    ``grace`` (default 3 x heartbeat) is failed by the next worker that looks and queued again (``max_retry``)."""
     engine_kwargs: dict[str, Any] = {}
     path = sqlite_path(url)
     if path is not None:
@@ -68,26 +67,23 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
         engine_kwargs["connect_args"] = {"timeout": 120, "isolation_level": None}
     elif url.startswith("sqlite"):
         raise ValueError(f"storage={url}: use a SQLite file (sqlite:///path/to/sweeps.db) so workers can share it")
-    kwargs: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        if heartbeat:
-            kwargs = dict(heartbeat_interval=int(heartbeat), grace_period=int(grace or 3 * heartbeat),
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
-    for attempt in range(attempts):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExperimentalWarning)
+        kwargs = dict(heartbeat_interval=int(heartbeat), grace_period=int(grace or 3 * heartbeat),
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+                      ) if heartbeat else {}
+        for attempt in range(attempts):
+            try:
                 storage = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-            break
-        except ImportError as e:
-            raise ValueError(f"storage={redact(url)}: the database driver is not installed ({e}); for PostgreSQL: "
-                             "pip install psycopg2-binary") from None
-        except Exception as e:  # concurrent creation of a new database: tables half made by another worker
-            if attempt == attempts - 1:
-                raise ValueError(f"storage={redact(url)}: cannot open the database: {redact(str(e))}") from None
-            log.debug("retrying storage creation after %r", e)
-            time.sleep(0.5 * (attempt + 1))
+                break
+            except ImportError as e:
+                raise ValueError(f"storage={redact(url)}: the database driver is not installed ({e}); for "
+                                 "PostgreSQL: pip install psycopg2-binary") from None
+            except Exception as e:  # concurrent creation of a new database: tables half made by another worker
+                if attempt == attempts - 1:
+                    raise ValueError(f"storage={redact(url)}: cannot open the database: {redact(str(e))}") from None
+                log.debug("retrying storage creation after %r", e)
+                time.sleep(0.5 * (attempt + 1))
     if path is not None:
         _serialise_sqlite(storage)
     return storage
