@@ -118,7 +118,7 @@ def resume_checkpoint(cfg: DictConfig, name: str) -> Path | None:
 
 def stored_layout(path: Path) -> bool | None:
     """The ``channels_last`` the checkpoint's run trained in (None: a checkpoint from before it was stored)."""
-    return load_checkpoint(path).get("hyper_parameters", {}).get("channels_last")
+    return stored_hparams(load_checkpoint(path)).get("channels_last")
 
 
 class RngState(Callback):
