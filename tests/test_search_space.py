@@ -38,13 +38,12 @@ def space_file(tmp_path: Path, params: dict, name: str = "space", **top) -> Path
 
 
 def fake_train(calls: list | None = None):
-    """A ``train_point`` stand-in: the run's config from its overrides, mAP a smooth function of it; its record
-    is written like a real run's."""
+    """A ``train_point`` stand-in: mAP a smooth function of the run's resolved config; its record is written like
+    a real run's. ``calls``: each run's config."""
 
-    def train_point(overrides, extra, panel_images=8, callbacks=None):
-        cfg = load_config(overrides)
+    def train_point(cfg, extra, panel_images=8, callbacks=None):
         if calls is not None:
-            calls.append(overrides)
+            calls.append(cfg)
         score = 0.5 - (math.log10(cfg.optim.lr) + 2.5) ** 2 / 10 + 0.01 * cfg.assigner.get("topk", 0)
         now = datetime.now(timezone.utc).isoformat()
         record = RunRecord(name=cfg.name, status="completed", started=now, finished=now, config=to_dict(cfg),
@@ -165,13 +164,14 @@ def test_conditional_parameter_only_in_trials_where_it_applies(tmp_path, monkeyp
     assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
     names = {t.params["assigner.name"] for t in trials}
     assert names == {"tal", "atss"}
-    for t, overrides in zip(trials, calls):
+    for t, handed in zip(trials, calls):
         cfg = record_of(t)["config"]  # the config that ran holds the sampled values
         assert cfg["assigner"]["name"] == t.params["assigner.name"] and cfg["optim"]["lr"] == t.params["optim.lr"]
         assert cfg["assigner"]["topk"] == t.params["assigner.topk"]
         assert ("assigner.alpha" in t.params) == (t.params["assigner.name"] == "tal")
-        assert ("assigner.alpha" in overrides) == (t.params["assigner.name"] == "tal")
-        assert overrides["name"] == f"space-t{t.number}" and overrides["wandb.group"] == "search-space"
+        assert ("alpha" in handed.assigner) == (t.params["assigner.name"] == "tal")
+        assert handed.name == f"space-t{t.number}" and handed.wandb.group == "search-space"
+        assert t.user_attrs["overrides"]["name"] == handed.name  # the trial keeps the overrides it was resolved from
 
 
 def test_same_seed_replays_the_same_trials_and_resume_continues_them(tmp_path, monkeypatch):
@@ -302,11 +302,11 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_search_goes_on(tmp
 
     train = fake_train()
 
-    def diverges_at_high_lr(overrides, extra, panel_images=8, callbacks=None):
-        if float(overrides["optim.lr"]) > 0.05:
+    def diverges_at_high_lr(cfg, extra, panel_images=8, callbacks=None):
+        if cfg.optim.lr > 0.05:
             # as a run whose process died: no record; the worker writes the failure record itself
             return {"status": "failed", "reason": "FloatingPointError: loss is nan at epoch 0, step 3", "record": None}
-        return train(overrides, extra, panel_images, callbacks)
+        return train(cfg, extra, panel_images, callbacks)
 
     monkeypatch.setattr("yolozoo.sweep.runner.train_point", diverges_at_high_lr)
     path = space_file(tmp_path, {"optim.lr": {"type": "categorical", "choices": [0.1, 0.001]}},

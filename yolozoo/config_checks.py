@@ -17,6 +17,23 @@ class ConfigError(ValueError):
     """A bad override or config file; the message names the key and what is wrong."""
 
 
+def resolve_assigner(cfg: DictConfig) -> dict:
+    """Import the plug-in modules of ``cfg.imports``, then resolve ``assigner.name=auto`` to the model family's
+    paper assigner and settings (user options win)."""
+    from .models.families import resolve_assigner as family_assigner
+    from .plugins import PluginError, import_plugins
+    from .registry import UnknownNameError
+
+    try:
+        import_plugins(list(cfg.imports))
+    except PluginError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        return family_assigner(cfg.model.family, cfg.assigner)
+    except UnknownNameError as e:
+        raise ConfigError(f"model.family: {e}") from None
+
+
 def check_config(cfg: DictConfig, model_defaults: dict) -> None:
     """Validate what the type system cannot: registry names and options, value ranges.
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from ..stats import LEVEL, Interval, paired_t, reading
+from ..stats import Interval, paired_t, reading
 
 
 @dataclass(frozen=True)
@@ -19,12 +18,11 @@ class Comparison:
     row_b: str
     metric: str
     seeds: tuple[int, ...]
-    diffs: tuple[float, ...]  # per shared seed, A - B
     stats: Interval
 
     @property
     def n(self) -> int:
-        return len(self.seeds)
+        return self.stats.n
 
     @property
     def mean(self) -> float:
@@ -39,16 +37,15 @@ class Comparison:
         return reading(self.stats, self.row_a, self.row_b)
 
 
-def _per_seed(df: pd.DataFrame, row: str, metric: str) -> pd.Series:
+def _per_seed(df: pd.DataFrame, row: str, metric: str) -> dict[int, float]:
     if row not in set(df["row"]):
         raise ValueError(f"no row {row!r}; rows: {', '.join(dict.fromkeys(df['row']))}")
     done = df[(df["row"] == row) & (df["status"] == "completed")].dropna(subset=[metric])
-    return pd.Series(done[metric].to_numpy(), index=done["seed"].astype(int).to_numpy())
+    return dict(zip(done["seed"].astype(int), done[metric]))
 
 
-def compare_rows(df: pd.DataFrame, row_a: str, row_b: str, metric: str = "mAP50", level: float = LEVEL) -> Comparison:
+def compare_rows(df: pd.DataFrame, row_a: str, row_b: str, metric: str = "mAP50") -> Comparison:
     """Pair rows ``row_a`` and ``row_b`` (``df["row"]`` labels of a prepared frame) seed by seed on ``metric``."""
     a, b = _per_seed(df, row_a, metric), _per_seed(df, row_b, metric)
-    seeds = tuple(sorted(set(a.index) & set(b.index)))
-    diffs = np.array([a[s] - b[s] for s in seeds], dtype=np.float64)
-    return Comparison(row_a, row_b, metric, seeds, tuple(float(d) for d in diffs), paired_t(diffs, level))
+    seeds = tuple(sorted(a.keys() & b.keys()))
+    return Comparison(row_a, row_b, metric, seeds, paired_t([a[s] - b[s] for s in seeds]))

@@ -1,7 +1,5 @@
-"""Runs -> the one DataFrame shape reports are built from, from ``records`` (``results/published/<sweep>/*.json``,
-committed; the default), the results ``store`` or ``wandb`` (its public API, optional). Every source goes through
-:func:`prepare`, so a synthetic frame in a test takes exactly the path a real one does.
-"""
+"""Runs -> the one DataFrame shape reports are built from, read from ``records`` (``results/published/<sweep>/``,
+the default), the results ``store`` or ``wandb``; every source goes through :func:`prepare`, as a test's frame does."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ from ..record import METRICS
 from ..sweep.published import published_dir, read_records, records_frame
 from .spec import ReportSpec, dotted_get
 
-SOURCES = ("records", "store", "wandb")
 STATUSES = ("completed", "failed", "running", "pending", "pruned")
 # assignment statistics: results-frame column -> the history key of its last epoch
 ASSIGNMENT = {"pos_per_gt": "train/assign/pos_per_gt_mean", "gt_without_pos": "train/assign/gt_without_pos"}
@@ -49,22 +46,16 @@ def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.Data
 
 
 def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> pd.DataFrame:
-    """Check a results frame for ``spec`` and normalise it: one study (by default the only one, else the
-    one named like the sweep), every results-frame column (missing where a source lacks it), float metrics,
-    assignment statistics, dataset and preset from history and config where absent, ``point`` (axis labels)
-    and ``row`` (``"label/label"``), sorted by grid order, then seed. Raises ``ValueError`` on a missing
-    required column, an unknown status or an ambiguous study."""
+    """Check and normalise a results frame for ``spec``: one study (the only one, else the one named like the sweep),
+    every results-frame column, float metrics, assignment statistics, dataset and preset from history and config
+    where absent, ``point`` (axis labels) and ``row`` (``"label/label"``), sorted by grid order, then seed."""
     missing = [c for c in ("status", "seed", *spec.axis_names) if c not in frame.columns]
     if missing:
         raise ValueError(f"results for sweep {spec.name!r} lack column(s) {missing}; have {list(frame.columns)}")
-    df = frame.copy()
-    if "sweep" in df.columns:
-        df = df[df["sweep"].isna() | (df["sweep"] == spec.name)].copy()
-    for col in records_frame([], spec.name, spec.axis_names).columns:
-        if col not in df.columns:
-            df[col] = None
-    df["sweep"] = spec.name
-    df = _one_study(df, spec, study).copy()
+    df = frame[frame["sweep"].isna() | (frame["sweep"] == spec.name)] if "sweep" in frame.columns else frame
+    columns = records_frame([], spec.name, spec.axis_names).columns
+    df = df.assign(**{c: None for c in columns if c not in df.columns} | {"sweep": spec.name})
+    df = _one_study(df, spec, study).copy()  # a copy, not a slice: columns are set below
     bad = sorted(set(df["status"]) - set(STATUSES))
     if bad:
         raise ValueError(f"sweep {spec.name!r}: unknown status {bad}; valid: {', '.join(STATUSES)}")
@@ -73,15 +64,13 @@ def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> 
     for col, key in ASSIGNMENT.items():
         df[col] = df[col].fillna(df["history"].map(lambda h, k=key: _last(h, k)))
     for col, key in (("dataset", "data.name"), ("preset", "preset")):
-        df[col] = [v if isinstance(v, str) else dotted_get(c if isinstance(c, dict) else None, key)
-                   for v, c in zip(df[col], df["config"])]
+        df[col] = [v if isinstance(v, str) else dotted_get(c, key) for v, c in zip(df[col], df["config"])]
     df["point"] = [tuple(axis.canonical(v) for axis, v in zip(spec.axes, vals))
                    for vals in df[spec.axis_names].itertuples(index=False)]
     df["row"] = df["point"].map("/".join)
     order = {p: i for i, p in enumerate(spec.points())}
     df["_order"] = df["point"].map(lambda p: order.get(p, len(order)))
-    df = df.sort_values(["_order", "row", "seed"], kind="stable").drop(columns="_order")
-    return df.reset_index(drop=True)
+    return df.sort_values(["_order", "row", "seed"], kind="stable", ignore_index=True).drop(columns="_order")
 
 
 def load_records(spec: ReportSpec, folder: Path) -> pd.DataFrame:
@@ -161,7 +150,7 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
     else:
         hint = ("; W&B offline runs are read through the public API: upload them with "
                 "`wandb sync DIR/wandb/offline-run-*`, then use source=wandb") if source == "wandb_offline" else ""
-        raise SourceError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}{hint}")
+        raise SourceError(f"unknown source {source!r}; valid: records, store, wandb{hint}")
     if frame.empty:
         frame = pd.DataFrame(columns=["sweep", "status", "seed", *spec.axis_names])
     return prepare(frame, spec, study)

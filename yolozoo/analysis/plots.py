@@ -1,8 +1,5 @@
-"""A sweep's figures (PNG + SVG) from its prepared results; only completed runs are plotted.
-
-Built on ``matplotlib.figure.Figure`` (no pyplot state, no GUI backend); SVGs get a fixed ``svg.hashsalt`` and
-no date, so the same results give the same bytes.
-"""
+"""A sweep's figures (PNG + SVG) from its prepared results; only completed runs are plotted. Built on
+``matplotlib.figure.Figure`` (no pyplot state, no GUI backend); no dates, fixed SVG ids: same results, same bytes."""
 
 from __future__ import annotations
 
@@ -17,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from ..stats import MIN_SEEDS
 from .spec import ReportSpec, dotted_get
 
+# every plot function runs inside rc_context(_RC): fixed fonts, and SVG ids that do not change between renders
 _RC = {"svg.hashsalt": "yolozoo", "svg.fonttype": "path", "font.size": 9}
 CAPTIONS = {"params": "mAP@0.5 against parameters (mean ± std over seeds)",
             "curves": "Validation mAP and training loss per epoch (mean ± std over seeds)",
@@ -24,8 +22,13 @@ CAPTIONS = {"params": "mAP@0.5 against parameters (mean ± std over seeds)",
             "forest": "Paired differences against the baseline row (paired t 95% intervals)"}
 
 
-def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` deterministically (inside ``rc_context(_RC)``); return both paths."""
+def _save(fig: Figure, stem: Path, df: pd.DataFrame | None = None, shown=()) -> list[Path]:
+    """Lay out, write ``stem.png`` and ``stem.svg`` (no dates); with ``df``, name under it the rows not ``shown``."""
+    fig.tight_layout(rect=None if df is None else (0, 0.04, 1, 1))
+    absent = [] if df is None else [r for r in dict.fromkeys(df["row"]) if r not in set(shown)]
+    if absent:
+        fig.text(0.01, 0.01, "not shown (no completed run with this data): " + ", ".join(absent), fontsize=7,
+                 color="tab:red", va="bottom")
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=150, metadata={"Software": None})
@@ -33,16 +36,7 @@ def save(fig: Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def _finish(fig: Figure, df: pd.DataFrame, shown, stem: Path) -> list[Path]:
-    """Lay out, name the rows the figure cannot show (no completed run with the data), and save."""
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    absent = [r for r in dict.fromkeys(df["row"]) if r not in set(shown)]
-    if absent:
-        fig.text(0.01, 0.01, "not shown (no completed run with this data): " + ", ".join(absent), fontsize=7,
-                 color="tab:red", va="bottom")
-    return save(fig, stem)
-
-
+@matplotlib.rc_context(_RC)
 def params_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """mAP@0.5 (mean ± std over seeds) against Params(M): one line per backbone, points labelled by width."""
     done = df[df["status"] == "completed"].dropna(subset=["params", "mAP50"])
@@ -53,55 +47,52 @@ def params_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     points = done.groupby("row", sort=False).agg(backbone=("backbone", "first"), width=("width", "first"),
                                                  params=("params", "mean"), mean=("mAP50", "mean"),
                                                  std=("mAP50", "std"))
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(5.5, 4))
-        ax = fig.subplots()
-        for backbone, group in points.groupby("backbone", sort=True):
-            group = group.sort_values("params")
-            ax.errorbar(group["params"] / 1e6, group["mean"], yerr=group["std"].fillna(0), marker="o", capsize=3,
-                        label=str(backbone))
-            for _, p in group.iterrows():
-                ax.annotate(f"w{p['width']:g}" if pd.notna(p["width"]) else "", (p["params"] / 1e6, p["mean"]),
-                            textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set(xlabel="Params (M)", ylabel="val mAP@0.5", title=f"{spec.name}: mAP vs Params")
-        ax.grid(alpha=0.3)
-        ax.legend(title="backbone")
-        return _finish(fig, df, points.index, stem)
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    for backbone, group in points.groupby("backbone", sort=True):
+        group = group.sort_values("params")
+        ax.errorbar(group["params"] / 1e6, group["mean"], yerr=group["std"].fillna(0), marker="o", capsize=3,
+                    label=str(backbone))
+        for _, p in group.iterrows():
+            ax.annotate(f"w{p['width']:g}" if pd.notna(p["width"]) else "", (p["params"] / 1e6, p["mean"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set(xlabel="Params (M)", ylabel="val mAP@0.5", title=f"{spec.name}: mAP vs Params")
+    ax.grid(alpha=0.3)
+    ax.legend(title="backbone")
+    return _save(fig, stem, df, points.index)
 
 
+@matplotlib.rc_context(_RC)
 def curves_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """Per-epoch val mAP@0.5, mAP@0.5:0.95 and train loss per row: mean over seeds, ±std band where n >= 2.
     The loss tells a row still learning (short budget) from one that fails (flat loss)."""
-    metrics = (("val/mAP50", "val mAP@0.5"), ("val/mAP", "val mAP@0.5:0.95"), ("train/loss", "train loss"))
     curves = {}
     for row, runs in df[df["status"] == "completed"].groupby("row", sort=False):
-        frames = [pd.DataFrame([r for r in h if isinstance(r, dict) and "epoch" in r]).assign(seed=s)
-                  for h, s in zip(runs["history"], runs["seed"]) if isinstance(h, list)]
-        frames = [f for f in frames if not f.empty]
-        if frames:
-            curves[row] = pd.concat(frames, ignore_index=True)
+        epochs = [e for h in runs["history"] if isinstance(h, list) for e in h if isinstance(e, dict) and "epoch" in e]
+        if epochs:
+            curves[row] = pd.DataFrame(epochs)
     if not curves:
         return []
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(12, 3.6))
-        axes = fig.subplots(1, 3)
-        for ax, (key, name) in zip(axes, metrics):
-            for row, frame in curves.items():
-                if key not in frame:
-                    continue
+    fig = Figure(figsize=(12, 3.6))
+    axes = fig.subplots(1, 3)
+    for ax, (key, name) in zip(axes, (("val/mAP50", "val mAP@0.5"), ("val/mAP", "val mAP@0.5:0.95"),
+                                      ("train/loss", "train loss"))):
+        for row, frame in curves.items():
+            if key in frame:
                 stats = frame.groupby("epoch")[key].agg(["mean", "std"])
                 line = ax.plot(stats.index, stats["mean"], marker=".", label=row)[0]
                 band = stats["std"].fillna(0).to_numpy()
                 ax.fill_between(stats.index, stats["mean"] - band, stats["mean"] + band, alpha=0.15,
                                 color=line.get_color(), linewidth=0)
-            ax.set(xlabel="epoch", ylabel=name)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
-        fig.suptitle(f"{spec.name}: validation mAP and training loss per epoch (mean ± std over seeds)")
-        return _finish(fig, df, curves, stem)
+        ax.set(xlabel="epoch", ylabel=name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{spec.name}: validation mAP and training loss per epoch (mean ± std over seeds)")
+    return _save(fig, stem, df, curves)
 
 
+@matplotlib.rc_context(_RC)
 def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """Bars per row: positives per GT and % of GT without a positive (mean ± std over seeds, last epoch)."""
     done = df[df["status"] == "completed"].dropna(subset=["pos_per_gt", "gt_without_pos"], how="all")
@@ -109,43 +100,40 @@ def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path
         return []
     stats = done.groupby("row", sort=False)[["pos_per_gt", "gt_without_pos"]].agg(["mean", "std"])
     x = np.arange(len(stats))
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(max(5.0, 1.1 * len(stats) + 2), 3.6))
-        axes = fig.subplots(1, 2)
-        for ax, (key, name, scale) in zip(axes, (("pos_per_gt", "positives per GT", 1.0),
-                                                 ("gt_without_pos", "GT without a positive (%)", 100.0))):
-            ax.bar(x, stats[(key, "mean")] * scale, yerr=stats[(key, "std")].fillna(0) * scale, capsize=3,
-                   color="tab:blue")
-            ax.set_xticks(x, stats.index, rotation=30, ha="right")
-            ax.set(ylabel=name)
-            ax.grid(axis="y", alpha=0.3)
-        fig.suptitle(f"{spec.name}: label assignment statistics\n(last epoch, mean ± std over seeds)")
-        return _finish(fig, df, stats.index, stem)
+    fig = Figure(figsize=(max(5.0, 1.1 * len(stats) + 2), 3.6))
+    for ax, (key, name, scale) in zip(fig.subplots(1, 2), (("pos_per_gt", "positives per GT", 1.0),
+                                                           ("gt_without_pos", "GT without a positive (%)", 100.0))):
+        ax.bar(x, stats[(key, "mean")] * scale, yerr=stats[(key, "std")].fillna(0) * scale, capsize=3,
+               color="tab:blue")
+        ax.set_xticks(x, stats.index, rotation=30, ha="right")
+        ax.set(ylabel=name)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{spec.name}: label assignment statistics\n(last epoch, mean ± std over seeds)")
+    return _save(fig, stem, df, stats.index)
 
 
+@matplotlib.rc_context(_RC)
 def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
     """Per :class:`~yolozoo.analysis.compare.Comparison`, the mean difference and its interval (0 marked);
     one without an interval (fewer than 2 shared seeds) is a bare point."""
     if not comparisons:
         return []
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(7, 0.45 * len(comparisons) + 1.4))
-        ax = fig.subplots()
-        y = np.arange(len(comparisons))[::-1]
-        for yi, c in zip(y, comparisons):
-            if c.interval is not None:
-                color = "tab:blue" if c.n >= MIN_SEEDS and c.stats.excludes_zero else "tab:gray"
-                ax.errorbar([c.mean], [yi], xerr=[[c.mean - c.interval[0]], [c.interval[1] - c.mean]], fmt="o",
-                            color=color, capsize=3)
-            elif c.n:
-                ax.plot([c.mean], [yi], "o", mfc="none", color="tab:gray")
-        ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_yticks(y, [f"{c.row_a} − {c.row_b} (n={c.n})" for c in comparisons])
-        ax.set_xlabel("paired difference of means (95% interval, paired t)")
-        ax.grid(axis="x", alpha=0.3)
-        fig.suptitle(title)
-        fig.tight_layout()
-        return save(fig, stem)
+    fig = Figure(figsize=(7, 0.45 * len(comparisons) + 1.4))
+    ax = fig.subplots()
+    y = np.arange(len(comparisons))[::-1]
+    for yi, c in zip(y, comparisons):
+        if c.interval is not None:
+            color = "tab:blue" if c.n >= MIN_SEEDS and c.stats.excludes_zero else "tab:gray"
+            ax.errorbar([c.mean], [yi], xerr=[[c.mean - c.interval[0]], [c.interval[1] - c.mean]], fmt="o",
+                        color=color, capsize=3)
+        elif c.n:
+            ax.plot([c.mean], [yi], "o", mfc="none", color="tab:gray")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, [f"{c.row_a} − {c.row_b} (n={c.n})" for c in comparisons])
+    ax.set_xlabel("paired difference of means (95% interval, paired t)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, stem)
 
 
 def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path) -> list[Path]:

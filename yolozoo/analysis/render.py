@@ -82,7 +82,7 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
     table = build_table(df, spec, summary)
     paths = [_write(out / f"{spec.name}.md", formats.to_markdown(table)),
              _write(out / f"{spec.name}.tex", formats.to_latex(table)),
-             _write(out / f"{spec.name}.csv", formats.to_csv(summary))]
+             _write(out / f"{spec.name}.csv", summary.to_csv(index=False, lineterminator="\n", float_format="%.8g"))]
     plots = render_plots(df, spec, out / "plots")
     points = [tuple(r) for r in summary[spec.axis_names].itertuples(index=False)]
     bases = [("/".join(p), "/".join(b)) for p in points if (b := spec.baseline_of(p)) and b != p]
@@ -93,7 +93,7 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
                             formats.comparisons_markdown(comparisons, f"{spec.name}: paired comparisons")))
         plots += forest_plot([c for c in comparisons if c.metric == MAP50.key], out / "plots" / f"{spec.name}_forest",
                              f"{spec.name}: each row against its baseline, mAP@0.5")
-    figures = [(CAPTIONS.get(p.stem.removeprefix(f"{spec.name}_"), p.stem), p) for p in plots if p.suffix == ".svg"]
+    figures = [(CAPTIONS[p.stem.removeprefix(f"{spec.name}_")], p) for p in plots if p.suffix == ".svg"]
     paths.append(_write(out / f"{spec.name}.html", formats.study_html(table, comparisons, figures)))
     paths += plots
     # outputs of an earlier render that these results no longer produce (a plot of runs now stale) go
@@ -117,12 +117,9 @@ def update_readme(path: Path, sections: list[str], command: str) -> None:
 def readme_figures(name: str, paths: list[Path], readme_dir: Path) -> str:
     """The sweep's figures (PNG) as Markdown images, linked relative to the README's folder."""
     lines = []
-    for path in paths:
-        kind = path.stem.removeprefix(f"{name}_")
-        if path.suffix == ".png" and kind in CAPTIONS:
-            link = path.resolve()
-            link = link.relative_to(readme_dir) if link.is_relative_to(readme_dir) else link
-            lines.append(f"![{name}: {CAPTIONS[kind]}]({link.as_posix()})")
+    for path in (p.resolve() for p in paths if p.suffix == ".png"):
+        link = path.relative_to(readme_dir) if path.is_relative_to(readme_dir) else path
+        lines.append(f"![{name}: {CAPTIONS[path.stem.removeprefix(f'{name}_')]}]({link.as_posix()})")
     return "\n" + "\n\n".join(lines) + "\n" if lines else ""
 
 
@@ -147,10 +144,9 @@ def main(argv: list[str]) -> int:
             paths = render_sweep(df, spec, opts["out"], [(a, b) for s, a, b in opts["compare"] if s == name])
             counts = df["status"].value_counts().to_dict()
             print(f"{name}: {len(df)} runs {counts or '(none recorded)'} -> {', '.join(str(p) for p in paths)}")
-            section = formats.to_markdown(build_table(df, spec), heading="###")
             if opts["readme"]:
-                section += readme_figures(spec.name, paths, Path(opts["readme"]).resolve().parent)
-            sections.append(section)
+                sections.append(formats.to_markdown(build_table(df, spec), heading="###")
+                                + readme_figures(spec.name, paths, Path(opts["readme"]).resolve().parent))
         if opts["readme"]:
             update_readme(Path(opts["readme"]), sections, "python reports/render.py " + " ".join(argv))
     except (UsageError, SourceError, ValueError) as e:  # SweepError is a ValueError

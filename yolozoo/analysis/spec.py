@@ -12,12 +12,10 @@ from ..sweep.spec import Scalar, SweepSpec, find_sweep, read_sweep
 
 
 def label(value: Any) -> str:
-    """The text a table shows for an axis value (``0.75``, ``true``, ``resnet18``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """The text a table shows for an axis value (``0.75``, ``true``, ``null``, ``resnet18``)."""
     if value is None:
         return "null"
-    return repr(value) if isinstance(value, float) else str(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -39,32 +37,34 @@ def dotted_get(tree: dict | None, key: str) -> Any:
 
 @dataclass(frozen=True)
 class Axis:
-    """One sweep axis: a value axis (``key`` set) or a label axis (``overrides`` per label)."""
+    """One sweep axis: label -> the overrides it sets, in file order. A value axis (``name: [values]``, each
+    label setting only ``name`` itself) names a config's point by its value of ``name``."""
 
     name: str
-    labels: tuple[str, ...]
-    key: str | None = None  # value axis: the dotted config key it sets
-    values: tuple[Any, ...] = ()  # value axis: the raw values, same order as labels
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # label axis
+    overrides: dict[str, dict[str, Any]]
+    by_value: bool
 
     @classmethod
     def of(cls, name: str, points: dict[Scalar, dict[str, Any]]) -> Axis:
-        """From a parsed sweep axis (value/label -> overrides): ``name: [values]`` sets only ``name`` itself."""
-        if all(overrides == {name: value} for value, overrides in points.items()):
-            return cls(name, tuple(label(v) for v in points), key=name, values=tuple(points))
-        return cls(name, tuple(label(k) for k in points), overrides={label(k): v for k, v in points.items()})
+        """From a parsed sweep axis (value/label -> overrides)."""
+        by_value = all(overrides == {name: value} for value, overrides in points.items())
+        return cls(name, {label(k): v for k, v in points.items()}, by_value)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.overrides)
 
     def canonical(self, value: Any) -> str:
         """The label of this axis that ``value`` names (or ``label(value)`` for a value not in the sweep)."""
-        for lab, cand in zip(self.labels, self.values if self.key else self.labels):
-            if same(value, cand):
+        for lab, overrides in self.overrides.items():
+            if same(value, overrides[self.name] if self.by_value else lab):
                 return lab
         return label(value)
 
     def from_config(self, config: dict) -> str | None:
         """The label of the point a resolved ``config`` ran, or None if it matches none."""
-        if self.key:
-            value = dotted_get(config, self.key)
+        if self.by_value:
+            value = dotted_get(config, self.name)
             return None if value is None else self.canonical(value)
         matches = [(len(ov), lab) for lab, ov in self.overrides.items()
                    if all(same(dotted_get(config, k), v) for k, v in ov.items())]
@@ -82,9 +82,8 @@ class ReportSpec:
 
     @classmethod
     def of(cls, sweep: SweepSpec) -> ReportSpec:
-        axes = tuple(Axis.of(name, points) for name, points in sweep.axes.items())
-        by_name = {a.name: a for a in axes}
-        return cls(sweep, axes, {name: by_name[name].canonical(v) for name, v in sweep.baseline.items()})
+        axes = {name: Axis.of(name, points) for name, points in sweep.axes.items()}
+        return cls(sweep, tuple(axes.values()), {name: axes[name].canonical(v) for name, v in sweep.baseline.items()})
 
     @property
     def name(self) -> str:
@@ -102,8 +101,6 @@ class ReportSpec:
     def setting(self, point: tuple[str, ...], key: str) -> Any:
         """What the sweep file sets dotted ``key`` to at ``point`` (axes first, then base); None if unset."""
         for axis, lab in zip(self.axes, point):
-            if axis.key == key and lab in axis.labels:
-                return axis.values[axis.labels.index(lab)]
             if key in axis.overrides.get(lab, {}):
                 return axis.overrides[lab][key]
         return self.sweep.base.get(key)

@@ -1,9 +1,6 @@
-"""A sweep's prepared results -> its summary (one row per grid point) and its display table.
-
-Layout of the known VOC study's tables (``Model | label_assignment_method | mAP@0.5 | mAP@0.5:0.95``, Params(M)
-first for backbones and widths), then the other metrics recorded, deltas against the baseline row and ``n``
-(completed / expected seeds). Only completed runs are averaged; a point with none shows its state.
-"""
+"""A sweep's prepared results -> its summary (one row per grid point) and its display table: the known VOC study's
+layout (``Model | label_assignment_method | mAP@0.5 | mAP@0.5:0.95``, Params(M) first for backbones and widths), then
+the other recorded metrics, deltas against the baseline row and ``n`` (completed / expected seeds)."""
 
 from __future__ import annotations
 
@@ -84,10 +81,8 @@ def published_reference(spec: ReportSpec):
     return reference if reference and labels & {row[0] for row in reference[2]} else None
 
 
-def backbone_name(timm_name: str | None) -> str:
+def backbone_name(timm_name: str) -> str:
     """``resnet18`` -> ``ResNet-18``, ``cspdarknet53`` -> ``CSPDarknet-53``; other names as given."""
-    if not timm_name:
-        return "?"
     for pattern, fmt in ((r"resnet(\d+)[a-z]?", "ResNet-{}"), (r"cspdarknet(\d+)", "CSPDarknet-{}"),
                          (r"darknet(\d+)", "Darknet-{}"), (r"lcnet_(\d)(\d+)", "LCNet-{}.{}"),
                          (r"mobilenetv2_(\d)(\d+)", "MobileNetV2-{}.{}"),
@@ -111,8 +106,9 @@ def known_findings(df: pd.DataFrame, spec: ReportSpec) -> list[str]:
             raise ValueError(f"{spec.sweep.path}: known names row {bad[0]!r}, not a row of the table; rows: "
                              f"{', '.join(rows)}")
         claim = f"{a} > {b}"
-        if not {a, b} <= present:
-            out.append(f"{claim}: not measured yet (no runs of {' and '.join(r for r in (a, b) if r not in present)}).")
+        absent = [r for r in (a, b) if r not in present]
+        if absent:
+            out.append(f"{claim}: not measured yet (no runs of {' and '.join(absent)}).")
             continue
         c50, c = (compare_rows(df, a, b, col.key) for col in PAIRED)
         if c50.n < MIN_SEEDS:
@@ -132,7 +128,7 @@ def _reasons(runs: pd.DataFrame) -> str:
     by_reason: dict[str, list[str]] = {}
     for seed, reason, status in zip(runs["seed"], runs["reason"], runs["status"]):
         if status != "completed" and isinstance(reason, str) and reason.strip():
-            line = [ln.strip() for ln in reason.strip().splitlines() if ln.strip()][-1]
+            line = reason.strip().splitlines()[-1].strip()
             by_reason.setdefault(line if len(line) <= 200 else line[:199] + "…", []).append(str(seed))
     return "; ".join(f"seed{'s' if len(s) > 1 else ''} {', '.join(s)}: {r}" for r, s in by_reason.items())
 
@@ -141,36 +137,34 @@ def summarize(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
     """One row per grid point (grid order; points outside the grid after): axis labels, model,
     run counts per status (``missing`` = expected seeds with no row), failure reasons, and per
     metric its mean, sample std (ddof=1) and n over completed seeds; deltas against the baseline row."""
-    points = spec.points() + [p for p in dict.fromkeys(df["point"]) if p not in spec.points()]
+    grid = spec.points()
+    points = grid + [p for p in dict.fromkeys(df["point"]) if p not in grid]
     rows = []
     for point in points:
-        # not df["point"] == point: pandas would compare the tuple element by element
-        runs = df[pd.Series([p == point for p in df["point"]], index=df.index, dtype=bool)]
+        runs = df.loc[[p == point for p in df["point"]]]  # not df["point"] == point: that compares element-wise
         done = runs[runs["status"] == "completed"]
-        seeds = set(spec.sweep.seeds) | set(runs["seed"].dropna().astype(int))
+        ran = set(runs["seed"].dropna().astype(int))
         configs = [c for c in (*done["config"], *runs["config"]) if isinstance(c, dict)]
         # a point that never ran has no config: the sweep file says what it would have run
         backbone = dotted_get(configs[0], "model.backbone") if configs else spec.setting(point, "model.backbone")
         row = {a.name: lab for a, lab in zip(spec.axes, point)}
         row.update(row_label="/".join(point), model=f"YOLO ({backbone_name(backbone)})" if backbone else "YOLO",
-                   expected=len(seeds), **{s: int((runs["status"] == s).sum()) for s in STATUSES},
-                   missing=len(seeds - set(runs["seed"].dropna().astype(int))), reasons=_reasons(runs))
+                   expected=len(ran | set(spec.sweep.seeds)), **{s: int((runs["status"] == s).sum()) for s in STATUSES},
+                   missing=len(set(spec.sweep.seeds) - ran), reasons=_reasons(runs))
         # timings taken under load are never averaged with clean ones: clean ones if any, else flagged
         loaded = done["timing_under_load"].fillna(0) > 0
-        clean = done[~loaded]
+        clean = done[~loaded] if (~loaded).any() else done
         for col in (MAP50, MAP, PARAMS, *EXTRAS):
-            v = ((clean if len(clean) else done) if col in TIMED else done)[col.key].dropna()
-            row[f"{col.key}_mean"] = float(v.mean()) if len(v) else math.nan
-            row[f"{col.key}_std"], row[f"{col.key}_n"] = float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
-        row.update(timing_loaded=int(loaded.sum()), timing_flagged=bool(len(clean) == 0 and loaded.any()))
+            v = (clean if col in TIMED else done)[col.key].dropna()
+            row.update({f"{col.key}_mean": float(v.mean()), f"{col.key}_std": float(v.std()), f"{col.key}_n": len(v)})
+        row.update(timing_loaded=int(loaded.sum()), timing_flagged=bool(loaded.any() and loaded.all()))
         rows.append(row)
     summary = pd.DataFrame(rows)
-    index = {p: i for i, p in enumerate(points)}
+    bases = [spec.baseline_of(p) for p in points]
     for col in PAIRED:
-        means = summary[f"{col.key}_mean"]
-        summary[f"delta_{col.key}"] = [mean - (means[index[b]] if (b := spec.baseline_of(p)) in index else math.nan)
-                                       for p, mean in zip(points, means)]
-    summary["is_baseline"] = [spec.baseline_of(p) == p for p in points]
+        means = dict(zip(points, summary[f"{col.key}_mean"]))
+        summary[f"delta_{col.key}"] = [means[p] - means.get(b, math.nan) for p, b in zip(points, bases)]
+    summary["is_baseline"] = [b == p for p, b in zip(points, bases)]
     return summary
 
 
@@ -205,21 +199,20 @@ def provenance(df: pd.DataFrame) -> list[tuple[str, str]]:
         vals = sorted({str(v) for v in values if v is not None and v == v})
         return ", ".join(vals) if vals else "not recorded"
 
-    configs = [c if isinstance(c, dict) else None for c in df["config"]]
     dates = sorted(str(d)[:10] for d in df["date"] if d is not None and d == d and str(d))
     span = (dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}") if dates else "not recorded"
-    counts = ", ".join(f"{int((df['status'] == s).sum())} {s}" for s in STATUSES if (df["status"] == s).any())
-    reused = df["reused_from"][df["reused_from"].map(lambda v: isinstance(v, str) and bool(v))]
-    if len(reused):
-        sweeps = sorted({v.split("/")[0] for v in reused})
-        counts += (f" ({len(reused)} of them shared with {', '.join(sweeps)}: the same run"
-                   f"{'s' if len(reused) != 1 else ''}, same config and seed)")
+    n = df["status"].value_counts()
+    counts = ", ".join(f"{n[s]} {s}" for s in STATUSES if s in n)
+    reused = [v for v in df["reused_from"] if isinstance(v, str) and v]
+    if reused:
+        counts += (f" ({len(reused)} of them shared with {', '.join(sorted({v.split('/')[0] for v in reused}))}: "
+                   f"the same run{'s' if len(reused) != 1 else ''}, same config and seed)")
     studies = sorted({s for s in df["study"] if isinstance(s, str)} - set(df["sweep"]))
     extra = [("study", "; ".join(studies))] if studies else []  # a study run with extra overrides
     return extra + [("dataset", distinct(df["dataset"])), ("preset", distinct(df["preset"])),
-                    ("epochs", distinct(dotted_get(c, "trainer.max_epochs") for c in configs)),
-                    ("scenes", distinct(dotted_get(c, "data.num_train") for c in configs)),
-                    ("image size", distinct(dotted_get(c, "data.img_size") for c in configs)),
+                    ("epochs", distinct(dotted_get(c, "trainer.max_epochs") for c in df["config"])),
+                    ("scenes", distinct(dotted_get(c, "data.num_train") for c in df["config"])),
+                    ("image size", distinct(dotted_get(c, "data.img_size") for c in df["config"])),
                     ("commit", distinct(df["commit"])), ("date", span), ("device", distinct(df["device"])),
                     ("wall time", wall_time(df)), ("runs", counts or "none recorded")]
 
@@ -232,8 +225,8 @@ def wall_time(df: pd.DataFrame) -> str:
         return "not recorded"
     cpus = ran["cpu"].fillna("unknown CPU") + " (" + ran["isa"].fillna("ISA not recorded") + ")"
     parts = []
-    for cpu in sorted(set(cpus)):
-        minutes, n = round(float(ran.loc[cpus == cpu, "duration_s"].sum()) / 60), int((cpus == cpu).sum())
+    for cpu, durations in ran["duration_s"].groupby(cpus):
+        minutes, n = round(float(durations.sum()) / 60), len(durations)
         parts.append(f"{minutes // 60} h {minutes % 60:02d} min for {n} run{'s' if n != 1 else ''} on {cpu}")
     return "; ".join(parts) + " (sum of the runs' wall times)"
 
@@ -241,9 +234,8 @@ def wall_time(df: pd.DataFrame) -> str:
 def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None = None) -> Table:
     """The display table of ``spec``'s prepared results ``df`` (layout: see the module docstring)."""
     summary = summarize(df, spec) if summary is None else summary
-    core = [MAP50, MAP] if spec.table not in ("backbones", "widths") else [PARAMS, MAP50, MAP]
-    extras = [c for c in ([] if PARAMS in core else [PARAMS]) + list(EXTRAS) if summary[f"{c.key}_n"].sum() > 0]
-    columns = core + extras
+    core = [PARAMS, MAP50, MAP] if spec.table in ("backbones", "widths") else [MAP50, MAP]
+    columns = core + [c for c in (PARAMS, *EXTRAS) if c not in core and summary[f"{c.key}_n"].sum() > 0]
     deltas = PAIRED if spec.baseline else ()
     has_notes = bool(summary[list(STATE_ORDER)].to_numpy().any())
     headers = (["Model"] + [AXIS_HEADERS.get(a.name, a.name) for a in spec.axes] + [c.header for c in columns]

@@ -57,6 +57,8 @@ class Family:
     family's depends on ``model.head``.
     make_loss: ``iou_type -> loss(cls_logits, boxes, assign, **extras) -> dict``; loss_terms its keys.
     levels: pyramid levels of the model (a family reading ``num_levels`` has that many instead).
+    check: ``(model config as a dict, assigner name) -> None``, raising ValueError naming the key: the family's
+    own checks of its ``model.*`` keys and of the assigner its priors can train with.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Family:
     make_loss: Callable[[str], Callable] = DetectionLoss
     loss_terms: tuple[str, ...] = DETECTION_TERMS
     levels: int = 3
+    check: Callable[[dict, str], None] | None = None
 
 
 _SPECS: dict[str, Family] = {}
@@ -166,13 +169,12 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
     - unknown family; a ``model.*`` key the family does not read set away from its default
       (e.g. ``model.reg_max`` with ``yolov5``); the anchor spec is ignored without anchors,
       as with ``model.head=free``;
-    - ``depth`` outside (0, 4], bad anchors, ``num_levels`` / ``reg_max`` / ``grid_size`` /
-      ``boxes_per_cell`` out of range;
-    - an assigner that matches GT to anchor boxes with anchor-free priors, or one with a
-      setting per pyramid level (FCOS's ``regress_ranges``) for another number of levels.
+    - ``depth`` outside (0, 4], ``num_levels`` / ``reg_max`` / ``grid_size`` / ``boxes_per_cell`` out of range;
+    - an assigner with a setting per pyramid level (FCOS's ``regress_ranges``) for another number of levels;
+    - then the family's own check (:attr:`Family.check`): its strides, head and anchors, and whether its priors
+      suit the assigner.
     """
     from ..assigners.base import ASSIGNERS
-    from .anchors import check_anchor_spec, check_head_config
 
     m = _as_dict(model_cfg)
     name = m.get("family", "yolo")
@@ -197,23 +199,42 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
         raise ValueError(f"assigner.name={assigner_name} has {len(ranges)} assigner.regress_ranges (one per level), "
                          f"but model.family={name} has {family_levels(m)} pyramid level(s); set one [lo, hi] per "
                          "level, e.g. assigner.regress_ranges=[[0,inf]] for one")
-    if name == "yolo":
-        strides = list(m.get("strides", STRIDES))
-        if len(strides) != 3 or strides != sorted(set(strides)):
-            raise ValueError(f"model.strides must be 3 increasing backbone strides (e.g. [8,16,32] or [4,8,16]), "
-                             f"got {strides}")
-        check_head_config(m["head"], m["box_param"], m["anchors"], m["num_anchors"], assigner_name)
-        return
-    if get_family(name).priors == "anchor":
-        check_anchor_spec(m["anchors"], m["num_anchors"], family_levels(m))
-    elif getattr(ASSIGNERS.get(assigner_name), "requires_anchors", False):
-        families = ", ".join(anchor_families())
-        raise ValueError(f"assigner.name={assigner_name} matches GT to anchor boxes, but model.family={name} has "
-                         f"anchor-free priors; use an anchor family ({families}) or another assigner")
+    spec = get_family(name)  # a plug-in family without its own check gets the one its priors need
+    check = spec.check or (_check_anchor_priors if spec.priors == "anchor" else _check_free_priors)
+    check(m, assigner_name)
 
 
 def anchor_families() -> list[str]:
     return [n for n in list_families() if _SPECS[n].priors == "anchor"]
+
+
+def _check_anchor_priors(m: dict, assigner_name: str) -> None:
+    """An anchor family: a valid anchor spec (``model.anchors``, ``model.num_anchors``) for its levels."""
+    from .anchors import check_anchor_spec
+
+    check_anchor_spec(m["anchors"], m["num_anchors"], family_levels(m))
+
+
+def _check_free_priors(m: dict, assigner_name: str) -> None:
+    """An anchor-free family: no assigner that matches GT to anchor boxes."""
+    from ..assigners.base import ASSIGNERS
+
+    if getattr(ASSIGNERS.get(assigner_name), "requires_anchors", False):
+        families = ", ".join(anchor_families())
+        raise ValueError(f"assigner.name={assigner_name} matches GT to anchor boxes, but "
+                         f"model.family={m.get('family')} has anchor-free priors; use an anchor family ({families}) "
+                         "or another assigner")
+
+
+def _check_yolo(m: dict, assigner_name: str) -> None:
+    """3 increasing backbone strides; the free or anchor head with an assigner it can train."""
+    from .anchors import check_head_config
+
+    strides = list(m.get("strides", STRIDES))
+    if len(strides) != 3 or strides != sorted(set(strides)):
+        raise ValueError(f"model.strides must be 3 increasing backbone strides (e.g. [8,16,32] or [4,8,16]), "
+                         f"got {strides}")
+    check_head_config(m["head"], m["box_param"], m["anchors"], m["num_anchors"], assigner_name)
 
 
 def _require_anchors(family: str, anchors) -> None:
@@ -227,7 +248,7 @@ def _require_anchors(family: str, anchors) -> None:
 Pretrained = str | bool | Path
 
 
-@register_family("yolo", assigner="tal")
+@register_family("yolo", assigner="tal", check=_check_yolo)
 def yolo(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
          strides: Sequence[int] = STRIDES, prior_scale: float = 4.0, head: str = "free", anchors=None,
          box_param: str = "v5") -> Detector:
@@ -240,7 +261,7 @@ def yolo(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretraine
 
 
 @register_family("yolov1", assigner="yolov1", make_loss=lambda iou_type: YOLOv1Loss(),
-                 loss_terms=("box", "obj", "noobj", "cls"), levels=1)
+                 loss_terms=("box", "obj", "noobj", "cls"), levels=1, check=_check_free_priors)
 def yolov1(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
            depth: float = 1.0, grid_size: int = 7, boxes_per_cell: int = 2, prior_scale: float = 4.0) -> YOLOv1:
     """YOLOv1 (Redmon et al. 2016): see :mod:`yolozoo.models.yolov1` (train it with ``optim.lr=0.001``)."""
@@ -250,7 +271,8 @@ def yolov1(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrai
 
 # YOLOv3 assigns each GT the one anchor of best shape IoU over all levels: single_grid's
 # fallback; a threshold of 1.0 adds no other (a second anchor would need the exact GT shape).
-@register_family("yolov3", assigner="single_grid", assigner_options={"match_iou_thres": 1.0}, priors="anchor")
+@register_family("yolov3", assigner="single_grid", assigner_options={"match_iou_thres": 1.0}, priors="anchor",
+                 check=_check_anchor_priors)
 def yolov3(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
            depth: float = 1.0, anchors=None, num_levels: int = 3) -> Detector:
     """YOLOv3 (Redmon & Farhadi 2018): Darknet FPN over the last ``num_levels`` levels + anchor head (v3 boxes)."""
@@ -263,7 +285,7 @@ def yolov3(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrai
     return Detector(body, neck, AnchorHead(neck.out_channels, num_classes, anchors, box_param="v3"))
 
 
-@register_family("yolov5", assigner="yolov5", priors="anchor")
+@register_family("yolov5", assigner="yolov5", priors="anchor", check=_check_anchor_priors)
 def yolov5(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
            depth: float = 1.0, anchors=None) -> Detector:
     """YOLOv5 (Jocher et al. 2020): CSP-PAN with C3 blocks + anchor head (v5 boxes)."""
@@ -273,7 +295,7 @@ def yolov5(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrai
     return Detector(body, neck, AnchorHead(neck.out_channels, num_classes, anchors, box_param="v5"))
 
 
-@register_family("yolox", assigner="simota")
+@register_family("yolox", assigner="simota", check=_check_free_priors)
 def yolox(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
           depth: float = 1.0, prior_scale: float = 4.0) -> Detector:
     """YOLOX (Ge et al. 2021): CSP-PAN with C3 blocks + anchor-free decoupled head (no objectness branch here)."""
@@ -282,7 +304,8 @@ def yolox(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrain
     return Detector(body, neck, DecoupledHead(neck.out_channels, num_classes, prior_scale=prior_scale))
 
 
-@register_family("yolov8", assigner="tal", make_loss=DFLDetectionLoss, loss_terms=("cls", "box", "dfl"))
+@register_family("yolov8", assigner="tal", make_loss=DFLDetectionLoss, loss_terms=("cls", "box", "dfl"),
+                 check=_check_free_priors)
 def yolov8(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
            depth: float = 1.0, reg_max: int = 16, prior_scale: float = 4.0) -> DFLDetector:
     """YOLOv8 (Jocher et al. 2023): CSP-PAN with C2f blocks + decoupled head with DFL box regression."""

@@ -31,13 +31,9 @@ def best_overrides(config: dict) -> dict[str, Any]:
     """Dotted overrides that turn ``config``'s preset into ``config`` (a trial's resolved config, a dict)."""
     preset = config.get("preset", "default")
     values, default = config_values(config), config_values(load_config({"preset": preset}))
-    out: dict[str, Any] = {} if preset == "default" else {"preset": preset}
-    for key, value in values.items():
-        if key in LEFT_OUT or key.startswith("wandb."):
-            continue
-        if key.startswith("assigner.") or key not in default or default[key] != value:
-            out[key] = value
-    return out
+    kept = {k: v for k, v in values.items() if k not in LEFT_OUT and not k.startswith("wandb.")
+            and (k.startswith("assigner.") or k not in default or default[k] != v)}
+    return kept if preset == "default" else {"preset": preset, **kept}
 
 
 def write_best(config: dict, path: Path, header: list[str]) -> Path:
@@ -48,15 +44,15 @@ def write_best(config: dict, path: Path, header: list[str]) -> Path:
     return atomic_write(path, "".join(f"# {line}\n" for line in header) + body)
 
 
-def summary_table(df: pd.DataFrame, direction: str, top: int = 10) -> str:
-    """The best ``top`` trials (then a count of the rest by status), and the failed ones with their reasons."""
+def summary_table(df: pd.DataFrame, direction: str) -> str:
+    """The best 10 trials, a count of all by status, and the failed and pruned ones with their reasons."""
     if df.empty:
         return "(no trials)"
     params = [c for c in df.columns if c not in SEARCH_HEAD and c not in SEARCH_TAIL]
     done = df[df["status"] == "completed"].sort_values("value", ascending=direction == "minimize")
     lines = []
     if len(done):
-        table = done[["trial", "value", *params]].head(top).copy()
+        table = done[["trial", "value", *params]].head(10).copy()
         table["value"] = table["value"].map(lambda v: f"{v:.4g}")
         lines.append(table.to_string(index=False))
     lines.append(", ".join(f"{n} {s}" for s, n in df["status"].value_counts().to_dict().items()))
@@ -118,7 +114,7 @@ def report(space: SearchSpace, url: str, study_name: str, results_dir: str, repo
     """Print the best trials, write the best-config file and the plots; return the exit status (1: none completed)."""
     study = optuna.load_study(study_name=study_name, storage=open_storage(url))
     df = load_trials(url, study=study_name)
-    print(summary_table(df, space.objective.direction))
+    print(summary_table(df, space.direction))
     # ``tal`` for the plain study ``search:tal``; ``tal-1a2b3c4d`` for one with extra overrides or its own name
     stem = space.name if study_name == f"search:{space.name}" else \
         f"{space.name}-{hashlib.sha1(study_name.encode()).hexdigest()[:8]}"
@@ -127,16 +123,16 @@ def report(space: SearchSpace, url: str, study_name: str, results_dir: str, repo
         best = study.best_trial
         config = trial_record(best).get("config")
         tuned = ", ".join(f"{k}={v}" for k, v in best.params.items())
+        where = f"none written: trial {best.number}'s record is not on this machine"
         if config:
-            path = Path(results_dir) / "search" / f"{stem}-best.yaml"
+            where = Path(results_dir) / "search" / f"{stem}-best.yaml"
             counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().to_dict().items())
-            write_best(config, path, [
-                f"best trial of search {space.name!r}: trial {best.number}, {space.objective.label} = "
-                f"{best.value:.6g} ({space.objective.direction})", f"study {study_name!r} in {redact(url)}: {counts}",
-                f"tuned: {tuned}", f"re-run: python bench/run.py config={path}",
-                f"as a sweep's base: python bench/run.py sweep=NAME config={path}"])
-        where = path if config else f"none written: trial {best.number}'s record is not on this machine"
-        print(f"\nbest: trial {best.number}, {space.objective.label} {best.value:.4g}: {tuned}\nbest config: {where}")
+            write_best(config, where, [
+                f"best trial of search {space.name!r}: trial {best.number}, {space.label} = "
+                f"{best.value:.6g} ({space.direction})", f"study {study_name!r} in {redact(url)}: {counts}",
+                f"tuned: {tuned}", f"re-run: python bench/run.py config={where}",
+                f"as a sweep's base: python bench/run.py sweep=NAME config={where}"])
+        print(f"\nbest: trial {best.number}, {space.label} {best.value:.4g}: {tuned}\nbest config: {where}")
     for name, where in save_plots(study, reports_dir, stem).items():
         print(f"plot {name}: {where}" if isinstance(where, Path) else f"plot {name}: skipped ({where})")
     print(f"\nall trials: yolozoo.search.load_trials(storage={redact(url)!r}, study={study_name!r})")

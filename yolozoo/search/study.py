@@ -1,17 +1,17 @@
-"""A search: a study whose sampler proposes each trial, run by the sweeps' worker loop until ``n_trials`` finished.
-
-Finished = completed, pruned or failed (a trial whose worker died is re-run with the same parameters and counts
-once); workers starting their last trials together may finish up to ``workers - 1`` beyond the budget. Each trial
-trains with a :class:`~yolozoo.pruning.TrialPruning` callback that stops it early when the pruner says so.
+"""A search: a study whose sampler proposes each trial, run by the sweeps' worker loop until ``n_trials`` finished
+(completed, pruned or failed: see :class:`Budget`). Each trial trains with a :class:`~yolozoo.pruning.TrialPruning`
+callback that stops it early when the pruner says so.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import load_config
@@ -21,14 +21,46 @@ from ..redact import redact
 from ..sweep.progress import Progress, eta_seconds
 from ..sweep.runner import INTERRUPTED, Job, Options, Worker, check_rank_zero
 from ..sweep.store import open_storage, study_name, worker_id
-from .params import SearchError
-from .samplers import ReplayableSampler, make_pruner
-from .space import SearchSpace
+from .space import SearchError, SearchSpace, build
+
+STATES = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+          TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+
+
+class ReplayableSampler(BaseSampler):
+    """The sampler ``name`` with ``options``, rebuilt before each trial with a seed from (``seed``, trial number).
+
+    An Optuna sampler seeds its generator once, so a resumed or shared study would draw the same values again, in an
+    order that depends on which process ran which trial; this way trial *k* gets the same draws whoever runs it.
+    """
+
+    def __init__(self, name: str, seed: int, options: dict[str, Any]):
+        self.name, self.seed, self.options = name, seed, options
+        self._inner = build("sampler", name, options, seed=seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.name != "qmc":  # QMC draws point k of one scrambled sequence: its seed must stay the same
+            seed = (self.seed * 1_000_003 + trial.number * 7_919 + 1) % 2**32
+            self._inner = build("sampler", self.name, self.options, seed=seed)
+        self._inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._inner.after_trial(study, trial, state, values)
 
 
 @dataclass
 class Budget:
-    """A study's trials by state; ``finished`` counts toward ``n_trials``."""
+    """A study's trials by state; ``finished`` counts toward ``n_trials`` (workers starting their last trials
+    together may finish up to ``workers - 1`` more)."""
 
     completed: int = 0
     pruned: int = 0
@@ -45,14 +77,11 @@ class Budget:
         """Count ``trials``; a failed trial that Optuna re-queued (its worker died) counts through its retry, and
         one stopped by Ctrl-C not at all."""
         retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-        b = cls()
-        for t in trials:
-            if t.state == TrialState.FAIL and (t.number in retried or t.user_attrs.get("reason") == INTERRUPTED):
-                continue
-            name = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-                    TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[t.state]
-            setattr(b, name, getattr(b, name) + 1)
-        return b
+
+        def counted(t: FrozenTrial) -> bool:
+            return t.state != TrialState.FAIL or (t.number not in retried and t.user_attrs.get("reason") != INTERRUPTED)
+
+        return cls(**Counter(STATES[t.state] for t in trials if counted(t)))
 
 
 def search_study_name(space: SearchSpace, cli: Mapping[str, str], options: Mapping[str, str] | None = None) -> str:
@@ -61,20 +90,18 @@ def search_study_name(space: SearchSpace, cli: Mapping[str, str], options: Mappi
     return study_name(f"search:{space.name}", identity)
 
 
-def open_trial(storage: str, study: str, number: int, pruner: str, pruner_options: dict) -> optuna.Trial:
-    """The running trial ``number`` of ``study`` in ``storage``, with the search's pruner (for ``should_prune``)."""
-    store = open_storage(storage)
-    loaded = optuna.load_study(study_name=study, storage=store, pruner=make_pruner(pruner, pruner_options),
-                               sampler=optuna.samplers.RandomSampler(seed=0))
-    return optuna.Trial(loaded, store.get_trial_id_from_study_id_trial_number(store.get_study_id_from_name(study),
-                                                                              number))
-
-
 def pruning_from_storage(metric: str, storage: str, study: str, number: int, pruner: str,
-                         pruner_options: dict | None = None) -> TrialPruning:
-    """The pruning callback of a trial trained in its own process: it reaches the trial through ``storage``
-    (only rank 0 opens it). Built there from :meth:`SearchWorker.job`'s JSON spec."""
-    return TrialPruning(metric, lambda: open_trial(storage, study, number, pruner, pruner_options or {}), pruner)
+                         pruner_options: dict) -> TrialPruning:
+    """The pruning callback of a trial trained in its own process, built there from :meth:`SearchWorker.job`'s JSON
+    spec: it reaches the running trial ``number`` through ``storage`` (only rank 0 opens it)."""
+    def open_trial() -> optuna.Trial:
+        store = open_storage(storage)
+        loaded = optuna.load_study(study_name=study, storage=store, pruner=build("pruner", pruner, pruner_options),
+                                   sampler=optuna.samplers.RandomSampler(seed=0))
+        study_id = store.get_study_id_from_name(study)
+        return optuna.Trial(loaded, store.get_trial_id_from_study_id_trial_number(study_id, number))
+
+    return TrialPruning(metric, open_trial, pruner)
 
 
 class SearchWorker(Worker):
@@ -85,11 +112,10 @@ class SearchWorker(Worker):
                  name: str | None = None):
         self.space, self.context, self.cli = space, dict(context), dict(cli)
         self.n_trials = options.n_trials or space.n_trials
-        sampler = ReplayableSampler(space.sampler["name"], space.sampler["seed"], space.sampler["options"])
         super().__init__(space.name, options.study or name or search_study_name(space, self.cli),
-                         load_config(space.resolve({}, self.cli)).results_dir, options, sampler,
-                         make_pruner(space.pruner["name"], space.pruner["options"]), space.objective.direction,
-                         space.objective.metric)
+                         load_config(space.resolve({}, self.cli)).results_dir, options,
+                         ReplayableSampler(**space.sampler), build("pruner", space.pruner["name"],
+                         space.pruner["options"]), space.direction, space.metric)
         stored = self.study.user_attrs.get("fingerprint")
         if stored is not None and stored != space.fingerprint:
             raise SearchError(f"study {self.study_name!r} in {redact(self.url)} was started from a different "
@@ -112,7 +138,7 @@ class SearchWorker(Worker):
 
     def start(self, progress: Progress) -> None:
         s = self.space
-        print(f"[{s.name}] {s.path}: {len(s.params)} parameters, {s.objective.direction} {s.objective.label}, "
+        print(f"[{s.name}] {s.path}: {len(s.params)} parameters, {s.direction} {s.label}, "
               f"sampler {s.sampler['name']} (seed {s.sampler['seed']}), pruner {s.pruner['name']}; "
               f"{self.n_trials} trials in study {self.study_name!r} in {redact(self.url)}; worker {worker_id()}",
               flush=True)
@@ -124,9 +150,7 @@ class SearchWorker(Worker):
         return "wait" if not b.waiting and b.finished + b.running >= self.n_trials else "run"
 
     def job(self, trial: optuna.Trial) -> Job:
-        """The trial's sampled values, overrides (see SearchSpace.resolve), run name, W&B group and pruning. A
-        re-run of a trial whose worker died keeps that trial's run name, and ``resume=auto`` continues its run
-        from the last finished epoch (yolozoo/resume.py)."""
+        """A re-run of a trial whose worker died keeps that trial's run name; ``resume=auto`` continues its run."""
         sampled = self.space.suggest(trial, self.context)
         number = self.stored(trial).system_attrs.get("failed_trial", trial.number)
         overrides = {**self.space.resolve(sampled, self.cli), "name": f"{self.space.name}-t{number}", "resume": "auto"}
@@ -138,14 +162,15 @@ class SearchWorker(Worker):
                 "kwargs": {"metric": self.metric, "storage": self.url, "study": self.study_name, "number": trial.number,
                            "pruner": pruner["name"], "pruner_options": pruner["options"]}}
         title = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sampled.items())
-        return Job(title, overrides, extra, [TrialPruning(self.metric, trial, pruner["name"])], [spec])
+        pruning = TrialPruning(self.metric, trial, pruner["name"])
+        return Job(title, load_config(overrides), overrides, extra, [pruning], [spec])
 
     def report(self, progress: Progress) -> None:
         counts, eta = self.counts()
         b, best = self.budget(), ""
         if b.completed:
             t = self.study.best_trial
-            best = f" | best {self.space.objective.label} {t.value:.4g} (trial {t.number}), {b.pruned} pruned"
+            best = f" | best {self.space.label} {t.value:.4g} (trial {t.number}), {b.pruned} pruned"
         progress.update(counts, eta, (self.last or "") + best or None)
 
 

@@ -130,15 +130,15 @@ def main(argv: list[str]) -> int:
     """Run the sweep or search command; see the module docstring for the arguments and the exit status."""
     from ..preflight import check_outputs
     from ..search import load_search
-    from .spec import SweepError, load_sweep
+    from .spec import SweepError, check_sweep, find_sweep, read_sweep
     from .store import default_storage_url
 
     try:
         kind, ours, args = parse_command(argv)
         options, workers = parse_options(ours)
         if kind == "sweep":
-            spec = load_sweep(ours["sweep"], args)
-            cfgs = [load_config(spec.resolve(p.axis_overrides, args)) for p in spec.points([spec.seeds[0]])]
+            spec = read_sweep(find_sweep(ours["sweep"]))
+            cfgs = check_sweep(spec, args)
         else:
             search_options = {k: ours[k] for k in SEARCH_OPTIONS if ours.get(k)}
             space, context = load_search(ours["search"], args, search_options)

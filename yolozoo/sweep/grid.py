@@ -15,6 +15,7 @@ from datetime import datetime
 
 import optuna
 import pandas as pd
+from omegaconf import DictConfig
 
 from ..config import load_config, to_dict
 from ..record import json_safe
@@ -66,6 +67,7 @@ class GridWorker(Worker):
         # the sweep file's own points publish their records; a study with extra overrides does not
         self.publish_dir = published.published_dir(results_dir, spec.name) if published.publishable(cli) else None
         self.published = published.completed(self.publish_dir, list(self.by_key.values()))
+        self.configs: dict[str, DictConfig] = {}  # point key -> its resolved config (see config)
         self.reused: list[str] = []
         self.open_rows: list[str] = []  # rows auto seeds would extend (auto_seeds=False)
         self.rng, self.collided = random.Random(f"{worker_id()}-{time.time()}"), False
@@ -83,14 +85,20 @@ class GridWorker(Worker):
         overrides.setdefault("wandb.group", self.spec.name)  # reports find a sweep's W&B runs by group
         return overrides
 
+    def config(self, point: Point) -> DictConfig:
+        """The point's config, resolved once from :meth:`point_overrides` and handed to its run."""
+        if point.key not in self.configs:
+            self.configs[point.key] = load_config(self.point_overrides(point))
+        return self.configs[point.key]
+
     def reuse_published(self, points: list[Point]) -> None:
         """Publish, for each point not yet published whose resolved config and seed a completed record of
         another sweep ran, that record as its own (``reused_from``) instead of training it."""
         todo = [p for p in points if p.key not in self.published] if self.publish_dir else []
         found = published.reusable(self.publish_dir.parent, self.spec.name) if todo else {}
         for point in todo if found else []:
-            overrides = self.point_overrides(point)
-            path = published.reuse(self.publish_dir, point, to_dict(load_config(overrides)), overrides, found)
+            path = published.reuse(self.publish_dir, point, to_dict(self.config(point)), self.point_overrides(point),
+                                   found)
             if path is not None:
                 self.published[point.key] = published.read_published(path)
                 self.reused.append(f"{point.title} ({self.published[point.key]['reused_from']})")
@@ -156,7 +164,7 @@ class GridWorker(Worker):
         self.point = point
         extra = {"sweep": {"name": self.spec.name, "study": self.study_name, "storage": redact(self.url),
                            "trial": trial.number, "point": point.labels, "seed": point.seed}}
-        return Job(point.title, self.point_overrides(point), extra)
+        return Job(point.title, self.config(point), self.point_overrides(point), extra)
 
     def after(self, job: Job, result: dict) -> None:
         if self.publish_dir is not None and result["record"].get("record_path"):  # rank 0's record
@@ -200,7 +208,7 @@ class GridWorker(Worker):
         est = from_records(records, len(todo), cpu["model"])
         if est is None:
             try:
-                est = from_calibration(load_config(self.point_overrides(todo[0])), len(todo))
+                est = from_calibration(self.config(todo[0]), len(todo))
             except Exception as e:  # an estimate never stops a sweep; the point itself reports real errors
                 print(f"[{self.name}] no wall-time estimate ({type(e).__name__}: {e})", flush=True)
                 return

@@ -68,15 +68,14 @@ def failure_record(cfg: DictConfig, reason: str, extra: dict, trace: str | None 
                      config=to_dict(cfg), environment=environment(), **extra)
 
 
-def train_point(overrides: dict[str, str], extra: dict, callbacks: list | None = None) -> dict:
-    """Train in this process; return the result. ``extra``: record fields (``sweep`` or ``search``);
-    ``callbacks``: more Lightning callbacks (a search's pruning). KeyboardInterrupt is not caught."""
+def train_point(cfg: DictConfig, extra: dict, callbacks: list | None = None) -> dict:
+    """Train the resolved config ``cfg`` in this process; return the result. ``extra``: record fields (``sweep``
+    or ``search``); ``callbacks``: more Lightning callbacks (a search's pruning). KeyboardInterrupt is not caught."""
     from lightning.pytorch.utilities import rank_zero_only
 
     from ..panel import PredictionPanel
     from ..train import train
 
-    cfg = load_config(overrides)
     try:
         record = train(cfg, callbacks=[PredictionPanel(num_images=8), *(callbacks or [])], extra=extra)
         return {"status": "completed", "reason": None, "record": record}
@@ -150,7 +149,7 @@ def main(argv: list[str]) -> int:
     _die_with_parent()
     spec = json.loads(Path(argv[0]).read_text())
     callbacks = [build_callback(c) for c in spec.get("callbacks", [])]
-    result = train_point(spec["overrides"], spec["extra"], callbacks)
+    result = train_point(load_config(spec["overrides"]), spec["extra"], callbacks)
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:  # set by the Trainer to this process's global rank

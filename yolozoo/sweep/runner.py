@@ -16,10 +16,10 @@ from datetime import datetime
 from pathlib import Path
 
 import optuna
+from omegaconf import DictConfig
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 
-from ..config import load_config
 from ..pruning import PRUNED_ATTR, pruned_reason
 from ..record import save_record, set_status
 from .point import failure_reason, failure_record, needs_own_process, train_point, train_point_in_child
@@ -55,10 +55,12 @@ class Options:
 
 @dataclass
 class Job:
-    """What one trial trains: ``overrides`` for load_config, ``extra`` record fields (``{"sweep": ...}`` or
-    ``{"search": ...}``), Lightning ``callbacks`` (in process) or their JSON specs (``child_callbacks``)."""
+    """What one trial trains: ``cfg``, its config resolved once from ``overrides`` (kept on the trial; a run in
+    its own process resolves them there), ``extra`` record fields (``{"sweep": ...}`` or ``{"search": ...}``),
+    Lightning ``callbacks`` (in process) or their JSON specs (``child_callbacks``)."""
 
     title: str
+    cfg: DictConfig
     overrides: dict[str, str]
     extra: dict
     callbacks: list = field(default_factory=list)
@@ -129,12 +131,12 @@ class Worker:
         for key, value in {"worker": worker_id(), "overrides": job.overrides, "reason": None, "record": None,
                            PRUNED_ATTR: None}.items():
             trial.set_user_attr(key, value)
-        cfg = load_config(job.overrides)
+        cfg = job.cfg
         if needs_own_process(cfg):
             result = train_point_in_child(job.overrides, job.extra, Path(cfg.out_dir) / "sweep-points",
                                           job.child_callbacks)
         else:
-            result = train_point(job.overrides, job.extra, callbacks=job.callbacks)
+            result = train_point(cfg, job.extra, callbacks=job.callbacks)
         if result["record"] is None:  # the run's process died without a result: its record is written here
             record = failure_record(cfg, result["reason"], job.extra)
             save_record(record, Path(cfg.results_dir), None)

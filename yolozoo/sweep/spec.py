@@ -17,7 +17,7 @@ Schema (every key but ``name`` and ``axes`` optional)::
     baseline: {assigner: tal}  # axis -> value/label that deltas are computed against
     known: [nearby_grid > all_grid]  # directions a known study found, checked against the results
 
-A point's overrides are layered by :func:`yolozoo.overrides.layered_overrides` (a ``preset=`` or
+A point's overrides are layered by :func:`yolozoo.config.layered_overrides` (a ``preset=`` or
 ``config=FILE`` outranks ``base``). :func:`load_sweep` checks every point's config, so a typo fails
 before any training, naming the file and the key.
 """
@@ -34,8 +34,7 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError, flatten, load_config
-from ..overrides import format_overrides, layered_overrides
+from ..config import ConfigError, flatten, format_overrides, layered_overrides, load_config
 from ..record import METRICS
 from ..sweep_files import find_file, is_path, list_names, where
 
@@ -284,9 +283,10 @@ def _check_runner_keys(overrides: dict, where: str) -> None:
             raise SweepError(f"{where}: {key!r} is set per point by the sweep runner ({what}); remove it")
 
 
-def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> None:
+def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> list:
     """Resolve every point's config (base + axes + command line), so bad keys or values fail now, naming the
-    file and the part at fault: ``base``, an axis label, or the command line."""
+    file and the part at fault: ``base``, an axis label, or the command line. Returns the configs of the first
+    seed's points."""
     cli, where = dict(cli or {}), str(spec.path)
     _check_runner_keys(spec.base, f"{where}: base")
     _check_runner_keys(cli, "command line")
@@ -297,8 +297,8 @@ def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> None:
             checked_config(spec.resolve(overrides, {}), f"{where}: axis {name!r} label {label!r}")
     if cli:
         checked_config(spec.resolve({}, cli), "command line")
-    for point in spec.points([spec.seeds[0]]):  # seeds change nothing that could fail here
-        checked_config(spec.resolve(point.axis_overrides, cli), f"{where}: point {point.title}")
+    return [checked_config(spec.resolve(point.axis_overrides, cli), f"{where}: point {point.title}")
+            for point in spec.points([spec.seeds[0]])]  # seeds change nothing that could fail here
 
 
 def read_sweep(path: Path) -> SweepSpec:
