@@ -45,4 +45,4 @@ def test_a_resumed_run_keeps_the_layout_its_checkpoint_trained_in(tmp_path, monk
         train(load_config(run), callbacks=[Interrupt()])
     monkeypatch.setattr(yolozoo.train, "resolve_channels_last", timed(True))  # would now choose the other
     record = train(load_config([*run, "resume=true"]))
-    assert record["resumed_from"] and record["layout"] == {"channels_last": False, "how": "resumed"}
+    assert record["resumed_from"] and record["layout"] == {"channels_last": False, "how": "checkpoint"}

@@ -98,3 +98,48 @@ def test_channels_last_module_same_outputs():
         out = module.model(nhwc)
     torch.testing.assert_close(out.cls_logits, ref.cls_logits, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out.boxes, ref.boxes, atol=1e-3, rtol=1e-4)
+
+
+def test_modules_up_to_follow_the_feature_path():
+    from yolozoo.models.backbone import modules_up_to
+    from yolozoo.models.pretrained import create_backbone_body
+
+    assert modules_up_to(create_backbone_body("mobilenetv2_100", False), "blocks.1") == [
+        "conv_stem", "bn1", "blocks.0", "blocks.1"]
+    assert modules_up_to(create_backbone_body("resnet18", False), "layer1") == [
+        "conv1", "bn1", "act1", "maxpool", "layer1"]
+
+
+def test_freeze_fixes_the_first_layers_and_trains_the_rest():
+    from yolozoo.models.backbone import TimmBackbone
+
+    torch.manual_seed(0)
+    backbone = TimmBackbone("mobilenetv2_100", strides=(4, 8, 16), freeze=4)
+    frozen = {n for n, p in backbone.body.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith(("conv_stem.", "bn1.", "blocks.0.", "blocks.1.")) for n in frozen)
+    assert all(n in frozen for n, _ in backbone.body.named_parameters() if n.startswith(("conv_stem.", "blocks.1.")))
+    before = {k: v.clone() for k, v in backbone.body.state_dict().items()}
+    opt = torch.optim.SGD([p for p in backbone.parameters() if p.requires_grad], lr=0.1)
+    backbone.train()
+    sum(f.square().mean() for f in backbone(torch.randn(2, 3, 64, 64))).backward()
+    opt.step()
+    after = backbone.body.state_dict()
+    # weights and BatchNorm statistics of the frozen layers stay as loaded; the next layers train
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("conv_stem.", "bn1.", "blocks.1.")))
+    assert not torch.equal(before["blocks.2.0.conv_pw.weight"], after["blocks.2.0.conv_pw.weight"])
+    assert not torch.equal(before["blocks.2.0.bn1.running_mean"], after["blocks.2.0.bn1.running_mean"])
+
+
+def test_freeze_needs_a_backbone_stride_pretrained_weights_and_the_yolo_family():
+    from yolozoo.config import ConfigError, load_config
+    from yolozoo.models.backbone import TimmBackbone
+
+    with pytest.raises(ValueError, match="model.freeze=3: backbone 'mobilenetv2_100' has no feature map"):
+        TimmBackbone("mobilenetv2_100", freeze=3)
+    with pytest.raises(ConfigError, match="model.freeze=4 freezes randomly initialised layers"):
+        load_config(["preset=smoke", "model.freeze=4"])  # smoke: the dataclass default, lcnet_075 from scratch
+    with pytest.raises(ConfigError, match="model.freeze=4 is not used by model.family=yolov5"):
+        load_config(["model.freeze=4", "model.family=yolov5", "model.pretrained=imagenet",
+                     "model.backbone=mobilenetv2_100"])
+    with pytest.raises(ConfigError, match="model.freeze must be >= 0"):
+        load_config(["model.freeze=-4"])

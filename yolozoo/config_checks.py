@@ -82,6 +82,7 @@ RANGES = {
     "data.num_workers": (lambda v: v is None or v >= 0, ">= 0"),
     "data.jitter_on": (lambda v: v in ("loader", "device"), "loader or device"),
     "model.prior_scale": (lambda v: v > 0, "> 0"),
+    "model.freeze": (lambda v: v >= 0, ">= 0 (a backbone stride, or 0 for none)"),
     "model.num_anchors": (lambda v: 1 <= v <= 16, "in 1..16"),
     "optim.lr": (lambda v: 0 < v < 10, "in (0, 10)"),
     "optim.weight_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),

@@ -95,12 +95,13 @@ def build_anchors(cfg: DictConfig) -> list | None:
 
 
 def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = None,
-                 resumed_layout: bool | None = None) -> DetectorModule:
+                 checkpoint_layout: bool | None = None) -> DetectorModule:
     """The LightningModule of ``cfg``; its checkpoints store the config, ``classes``, anchors and memory layout.
 
-    ``resumed_layout``: the ``channels_last`` of the checkpoint a run resumes from. A resumed run keeps the
-    layout its weights trained in (``trainer.channels_last=null`` would time it again, and may choose the
-    other one on a busy machine: the same numbers only up to rounding).
+    ``checkpoint_layout``: the ``channels_last`` of the checkpoint whose weights the module will load (a resumed
+    run, a validation). It keeps the layout the weights trained in: ``trainer.channels_last=null`` would time
+    it again and may choose the other one on a busy machine, the same numbers only up to rounding (and an
+    almost untrained detector's near-tied scores can rank differently).
     """
     from .checkpoint import checkpoint_hparams
     from .models.families import get_family
@@ -112,8 +113,8 @@ def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = 
     model = build_model(cfg.model, num_classes, anchors)
     t = cfg.trainer
     on_gpu = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available())
-    if resumed_layout is not None:
-        channels_last, layout = resumed_layout, {"channels_last": resumed_layout, "how": "resumed"}
+    if checkpoint_layout is not None:
+        channels_last, layout = checkpoint_layout, {"channels_last": checkpoint_layout, "how": "checkpoint"}
     else:
         channels_last, layout = resolve_channels_last(t.channels_last, model, cfg.data.img_size, t.batch_size, on_gpu)
     if layout["how"] == "auto: timed":
@@ -233,7 +234,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
 
     dm = ready_datamodule(cfg)
     module = build_module(cfg, num_classes=len(dm.classes), classes=dm.classes,
-                          resumed_layout=resume_from and stored_layout(resume_from))
+                          checkpoint_layout=resume_from and stored_layout(resume_from))
     history, timer = History(), Timer()
     # the best epoch (epoch=N-step=M.ckpt), and last.ckpt after every epoch: the final model, and what
     # resume= continues from (Lightning's save_last alone writes it only when a new best is saved)

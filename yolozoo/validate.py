@@ -36,7 +36,8 @@ def validate_checkpoint(cfg: DictConfig, obj: dict, path: str | Path) -> dict:
     if trained_on is not None and trained_on != len(dm.classes):
         raise ValueError(f"checkpoint={path}: the detector has {trained_on} classes, data.name={cfg.data.name} "
                          f"has {len(dm.classes)}")
-    module = build_module(cfg, len(dm.classes), dm.classes)
+    # in the layout the weights trained in, so the metrics are the run's own
+    module = build_module(cfg, len(dm.classes), dm.classes, checkpoint_layout=stored_hparams(obj).get("channels_last"))
     load_detector_state(module.model, detector_state(obj), str(path))  # incl. the anchors it trained with
     model = module.model
     t = cfg.trainer

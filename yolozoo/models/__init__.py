@@ -27,7 +27,8 @@ def build_model(cfg, num_classes: int, anchors: Anchors | None = None) -> Detect
         from .families import build_family
 
         return build_family(cfg, num_classes, anchors)
-    backbone = TimmBackbone(cfg.backbone, pretrained=cfg.pretrained, strides=getattr(cfg, "strides", STRIDES))
+    backbone = TimmBackbone(cfg.backbone, pretrained=cfg.pretrained, strides=getattr(cfg, "strides", STRIDES),
+                            freeze=getattr(cfg, "freeze", 0))
     neck = PANNeck(backbone.channels, width=cfg.width)
     if cfg.head == "free":
         head = DecoupledHead(neck.out_channels, num_classes, prior_scale=cfg.prior_scale)

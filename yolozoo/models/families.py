@@ -227,13 +227,19 @@ def _check_free_priors(m: dict, assigner_name: str) -> None:
 
 
 def _check_yolo(m: dict, assigner_name: str) -> None:
-    """3 increasing backbone strides; the free or anchor head with an assigner it can train."""
+    """3 increasing backbone strides; frozen layers only with pretrained weights; the free or anchor head with an
+    assigner it can train."""
     from .anchors import check_head_config
 
     strides = list(m.get("strides", STRIDES))
     if len(strides) != 3 or strides != sorted(set(strides)):
         raise ValueError(f"model.strides must be 3 increasing backbone strides (e.g. [8,16,32] or [4,8,16]), "
                          f"got {strides}")
+    from .pretrained import SCRATCH
+
+    if m.get("freeze", 0) and str(m.get("pretrained", "false")).strip().lower() in SCRATCH:
+        raise ValueError(f"model.freeze={m['freeze']} freezes randomly initialised layers, which would never learn; "
+                         "use it with model.pretrained=imagenet (or a weights file), or set model.freeze=0")
     check_head_config(m["head"], m["box_param"], m["anchors"], m["num_anchors"], assigner_name)
 
 
@@ -251,12 +257,12 @@ Pretrained = str | bool | Path
 @register_family("yolo", assigner="tal", check=_check_yolo)
 def yolo(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
          strides: Sequence[int] = STRIDES, prior_scale: float = 4.0, head: str = "free", anchors=None,
-         box_param: str = "v5") -> Detector:
+         box_param: str = "v5", freeze: int = 0) -> Detector:
     """This harness's detector: PAN neck + anchor-free decoupled head, or the anchor head (``head=anchor``)."""
     from . import build_model
 
     cfg = SimpleNamespace(family="yolo", backbone=backbone, pretrained=pretrained, width=width, strides=strides,
-                          prior_scale=prior_scale, head=head, box_param=box_param)
+                          prior_scale=prior_scale, head=head, box_param=box_param, freeze=freeze)
     return build_model(cfg, num_classes, anchors)
 
 

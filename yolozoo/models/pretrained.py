@@ -24,7 +24,7 @@ import timm
 import torch
 from torch import nn
 
-_SCRATCH = ("false", "none", "", "0", "no", "off")
+SCRATCH = ("false", "none", "", "0", "no", "off")
 _NBT = "num_batches_tracked"  # BatchNorm step counters: not weights, absent from some checkpoints
 _PREFIXES = ("model.backbone.body.", "backbone.body.", "body.")  # detector / Lightning checkpoints
 
@@ -57,7 +57,7 @@ def parse_pretrained(value: str | bool | Path | None) -> str | Path | None:
     if value is None or value is False:
         return None
     text = str(value).strip()
-    if text.lower() in _SCRATCH:
+    if text.lower() in SCRATCH:
         return None
     if text.lower() == "imagenet":
         return "imagenet"
