@@ -47,7 +47,8 @@ def main(argv: list[str]) -> int:
                 for r in budget.get("refits", [])) + ")" if budget.get("total_steps")
             else f"{record['config']['trainer']['max_epochs']} epochs")
     body = (f"Machine: {device_name()}.\n\n"
-            f"Config: `{' '.join(argv) or 'default'}` ({record['config']['model']['backbone']}, width "
+            f"Config: `{' '.join(argv) or 'default'}` ({record['config']['model']['backbone']}, backbone weights "
+            f"{record['config']['model']['pretrained']}, width "
             f"{record['config']['model']['width']}, batch {record['config']['trainer']['batch_size']}, {plan}).\n\n"
             f"| figure | value | target |\n|---|---|---|\n"
             f"| wall time, incl. dataset generation | {wall / 60:.1f} min "

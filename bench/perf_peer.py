@@ -164,7 +164,9 @@ def _report(overrides: list[str], record: dict, peer: dict, peer_map: dict, vers
     images = m["train_img_per_s"] * m["train_time_s"]
     d = cfg["data"]
     return (
-        f"yolozoo: `{' '.join(overrides) or 'default'}` ({cfg['model']['backbone']}, width {cfg['model']['width']}, "
+        f"yolozoo: `{' '.join(overrides) or 'default'}` ({cfg['model']['backbone']}, backbone weights "
+        f"{cfg['model']['pretrained']}, frozen to stride {cfg['model'].get('freeze', 0)}, "
+        f"width {cfg['model']['width']}, "
         f"at most {cfg['trainer']['max_epochs']} epochs, time budget {cfg['trainer'].get('max_time')}). "
         f"Peer: {version} `YOLO(\"{PEER_MODEL}\")` from scratch, `time=` "
         f"{peer['time_limit_s']:.0f} s ({time_from}), `pretrained=False amp=False plots=False val=False workers=0 "
