@@ -51,7 +51,9 @@ def test_cli_exports_a_checkpoint_that_matches_eager(tmp_path, capsys):
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": 3},
                tmp_path / "last.ckpt")
     out = tmp_path / "m.onnx"
-    assert export_cli.main(["data.img_size=64", f"checkpoint={tmp_path / 'last.ckpt'}", f"out={out}"]) == 0
+    # a plain checkpoint: the overrides describe the detector (preset=smoke: the dataclass default model)
+    assert export_cli.main(["preset=smoke", "data.img_size=64", f"checkpoint={tmp_path / 'last.ckpt'}",
+                            f"out={out}"]) == 0
     printed = capsys.readouterr().out
     assert "cls_logits [B, A, 7]" in printed and "onnxruntime vs eager, batch 3" in printed
 

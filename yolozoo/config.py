@@ -59,8 +59,8 @@ class ModelConfig:
     # yolo: backbone strides of the 3 pyramid levels. The default [4, 8, 16] suits digits' small objects
     # at 128 px; YOLO's usual [8, 16, 32] (preset=voc, the sweeps) suits larger images
     strides: list[int] = field(default_factory=lambda: [4, 8, 16])
-    # yolo: freeze the backbone's layers up to its feature map at this stride (weights and BatchNorm statistics);
-    # 0 freezes none. With ImageNet weights, 4 saves the backward pass of the high-resolution first layers
+    # freeze the backbone's layers up to its feature map at this stride (weights and BatchNorm statistics; every
+    # family); 0 freezes none. With ImageNet weights, 4 saves the backward pass of the high-resolution first layers
     freeze: int = 0
     depth: float = 1.0  # block-count multiplier (CSP bottlenecks, Darknet conv-set pairs, YOLOv1 convs); not yolo
     prior_scale: float = 4.0  # anchor-free prior box side, in strides

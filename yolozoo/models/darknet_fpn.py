@@ -35,8 +35,8 @@ class LevelsBackbone(TimmBackbone):
     The timm body and its state-dict keys are those of :class:`TimmBackbone`.
     """
 
-    def __init__(self, name: str, pretrained: str | bool | Path = False, num_levels: int = 3):
-        super().__init__(name, pretrained)
+    def __init__(self, name: str, pretrained: str | bool | Path = False, num_levels: int = 3, freeze: int = 0):
+        super().__init__(name, pretrained, freeze=freeze)
         if not 1 <= num_levels <= len(self.indices):
             raise ValueError(f"num_levels must be in 1..{len(self.indices)}, got {num_levels}")
         self.indices = self.indices[-num_levels:]

@@ -169,12 +169,14 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
     - unknown family; a ``model.*`` key the family does not read set away from its default
       (e.g. ``model.reg_max`` with ``yolov5``); the anchor spec is ignored without anchors,
       as with ``model.head=free``;
-    - ``depth`` outside (0, 4], ``num_levels`` / ``reg_max`` / ``grid_size`` / ``boxes_per_cell`` out of range;
+    - ``freeze`` without pretrained weights; ``depth`` outside (0, 4], ``num_levels`` / ``reg_max`` /
+      ``grid_size`` / ``boxes_per_cell`` out of range;
     - an assigner with a setting per pyramid level (FCOS's ``regress_ranges``) for another number of levels;
     - then the family's own check (:attr:`Family.check`): its strides, head and anchors, and whether its priors
       suit the assigner.
     """
     from ..assigners.base import ASSIGNERS
+    from .pretrained import SCRATCH
 
     m = _as_dict(model_cfg)
     name = m.get("family", "yolo")
@@ -188,6 +190,9 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
             continue
         raise ValueError(f"model.{key}={value!r} is not used by model.family={name}; "
                          f"it reads model.{', model.'.join(sorted(read))}")
+    if m.get("freeze", 0) and str(m.get("pretrained", "false")).strip().lower() in SCRATCH:
+        raise ValueError(f"model.freeze={m['freeze']} freezes randomly initialised layers, which would never learn; "
+                         "use it with model.pretrained=imagenet (or a weights file), or set model.freeze=0")
     if "depth" in read and not 0 < m.get("depth", 1.0) <= 4:
         raise ValueError(f"model.depth must be in (0, 4], got {m['depth']}")
     limits = {"num_levels": (1, 3), "reg_max": (2, 64), "grid_size": (1, 64), "boxes_per_cell": (1, 16)}
@@ -227,19 +232,13 @@ def _check_free_priors(m: dict, assigner_name: str) -> None:
 
 
 def _check_yolo(m: dict, assigner_name: str) -> None:
-    """3 increasing backbone strides; frozen layers only with pretrained weights; the free or anchor head with an
-    assigner it can train."""
+    """3 increasing backbone strides; the free or anchor head with an assigner it can train."""
     from .anchors import check_head_config
 
     strides = list(m.get("strides", STRIDES))
     if len(strides) != 3 or strides != sorted(set(strides)):
         raise ValueError(f"model.strides must be 3 increasing backbone strides (e.g. [8,16,32] or [4,8,16]), "
                          f"got {strides}")
-    from .pretrained import SCRATCH
-
-    if m.get("freeze", 0) and str(m.get("pretrained", "false")).strip().lower() in SCRATCH:
-        raise ValueError(f"model.freeze={m['freeze']} freezes randomly initialised layers, which would never learn; "
-                         "use it with model.pretrained=imagenet (or a weights file), or set model.freeze=0")
     check_head_config(m["head"], m["box_param"], m["anchors"], m["num_anchors"], assigner_name)
 
 
@@ -269,10 +268,11 @@ def yolo(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretraine
 @register_family("yolov1", assigner="yolov1", make_loss=lambda iou_type: YOLOv1Loss(),
                  loss_terms=("box", "obj", "noobj", "cls"), levels=1, check=_check_free_priors)
 def yolov1(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
-           depth: float = 1.0, grid_size: int = 7, boxes_per_cell: int = 2, prior_scale: float = 4.0) -> YOLOv1:
+           depth: float = 1.0, grid_size: int = 7, boxes_per_cell: int = 2, prior_scale: float = 4.0,
+           freeze: int = 0) -> YOLOv1:
     """YOLOv1 (Redmon et al. 2016): see :mod:`yolozoo.models.yolov1` (train it with ``optim.lr=0.001``)."""
-    return YOLOv1(TimmBackbone(backbone, pretrained), num_classes, grid_size, boxes_per_cell, width, depth,
-                  prior_scale)
+    body = TimmBackbone(backbone, pretrained, freeze=freeze)
+    return YOLOv1(body, num_classes, grid_size, boxes_per_cell, width, depth, prior_scale)
 
 
 # YOLOv3 assigns each GT the one anchor of best shape IoU over all levels: single_grid's
@@ -280,32 +280,32 @@ def yolov1(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrai
 @register_family("yolov3", assigner="single_grid", assigner_options={"match_iou_thres": 1.0}, priors="anchor",
                  check=_check_anchor_priors)
 def yolov3(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
-           depth: float = 1.0, anchors=None, num_levels: int = 3) -> Detector:
+           depth: float = 1.0, anchors=None, num_levels: int = 3, freeze: int = 0) -> Detector:
     """YOLOv3 (Redmon & Farhadi 2018): Darknet FPN over the last ``num_levels`` levels + anchor head (v3 boxes)."""
     _require_anchors("yolov3", anchors)
     if len(anchors) != num_levels:
         raise ValueError(f"model.family=yolov3 with model.num_levels={num_levels} needs anchors for "
                          f"{num_levels} levels, got {len(anchors)}")
-    body = LevelsBackbone(backbone, pretrained, num_levels)
+    body = LevelsBackbone(backbone, pretrained, num_levels, freeze)
     neck = DarknetFPN(body.channels, width, depth)
     return Detector(body, neck, AnchorHead(neck.out_channels, num_classes, anchors, box_param="v3"))
 
 
 @register_family("yolov5", assigner="yolov5", priors="anchor", check=_check_anchor_priors)
 def yolov5(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
-           depth: float = 1.0, anchors=None) -> Detector:
+           depth: float = 1.0, anchors=None, freeze: int = 0) -> Detector:
     """YOLOv5 (Jocher et al. 2020): CSP-PAN with C3 blocks + anchor head (v5 boxes)."""
     _require_anchors("yolov5", anchors)
-    body = TimmBackbone(backbone, pretrained)
+    body = TimmBackbone(backbone, pretrained, freeze=freeze)
     neck = CSPPAN(body.channels, width, depth, style="v5")
     return Detector(body, neck, AnchorHead(neck.out_channels, num_classes, anchors, box_param="v5"))
 
 
 @register_family("yolox", assigner="simota", check=_check_free_priors)
 def yolox(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
-          depth: float = 1.0, prior_scale: float = 4.0) -> Detector:
+          depth: float = 1.0, prior_scale: float = 4.0, freeze: int = 0) -> Detector:
     """YOLOX (Ge et al. 2021): CSP-PAN with C3 blocks + anchor-free decoupled head (no objectness branch here)."""
-    body = TimmBackbone(backbone, pretrained)
+    body = TimmBackbone(backbone, pretrained, freeze=freeze)
     neck = CSPPAN(body.channels, width, depth, style="v5")
     return Detector(body, neck, DecoupledHead(neck.out_channels, num_classes, prior_scale=prior_scale))
 
@@ -313,8 +313,8 @@ def yolox(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrain
 @register_family("yolov8", assigner="tal", make_loss=DFLDetectionLoss, loss_terms=("cls", "box", "dfl"),
                  check=_check_free_priors)
 def yolov8(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
-           depth: float = 1.0, reg_max: int = 16, prior_scale: float = 4.0) -> DFLDetector:
+           depth: float = 1.0, reg_max: int = 16, prior_scale: float = 4.0, freeze: int = 0) -> DFLDetector:
     """YOLOv8 (Jocher et al. 2023): CSP-PAN with C2f blocks + decoupled head with DFL box regression."""
-    body = TimmBackbone(backbone, pretrained)
+    body = TimmBackbone(backbone, pretrained, freeze=freeze)
     neck = CSPPAN(body.channels, width, depth, style="v8")
     return DFLDetector(body, neck, DFLHead(neck.out_channels, num_classes, reg_max, prior_scale=prior_scale))
