@@ -163,3 +163,20 @@ def test_save_record_falls_back_next_to_the_checkpoints(tmp_path, capsys):
     assert save_record(record, tmp_path / "results", tmp_path / "run").parent == tmp_path / "results" / "runs"
     assert save_record(record, tmp_path / "afile" / "r", tmp_path / "afile" / "run") is None
     assert "the record is lost" in capsys.readouterr().err
+
+
+def test_a_record_from_before_a_key_existed_compares_equal_at_its_old_behaviour():
+    """Records published before model.freeze, data.cache, ... existed lack those keys; a config holding the value
+    that trains as before compares equal to them (resume, sweep record reuse), any other value does not."""
+    import copy
+
+    from yolozoo.config import to_dict, training_config
+
+    config = to_dict(load_config(["preset=smoke"]))
+    old = copy.deepcopy(config)
+    for key in ("trainer.max_time", "data.cache", "data.jitter_on", "model.freeze"):
+        section, leaf = key.split(".")
+        del old[section][leaf]
+    assert training_config(config) == training_config(old)
+    config["model"]["freeze"] = 4
+    assert training_config(config) != training_config(old)
