@@ -41,7 +41,7 @@ def test_known_rows_must_exist_and_parse():
     spec = spec_of({**ASSIGNERS_SWEEP, "known": ["nearby > tal"]})
     with pytest.raises(ValueError, match="known names row 'nearby', not a row of the table"):
         build_table(prepare(assigners_frame(), spec), spec)
-    with pytest.raises(ValueError, match="known must be a list of 'ROW_A > ROW_B'"):
+    with pytest.raises(ValueError, match="known: must be a list of 'ROW_A > ROW_B'"):
         spec_of({**ASSIGNERS_SWEEP, "known": ["nearby_grid beats tal"]})
 
 

@@ -96,7 +96,8 @@ def test_unknown_space_names_the_valid_ones():
     ({"trainer.max_epochs": {"type": "float", "low": 1.0, "high": 3.5}},
      r"params.trainer.max_epochs=1.0: bad value for 'trainer.max_epochs'"),
     ({"optim.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}, r"params.optim.lr: .*needs low > 0"),
-    ({"optim.lr": {"type": "floatt", "low": 0.0, "high": 0.1}}, r"params.optim.lr: type must be one of"),
+    ({"optim.lr": {"type": "floatt", "low": 0.0, "high": 0.1}}, r"params.optim.lr: Input tag 'floatt' .*"
+     r"tags: 'categorical', 'float', 'int'"),
     ({"assigner.topk": {"type": "int", "low": 5, "high": 9, "when": {"assigner.nam": "tal"}}},
      r"params.assigner.topk: when names 'assigner.nam', which is neither a config key nor an earlier parameter"),
     ({"assigner.topk": {"type": "int", "low": 5, "high": 9, "when": {"assigner.name": "atss"}}},

@@ -183,7 +183,7 @@ class GridWorker(Worker):
             if value is not None and math.isfinite(value):
                 values.setdefault(point_key(point.labels), {})[point.seed] = float(value)
         rows = {point_key(p.labels): p.labels for p in self.points}
-        baselines = {row: point_key(self.spec.baseline_labels(labels)) for row, labels in rows.items()}
+        baselines = {row: point_key({**labels, **self.spec.baseline}) for row, labels in rows.items()}
         add = seeds_to_add(values, baselines, self.spec.all_seeds, self.spec.max_seeds)
         if not self.options.auto_seeds:
             self.open_rows = [" ".join(f"{k}={v}" for k, v in rows[row].items()) for row in add]

@@ -30,15 +30,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from ..config import ConfigError, flatten, format_overrides, layered_overrides, load_config
+from ..config import ConfigError, format_overrides, layered_overrides, load_config
 from ..record import METRICS
 from ..sweep_files import find_file, is_path, list_names, where
+from .schema import DISTINCT, Overrides, Scalar, SpecFile, SweepError, Value, Values, read_spec, validated
 
-TOP_KEYS = ("name", "description", "table", "base", "axes", "seeds", "max_seeds", "baseline", "known")
 TABLES = ("assigners", "backbones", "widths", "pretrained")
 RUNNER_KEYS = ("seed", "name")  # set per point by the runner
 # The columns of a sweep's results frame (:func:`yolozoo.sweep.load_results`), around one column per axis.
@@ -46,12 +46,10 @@ HEAD_COLUMNS = ("sweep", "study", "trial", "status", "reason", "seed")
 TAIL_COLUMNS = ("point", "overrides", "config", *METRICS, "pos_per_gt", "gt_without_pos", "pos_per_level", "history",
                 "commit", "date", "device", "cpu", "isa", "preset", "dataset", "wandb_dir", "record", "run_dir",
                 "checkpoint", "worker", "attempts", "duration_s", "reused_from")
-
-Scalar = str | int | float | bool | None
-
-
-class SweepError(ValueError):
-    """A bad sweep or search file, name or option; the message names the file and key and what to fix."""
+# a config key's values, or label -> linked overrides
+Axis = Annotated[Annotated[Values, Tag("values")] | Annotated[dict[str, Overrides], Field(min_length=1), Tag("labels")],
+                 Discriminator(lambda v: {list: "values", dict: "labels"}.get(type(v)), custom_error_type="axis",
+                               custom_error_message="must be a list of values or a mapping label -> {key: value}")]
 
 
 @dataclass(frozen=True)
@@ -95,20 +93,50 @@ def point_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-@dataclass
-class SweepSpec:
+class SweepSpec(SpecFile):
     """A validated sweep file. ``axes`` maps axis -> label/value -> overrides, in file order."""
 
-    name: str
-    path: Path
-    axes: dict[str, dict[Scalar, dict[str, Any]]]
-    seeds: list[int]
-    base: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-    table: str | None = None
-    baseline: dict[str, Scalar] = field(default_factory=dict)
+    table: Literal[TABLES] | None = None
+    base: Overrides = {}
+    axes: Annotated[dict[str, Axis], Field(min_length=1)]
+    seeds: Annotated[list[int], Field(min_length=1), DISTINCT] = [0]
     max_seeds: int | None = None  # auto seeds: the cap on seeds per row (None: exactly ``seeds``)
-    known: list[tuple[str, str]] = field(default_factory=list)  # (row A, row B): a known study found A > B
+    baseline: dict[str, Value] = {}
+    known: list[str] = []  # "A > B": a known study found row A > row B; parsed to (A, B)
+
+    @field_validator("axes")
+    @classmethod
+    def _grid(cls, axes: dict[str, Any]) -> dict[str, dict[Scalar, dict[str, Any]]]:
+        """Each axis as label -> overrides (a value axis ``key: [values]``: value -> ``{key: value}``)."""
+        for name in axes:  # an axis is a result column: it may not shadow another
+            if name in HEAD_COLUMNS or name in TAIL_COLUMNS:
+                hint = " (use the top-level 'seeds: [...]' for repeats)" if name == "seed" else ""
+                raise ValueError(f"axis {name!r} would shadow a result column; rename it{hint}")
+        return {name: {v: {name: v} for v in values} if isinstance(values, list) else values
+                for name, values in axes.items()}
+
+    @field_validator("known")
+    @classmethod
+    def _pairs(cls, known: list[str]) -> list[tuple[str, str]]:
+        pairs = [re.fullmatch(r"\s*(\S+)\s*>\s*(\S+)\s*", k) for k in known]
+        if not all(pairs):
+            raise ValueError("must be a list of 'ROW_A > ROW_B' (table row labels, e.g. 'nearby_grid > all_grid' or "
+                             f"'mobilenetv2_100/imagenet > mobilenetv2_100/scratch'), got {known!r}")
+        return [m.groups() for m in pairs]
+
+    @model_validator(mode="after")
+    def _rules(self) -> SweepSpec:
+        if self.max_seeds is not None and self.max_seeds < len(self.seeds):
+            raise ValueError(f"max_seeds must be >= the number of seeds ({len(self.seeds)}), got {self.max_seeds}")
+        if self.max_seeds is not None and not self.baseline:
+            raise ValueError("max_seeds adds seeds to rows whose interval against the baseline is open; set "
+                             "'baseline' too")
+        for axis, value in self.baseline.items():
+            if axis not in self.axes:
+                raise ValueError(f"baseline names axis {axis!r}, which is not in axes ({', '.join(self.axes)})")
+            if value not in self.axes[axis]:
+                raise ValueError(f"baseline {axis}={value!r} is not one of {list(self.axes[axis])}")
+        return self
 
     @property
     def all_seeds(self) -> list[int]:
@@ -128,10 +156,6 @@ class SweepSpec:
         return [self.point(dict(zip(names, combo)), seed) for seed in (self.seeds if seeds is None else seeds)
                 for combo in itertools.product(*(list(self.axes[n]) for n in names))]
 
-    def baseline_labels(self, labels: dict[str, Scalar]) -> dict[str, Scalar] | None:
-        """The labels of the row ``labels`` is compared with, or None without a baseline."""
-        return {**labels, **self.baseline} if self.baseline else None
-
     def resolve(self, axis_overrides: dict[str, Any], cli: dict[str, str]) -> dict[str, str]:
         """The ``key=value`` overrides for ``load_config``: base, then the axes, then the command line."""
         return layered_overrides(self.base, axis_overrides, cli)
@@ -142,9 +166,9 @@ class SweepSpec:
 
     def summary(self) -> dict:
         """JSON-able description stored with the study, so results load without the file."""
-        return {"name": self.name, "description": self.description, "table": self.table, "base": self.base,
-                "axes": {n: list(v) for n, v in self.axes.items()}, "seeds": self.seeds,
-                "max_seeds": self.max_seeds, "baseline": self.baseline, "known": self.known, "path": str(self.path)}
+        # warnings=False: validators turned axes and known into their parsed forms, which the declared types are not
+        return {**self.model_dump(warnings=False), "axes": {n: list(v) for n, v in self.axes.items()},
+                "path": str(self.path)}
 
 
 # -- files shared by sweeps and searches ---------------------------------------------------------
@@ -161,30 +185,6 @@ def find_spec(name_or_path: str, sub: str = "", folder: Path | None = None, erro
         raise error(f"unknown {label} {name_or_path!r}; valid: {', '.join(list_names(sub, folder)) or '(none)'} "
                     f"(files in {where(sub, folder)}), or pass {kind}=path/to/file.yaml")
     return path
-
-
-def read_spec(path: Path, top_keys: tuple[str, ...], error: type = SweepError) -> dict:
-    """A sweep or search file's YAML, with its top-level keys and ``name`` checked."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise error(f"{path}: not valid YAML: {e}") from None
-    kind = "search" if error is not SweepError else "sweep"
-    if not isinstance(data, dict):
-        raise error(f"{path}: a {kind} file is a mapping with keys {', '.join(top_keys)}")
-    unknown = [k for k in data if k not in top_keys]
-    if unknown:
-        raise error(f"{path}: unknown key {unknown[0]!r}; valid keys: {', '.join(top_keys)}")
-    if data.get("name") != path.stem:
-        raise error(f"{path}: name must equal the file stem {path.stem!r}, got {data.get('name')!r}")
-    return data
-
-
-def flatten_overrides(node: Any, where: str, error: type = SweepError) -> dict[str, Any]:
-    """``{model: {width: 1}, data.img_size: 96}`` -> ``{"model.width": 1, "data.img_size": 96}``."""
-    if not isinstance(node, dict):
-        raise error(f"{where} must be a mapping of dotted config keys to values, got {node!r}")
-    return flatten(node)
 
 
 def checked_config(overrides: dict[str, str], where: str, error: type = SweepError):
@@ -204,76 +204,9 @@ def find_sweep(name_or_path: str, sweeps_dir: Path | None = None) -> Path:
     return find_spec(name_or_path, folder=sweeps_dir)
 
 
-def _parse_axis(name: Any, values: Any, where: str) -> dict[Scalar, dict[str, Any]]:
-    if not isinstance(name, str) or not name:
-        raise SweepError(f"{where}: axis names must be non-empty strings, got {name!r}")
-    if name in HEAD_COLUMNS or name in TAIL_COLUMNS:  # an axis is a result column: it may not shadow another
-        hint = " (use the top-level 'seeds: [...]' for repeats)" if name == "seed" else ""
-        raise SweepError(f"{where}: axis {name!r} would shadow a result column; rename it{hint}")
-    if isinstance(values, (list, dict)) and not values:
-        raise SweepError(f"{where}: axis {name!r} has no {'values' if isinstance(values, list) else 'labels'}")
-    if isinstance(values, list):  # a config key and its values
-        bad = [v for v in values if v is not None and not isinstance(v, (str, int, float, bool))]
-        if bad:
-            raise SweepError(f"{where}: axis {name!r}: values must be numbers, strings, booleans or null, got "
-                             f"{bad[0]!r}; for linked overrides write a mapping label -> {{key: value}}")
-        if len(set(map(repr, values))) != len(values):
-            raise SweepError(f"{where}: axis {name!r} repeats a value: {values}")
-        return {v: {name: v} for v in values}
-    if isinstance(values, dict):  # label -> linked overrides
-        bad = [label for label in values if not isinstance(label, str)]
-        if bad:
-            raise SweepError(f"{where}: axis {name!r}: labels must be strings, got {bad[0]!r}")
-        return {label: flatten_overrides(o or {}, f"{where}: axis {name!r} label {label!r}")
-                for label, o in values.items()}
-    raise SweepError(f"{where}: axis {name!r} must be a list of values or a mapping label -> overrides, got {values!r}")
-
-
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def parse_sweep(data: Any, path: Path) -> SweepSpec:
     """Check the structure of a loaded sweep file (not yet the config keys; see :func:`check_sweep`)."""
-    where = str(path)
-    if not isinstance(data, dict) or set(data) - set(TOP_KEYS) or data.get("name") != path.stem:
-        raise SweepError(f"{where}: a sweep file is a mapping with keys {', '.join(TOP_KEYS)} and name {path.stem!r}")
-    table = data.get("table")
-    if table is not None and table not in TABLES:
-        raise SweepError(f"{where}: table must be one of {', '.join(TABLES)}, got {table!r}")
-    axes_in = data.get("axes")
-    if not isinstance(axes_in, dict) or not axes_in:
-        raise SweepError(f"{where}: 'axes' must be a non-empty mapping of axis name -> values or labels")
-    axes = {name: _parse_axis(name, values, where) for name, values in axes_in.items()}
-    seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(map(_int, seeds)) or len(set(seeds)) != len(seeds):
-        raise SweepError(f"{where}: seeds must be a non-empty list of distinct integers, got {seeds!r}")
-    max_seeds = data.get("max_seeds")
-    if max_seeds is not None and (not _int(max_seeds) or max_seeds < len(seeds)):
-        raise SweepError(f"{where}: max_seeds must be an integer >= the number of seeds ({len(seeds)}), "
-                         f"got {max_seeds!r}")
-    if max_seeds is not None and not data.get("baseline"):
-        raise SweepError(f"{where}: max_seeds adds seeds to rows whose interval against the baseline is open; "
-                         "set 'baseline' too")
-    baseline = data.get("baseline") or {}
-    if not isinstance(baseline, dict):
-        raise SweepError(f"{where}: baseline must map an axis name to one of its values/labels, got {baseline!r}")
-    for axis, value in baseline.items():
-        if axis not in axes:
-            raise SweepError(f"{where}: baseline names axis {axis!r}, which is not in axes ({', '.join(axes)})")
-        if value not in axes[axis]:
-            raise SweepError(f"{where}: baseline {axis}={value!r} is not one of {list(axes[axis])}")
-    known = data.get("known") or []
-    pairs = [re.fullmatch(r"\s*(\S+)\s*>\s*(\S+)\s*", k) if isinstance(k, str) else None
-             for k in (known if isinstance(known, list) else [known])]
-    if not isinstance(known, list) or not all(pairs):
-        raise SweepError(f"{where}: known must be a list of 'ROW_A > ROW_B' (table row labels, e.g. "
-                         f"'nearby_grid > all_grid' or 'mobilenetv2_100/imagenet > mobilenetv2_100/scratch'), "
-                         f"got {known!r}")
-    return SweepSpec(name=path.stem, path=path, axes=axes, seeds=seeds,
-                     base=flatten_overrides(data.get("base") or {}, f"{where}: base"),
-                     description=str(data.get("description") or ""), table=table, baseline=baseline,
-                     max_seeds=max_seeds, known=[m.groups() for m in pairs])
+    return validated(SweepSpec, data, path)
 
 
 def _check_runner_keys(overrides: dict, where: str) -> None:
@@ -303,7 +236,7 @@ def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> list:
 
 def read_sweep(path: Path) -> SweepSpec:
     """Read and parse a sweep file's structure; its config keys are not checked (see :func:`check_sweep`)."""
-    return parse_sweep(read_spec(path, TOP_KEYS), path)
+    return read_spec(path, SweepSpec)
 
 
 def load_sweep(name_or_path: str, cli: dict[str, str] | None = None) -> SweepSpec:
