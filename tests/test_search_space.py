@@ -147,7 +147,7 @@ def test_bad_options_on_the_command_line_exit_2(tmp_path, capsys):
     assert bench_run.main(["search=nope", f"results_dir={tmp_path}"]) == 2
     assert "unknown search space 'nope'" in capsys.readouterr().err
     assert bench_run.main([f"search={path}", "n_trials=0"]) == 2
-    assert "n_trials must be at least 1" in capsys.readouterr().err
+    assert "command line: n_trials: Input should be greater than or equal to 1" in capsys.readouterr().err
 
 
 # -- sampling: conditions, replay, resume ---------------------------------------------------------

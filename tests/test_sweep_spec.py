@@ -135,7 +135,7 @@ def test_run_entry_point_rejects_bad_sweeps(tmp_path, capsys):
     assert run.main([f"sweep={path}", f"results_dir={tmp_path}"]) == 2
     assert "unknown key 'model.widht'" in capsys.readouterr().err
     assert run.main([f"sweep={write(tmp_path, grid())}", "workers=0"]) == 2
-    assert "workers must be at least 1" in capsys.readouterr().err
+    assert "command line: workers: Input should be greater than or equal to 1" in capsys.readouterr().err
     assert not (tmp_path / "sweeps.db").exists()  # nothing started
     assert run.main(["--help"]) == 0
     assert "1 when a sweep ends with any failed point" in capsys.readouterr().out

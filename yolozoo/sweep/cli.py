@@ -61,28 +61,12 @@ def parse_command(argv: list[str]) -> tuple[str, dict[str, str], dict[str, str]]
 
 
 def parse_options(ours: dict[str, str]):
-    """The worker :class:`~.runner.Options` and the number of workers."""
+    """The worker :class:`~.runner.Options` (``workers=`` included) from the command's own options."""
     from .runner import Options
+    from .schema import validated
 
-    def number(key: str, default: int | None, minimum: int) -> int | None:
-        if key not in ours:
-            return default
-        try:
-            value = int(ours[key])
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {ours[key]!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{key} must be at least {minimum}, got {value}")
-        return value
-
-    def flag(key: str) -> bool:
-        if ours.get(key, "true").lower() not in ("true", "false"):
-            raise ConfigError(f"{key} must be true or false, got {ours[key]!r}")
-        return ours.get(key, "true").lower() == "true"
-
-    return Options(storage=ours.get("storage") or None, heartbeat=number("heartbeat", 60, 1),
-                   max_retry=number("retries", 3, 0), wait=flag("wait"), auto_seeds=flag("auto_seeds"),
-                   n_trials=number("n_trials", None, 1), study=ours.get("study") or None), number("workers", 1, 1)
+    names = {"retries", *Options.model_fields} - {"max_retry"}
+    return validated(Options, {k: v for k, v in ours.items() if k in names and v}, "command line", ConfigError)
 
 
 def spawn_workers(argv: list[str], workers: int) -> int:
@@ -135,7 +119,7 @@ def main(argv: list[str]) -> int:
 
     try:
         kind, ours, args = parse_command(argv)
-        options, workers = parse_options(ours)
+        options = parse_options(ours)
         if kind == "sweep":
             spec = read_sweep(find_sweep(ours["sweep"]))
             cfgs = check_sweep(spec, args)
@@ -149,12 +133,12 @@ def main(argv: list[str]) -> int:
     except (ConfigError, SweepError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
-    code = spawn_workers(argv, workers) if workers > 1 else 0
+    code = spawn_workers(argv, options.workers) if options.workers > 1 else 0
     quiet_libraries()
     from .grid import GridWorker, run_sweep
 
     outcome = None
-    if workers == 1:
+    if options.workers == 1:
         try:
             if kind == "sweep":
                 outcome = run_sweep(spec, args, options)

@@ -19,6 +19,7 @@ import optuna
 from omegaconf import DictConfig
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
+from pydantic import BaseModel, Field
 
 from ..pruning import PRUNED_ATTR, pruned_reason
 from ..record import save_record, set_status
@@ -35,22 +36,24 @@ class TrialFailed(RuntimeError):
     """Raised in the objective so Optuna records the trial as FAIL; the reason is in its user attrs."""
 
 
-@dataclass
-class Options:
-    """How a worker runs. ``heartbeat``: seconds between heartbeats; a trial silent for ``grace`` (default
-    3 x heartbeat) counts as dead and is re-run, at most ``max_retry`` times. ``estimate``, ``auto_seeds``:
-    sweeps only; ``n_trials`` (None: the file's), ``study`` (a name of one's own): searches only."""
+class Options(BaseModel):
+    """How a worker runs (the command line's text is converted: ``"60"`` is 60). ``heartbeat``: seconds between
+    heartbeats; a trial silent for ``grace`` (default 3 x heartbeat) counts as dead and is re-run, at most
+    ``max_retry`` (``retries=``) times. ``estimate``, ``auto_seeds``: sweeps only; ``n_trials`` (None: the file's),
+    ``study`` (a name of one's own): searches only. ``workers``: processes the command starts on this machine."""
 
+    model_config = {"extra": "forbid", "validate_by_name": True}
     storage: str | None = None
-    heartbeat: int = 60
+    heartbeat: int = Field(60, ge=1)
     grace: int | None = None
-    max_retry: int = 3
+    max_retry: int = Field(3, ge=0, alias="retries")
     wait: bool = True
     progress_bar: bool | None = None
     estimate: bool = True  # print the estimated wall time before the first point (see .estimate)
     auto_seeds: bool = True  # add the sweep file's auto seeds (max_seeds); False: the listed seeds only
-    n_trials: int | None = None
+    n_trials: int | None = Field(None, ge=1)
     study: str | None = None
+    workers: int = Field(1, ge=1)
 
 
 @dataclass
