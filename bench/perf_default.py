@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from yolozoo.environment import device_name
-from yolozoo.perf_report import update_section
+from yolozoo.perf_report import describe_model, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,9 +47,8 @@ def main(argv: list[str]) -> int:
                 for r in budget.get("refits", [])) + ")" if budget.get("total_steps")
             else f"{record['config']['trainer']['max_epochs']} epochs")
     body = (f"Machine: {device_name()}.\n\n"
-            f"Config: `{' '.join(argv) or 'default'}` ({record['config']['model']['backbone']}, backbone weights "
-            f"{record['config']['model']['pretrained']}, width "
-            f"{record['config']['model']['width']}, batch {record['config']['trainer']['batch_size']}, {plan}).\n\n"
+            f"Config: `{' '.join(argv) or 'default'}` ({describe_model(record['config']['model'])}, "
+            f"batch {record['config']['trainer']['batch_size']}, {plan}).\n\n"
             f"| figure | value | target |\n|---|---|---|\n"
             f"| wall time, incl. dataset generation | {wall / 60:.1f} min "
             f"| < 10 min ({'met' if ok_time else 'MISSED'}) |\n"

@@ -40,7 +40,7 @@ import numpy as np
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
-from yolozoo.perf_report import PERF_MD, update_section
+from yolozoo.perf_report import PERF_MD, describe_model, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "Peer comparison: ultralytics YOLOv8n"
@@ -164,9 +164,7 @@ def _report(overrides: list[str], record: dict, peer: dict, peer_map: dict, vers
     images = m["train_img_per_s"] * m["train_time_s"]
     d = cfg["data"]
     return (
-        f"yolozoo: `{' '.join(overrides) or 'default'}` ({cfg['model']['backbone']}, backbone weights "
-        f"{cfg['model']['pretrained']}, frozen to stride {cfg['model'].get('freeze', 0)}, "
-        f"width {cfg['model']['width']}, "
+        f"yolozoo: `{' '.join(overrides) or 'default'}` ({describe_model(cfg['model'])}, "
         f"at most {cfg['trainer']['max_epochs']} epochs, time budget {cfg['trainer'].get('max_time')}). "
         f"Peer: {version} `YOLO(\"{PEER_MODEL}\")` from scratch, `time=` "
         f"{peer['time_limit_s']:.0f} s ({time_from}), `pretrained=False amp=False plots=False val=False workers=0 "

@@ -27,7 +27,7 @@ from yolozoo.assigners.stats import assignment_stats
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
 from yolozoo.losses import weighted_sum
-from yolozoo.perf_report import update_section
+from yolozoo.perf_report import describe_model, update_section
 from yolozoo.train import build_module, ready_datamodule, train
 
 OPTIONS = [KeyHelp("steps", 30, "steps timed (after 3 warm-up steps), in each of the two passes")]
@@ -135,7 +135,7 @@ def main(argv: list[str]) -> int:
     whole = statistics.median(b - a for a, b in list(zip(clock.starts, clock.starts[1:]))[3:])
     rest_s = whole - sum(parts.values())
     bs = cfg.trainer.batch_size
-    lines = [f"Config: `{' '.join(rest) or 'default'}` ({cfg.model.backbone}, width {cfg.model.width}, strides "
+    lines = [f"Config: `{' '.join(rest) or 'default'}` ({describe_model(cfg.model)}, strides "
              f"{list(cfg.model.strides)}, {cfg.data.img_size} px, batch {bs}, {dm.num_workers} loader workers, "
              f"{torch.get_num_threads()} torch threads). Median of {steps} steps.", "",
              "| part | ms/step | share |", "|---|---|---|"]

@@ -1,23 +1,33 @@
-"""Data loader vs training throughput of a config: does the loader keep training fed?
+"""Data loader vs training throughput of a config, and its training step against a baseline's, in one sitting.
 
-    python bench/perf_train.py [key=value ...]     # default config unless overridden
+    python bench/perf_train.py [steps=30] [baseline=dataclass] [key=value ...]   # default config unless overridden
 
-Prints images/s the train DataLoader delivers (with the config's workers, no training) and
-images/s a training step consumes (forward + assignment + loss + backward + optimizer step
-on batches already in memory), and writes both to reports/perf.md.
+Prints images/s the train DataLoader delivers (with the config's workers, no training) and images/s a
+training step consumes (forward + assignment + loss + backward + optimizer step on batches already in
+memory). The same step of a ``baseline`` config is timed in alternating rounds on the same machine, so
+the two compare within one sitting: ``baseline=dataclass`` (default) is the config with the default
+preset's keys at their dataclass defaults (over the command line's), lcnet_075 from scratch at batch 16:
+the default run when the time-to-accuracy issue (#17) was filed; ``baseline=none`` times the config alone. Medians of ``steps``
+steps per config after one warm-up step. Writes the table to reports/perf.md.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 
 import torch
 
-from yolozoo.config import ConfigError, load_config
+from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
+from yolozoo.config import ConfigError, default_run_reset, format_overrides, load_config
 from yolozoo.losses import weighted_sum
-from yolozoo.perf_report import update_section
+from yolozoo.perf_report import describe_model, update_section
 from yolozoo.train import build_module, ready_datamodule
+
+OPTIONS = [KeyHelp("steps", 30, "training steps timed per config (3 alternating rounds)"),
+           KeyHelp("baseline", "dataclass", "the config timed against: dataclass (#17's default run) or none")]
+ROUNDS = 3
 
 
 def loader_throughput(loader, num_batches: int) -> float:
@@ -29,49 +39,82 @@ def loader_throughput(loader, num_batches: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def train_throughput(module, batches: list[dict]) -> float:
-    opt = torch.optim.AdamW(module.model.parameters(), lr=1e-3)
-    module.train()
+class Stepper:
+    """A config's module, optimizer and batches in memory; ``run(n)`` times ``n`` training steps."""
 
-    def step(batch):
+    def __init__(self, cfg, steps: int):
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.dm = cfg, ready_datamodule(cfg)
+        self.batches = [b for b, _ in zip(iter(self.dm.train_dataloader()), range(min(steps, 16)))]
+        self.module = build_module(cfg, len(self.dm.classes))
+        self.opt = torch.optim.AdamW(self.module.model.parameters(), lr=1e-3)
+        self.module.train()
+        self.times: list[float] = []
+        self.done = 0
+        self.step(self.batches[0])  # warm-up
+
+    def step(self, batch) -> None:
+        module = self.module
         out = module.model(module.images(batch))
         assign = module.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
                                  batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
         weighted_sum(module.loss(out.cls_logits, out.boxes, assign), module.loss_weights).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
 
-    step(batches[0])  # warm-up
-    t0 = time.perf_counter()
-    for b in batches[1:]:
-        step(b)
-    return sum(b["images"].shape[0] for b in batches[1:]) / (time.perf_counter() - t0)
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            batch = self.batches[self.done % len(self.batches)]
+            t0 = time.perf_counter()
+            self.step(batch)
+            self.times.append(time.perf_counter() - t0)
+            self.done += 1
+
+    @property
+    def images_per_s(self) -> float:
+        return self.cfg.trainer.batch_size / statistics.median(self.times)
+
+    def describe(self) -> str:
+        return f"{describe_model(self.cfg.model)}, batch {self.cfg.trainer.batch_size}"
 
 
 def main(argv: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in argv):
-        from yolozoo.cli_help import print_help
-
-        return print_help(__doc__)
+    if wants_help(argv):
+        return print_help(__doc__, OPTIONS)
     try:
-        cfg = load_config(argv)
+        own, overrides = split_options(argv, OPTIONS)
+        rest = [f"{k}={v}" for k, v in overrides.items()]
+        cfg = load_config(rest)
+        if own["baseline"] not in ("dataclass", "none"):
+            raise ConfigError(f"baseline: expected dataclass or none, got {own['baseline']!r}")
+        # the default preset's keys at their dataclass defaults win over the command line's
+        base_cfg = (load_config({**overrides, **format_overrides(default_run_reset())})
+                    if own["baseline"] == "dataclass" else None)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    torch.manual_seed(cfg.seed)
-    dm = ready_datamodule(cfg)
-    loader = dm.train_dataloader()
-    n = min(30, len(loader) - 1)
-    load_ips = loader_throughput(loader, n)
-    batches = [b for b, _ in zip(iter(dm.train_dataloader()), range(8))]
-    module = build_module(cfg, len(dm.classes))
-    train_ips = train_throughput(module, batches)
-    ratio = load_ips / train_ips
-    body = (f"Config: `{' '.join(argv) or 'default'}` ({cfg.model.backbone}, width {cfg.model.width}, "
-            f"{cfg.data.img_size} px, batch {cfg.trainer.batch_size}, {dm.num_workers} loader workers, "
-            f"{torch.get_num_threads()} torch threads).\n\n"
-            f"| what | images/s |\n|---|---|\n| data loader delivers | {load_ips:.0f} |\n"
-            f"| training consumes | {train_ips:.0f} |\n| ratio (target >= 3) | {ratio:.1f}x |")
+        return user_error(e)
+    if not str(own["steps"]).isdigit() or int(own["steps"]) < ROUNDS:
+        return user_error(f"steps: expected a whole number >= {ROUNDS}, got {own['steps']!r}")
+    steps = int(own["steps"])
+    current = Stepper(cfg, steps)
+    loader = current.dm.train_dataloader()
+    load_ips = loader_throughput(loader, min(30, len(loader) - 1))
+    steppers = [current] if base_cfg is None else [current, Stepper(base_cfg, steps)]
+    for r in range(ROUNDS):  # alternate, so a drift of the machine's speed falls on both
+        for s in steppers:
+            s.run(steps // ROUNDS + (r < steps % ROUNDS))
+    lines = [f"Config: `{' '.join(rest) or 'default'}` ({current.describe()}, {cfg.data.img_size} px, "
+             f"{current.dm.num_workers} loader workers, {torch.get_num_threads()} torch threads). Training steps: "
+             f"medians of {steps} per config, in {ROUNDS} alternating rounds.", "",
+             "| what | images/s |", "|---|---|", f"| data loader delivers | {load_ips:.0f} |",
+             f"| training consumes | {current.images_per_s:.0f} |",
+             f"| ratio (target >= 3) | {load_ips / current.images_per_s:.1f}x |"]
+    if base_cfg is not None:
+        base = steppers[1]
+        speedup = current.images_per_s / base.images_per_s
+        lines += [f"| baseline training consumes: {base.describe()} (the dataclass defaults) | "
+                  f"{base.images_per_s:.0f} |",
+                  f"| training images/s against the baseline (target >= 2x) | {speedup:.2f}x |"]
+    body = "\n".join(lines)
     print(body)
     update_section("Loader vs training throughput", body, "python bench/perf_train.py " + " ".join(argv))
     return 0

@@ -81,6 +81,7 @@ def test_config_errors_name_the_key_with_a_did_you_mean(argv, message):
     ("export", ["model.widht=1"]),
     ("export_data", ["format=yolo", "out=x", "model.widht=1"]),
     ("perf_train", ["model.widht=1"]),
+    ("perf_train", ["baseline=issue17"]),
     ("val", ["checkpoint=x.ckpt", "model.widht=1"]),
     ("predict", ["checkpoint=x.ckpt", "confidence=0.3"]),
 ])
@@ -93,5 +94,7 @@ def test_cli_user_error_is_one_line_exit_2(name, argv, capsys):
         assert "x.ckpt: no such file" in err
     elif name == "predict":
         assert "unknown option 'confidence'" in err and "did you mean 'conf'?" in err
+    elif argv == ["baseline=issue17"]:
+        assert "baseline: expected dataclass or none, got 'issue17'" in err
     else:
         assert "'model.widht'" in err and "did you mean 'model.width'?" in err, err

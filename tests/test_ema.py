@@ -1,4 +1,5 @@
-"""FusedEMA averages the weights as Lightning's EMAWeightAveraging does, up to float rounding."""
+"""FusedEMA averages the weights as Lightning's EMAWeightAveraging does, up to float rounding; its integer buffers
+follow the model's."""
 
 import lightning as L
 import torch
@@ -41,8 +42,9 @@ def test_fused_ema_matches_lightnings_ema():
         if stock[key].is_floating_point():
             torch.testing.assert_close(fused[key], stock[key], rtol=1e-5, atol=1e-6)
             moved += 1
-        else:
-            assert torch.equal(fused[key], stock[key]), key
+        else:  # BatchNorm's num_batches_tracked: the model's count of its 6 training batches
+            assert fused[key].item() == 6, key
+            assert stock[key].item() < 6  # the stock average of a counter, cast to an integer, stays behind
     assert moved >= 6
 
 

@@ -35,6 +35,32 @@ def test_width_scales_neck_and_head():
     assert count_flops(large, 64) > count_flops(small, 64) > 0
 
 
+@pytest.mark.parametrize("head", ["free", "anchor"])
+def test_head_convs_sets_the_3x3_convs_per_branch(head):
+    from yolozoo.models.anchors import resolve_anchors
+    from yolozoo.models.layers import ConvBNAct
+
+    anchors = resolve_anchors("yolov5", 3, 64) if head == "anchor" else None
+    models = {n: build_model(model_cfg(width=0.25, head=head, head_convs=n), 10, anchors) for n in (1, 2, 3)}
+    for n, model in models.items():
+        for branch in (*model.head.cls_branch, *model.head.box_branch):
+            assert [type(m) for m in branch] == [ConvBNAct] * n + [torch.nn.Conv2d]
+    assert count_params(models[1]) < count_params(models[2]) < count_params(models[3])
+    out = models[1](torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
+    assert out.cls_logits.shape[:2] == out.boxes.shape[:2] == (2, len(out.priors))
+    # the 2-conv head keeps its parameter names, so checkpoints from before the key load as they are
+    assert "head.cls_branch.0.2.weight" in models[2].state_dict()
+
+
+def test_head_convs_out_of_range_or_unused_fails_before_training():
+    from yolozoo.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="model.head_convs must be in 1..4"):
+        load_config(["preset=smoke", "model.head_convs=0"])
+    with pytest.raises(ConfigError, match="model.head_convs=1 is not used by model.family=yolov8"):
+        load_config(["preset=smoke", "model.head_convs=1", "model.family=yolov8"])
+
+
 def test_neck_sized_from_feature_info():
     model = build_model(model_cfg(backbone="mobilenetv3_small_100", width=0.5), 3)
     assert model.backbone.channels == [model.backbone.body.feature_info.channels()[i] for i in model.backbone.indices]

@@ -22,3 +22,16 @@ def update_section(name: str, body: str, command: str, path: Path = PERF_MD) -> 
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def describe_model(model) -> str:
+    """A config's ``model`` section (DictConfig or dict) in words, for the figures' captions:
+    ``mobilenetv2_100 from imagenet, frozen to stride 4, width 0.25, 1 head conv per branch``."""
+    from .models.pretrained import SCRATCH
+
+    pretrained = str(model["pretrained"])
+    weights = "from scratch" if pretrained.strip().lower() in SCRATCH else f"from {pretrained}"
+    frozen = f", frozen to stride {model['freeze']}" if model.get("freeze") else ""
+    convs = model.get("head_convs", 2)
+    return (f"{model['backbone']} {weights}{frozen}, width {model['width']}, {convs} head "
+            f"conv{'s' if convs != 1 else ''} per branch")

@@ -30,12 +30,13 @@ def build_model(cfg, num_classes: int, anchors: Anchors | None = None) -> Detect
     backbone = TimmBackbone(cfg.backbone, pretrained=cfg.pretrained, strides=getattr(cfg, "strides", STRIDES),
                             freeze=getattr(cfg, "freeze", 0))
     neck = PANNeck(backbone.channels, width=cfg.width)
+    convs = getattr(cfg, "head_convs", 2)
     if cfg.head == "free":
-        head = DecoupledHead(neck.out_channels, num_classes, prior_scale=cfg.prior_scale)
+        head = DecoupledHead(neck.out_channels, num_classes, prior_scale=cfg.prior_scale, convs=convs)
     elif cfg.head == "anchor":
         if anchors is None:
             raise ValueError("model.head=anchor: pass the anchors (see yolozoo.models.anchors.resolve_anchors)")
-        head = AnchorHead(neck.out_channels, num_classes, anchors, box_param=cfg.box_param)
+        head = AnchorHead(neck.out_channels, num_classes, anchors, box_param=cfg.box_param, convs=convs)
     else:
         raise ValueError(f"model.head must be free or anchor, got {cfg.head!r}")
     return Detector(backbone, neck, head)

@@ -63,6 +63,7 @@ class AnchorHead(nn.Module):
         anchors: per level, K ``(w, h)`` px at the input size (every level the same K).
         box_param: ``v5`` or ``v3`` (module docstring).
         prior_prob: initial foreground probability of the class logits (RetinaNet init).
+        convs: 3x3 convs per branch (:func:`~yolozoo.models.head.branch`).
 
     ``anchors`` is kept as a buffer ``[L, K, 2]`` so a checkpoint carries the anchors it was
     trained with. ``forward`` returns ``cls_logits [B, A, C]`` and offsets ``t [B, A, 4]``,
@@ -70,7 +71,7 @@ class AnchorHead(nn.Module):
     """
 
     def __init__(self, in_channels: list[int], num_classes: int, anchors, box_param: str = "v5",
-                 prior_prob: float = 0.01):
+                 prior_prob: float = 0.01, convs: int = 2):
         super().__init__()
         anchors = torch.as_tensor(anchors, dtype=torch.float)
         if anchors.ndim != 3 or anchors.shape[0] != len(in_channels) or anchors.shape[2] != 2:
@@ -81,8 +82,8 @@ class AnchorHead(nn.Module):
         self.num_anchors = anchors.shape[1]
         self.register_buffer("anchors", anchors)
         k = self.num_anchors
-        self.cls_branch = nn.ModuleList(branch(c, k * num_classes) for c in in_channels)
-        self.box_branch = nn.ModuleList(branch(c, k * 4) for c in in_channels)
+        self.cls_branch = nn.ModuleList(branch(c, k * num_classes, convs) for c in in_channels)
+        self.box_branch = nn.ModuleList(branch(c, k * 4, convs) for c in in_channels)
         for b in self.cls_branch:
             nn.init.constant_(b[-1].bias, -math.log((1 - prior_prob) / prior_prob))
         for b in self.box_branch:

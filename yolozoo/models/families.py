@@ -170,7 +170,7 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
       (e.g. ``model.reg_max`` with ``yolov5``); the anchor spec is ignored without anchors,
       as with ``model.head=free``;
     - ``freeze`` without pretrained weights; ``depth`` outside (0, 4], ``num_levels`` / ``reg_max`` /
-      ``grid_size`` / ``boxes_per_cell`` out of range;
+      ``grid_size`` / ``boxes_per_cell`` / ``head_convs`` out of range;
     - an assigner with a setting per pyramid level (FCOS's ``regress_ranges``) for another number of levels;
     - then the family's own check (:attr:`Family.check`): its strides, head and anchors, and whether its priors
       suit the assigner.
@@ -195,7 +195,8 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
                          "use it with model.pretrained=imagenet (or a weights file), or set model.freeze=0")
     if "depth" in read and not 0 < m.get("depth", 1.0) <= 4:
         raise ValueError(f"model.depth must be in (0, 4], got {m['depth']}")
-    limits = {"num_levels": (1, 3), "reg_max": (2, 64), "grid_size": (1, 64), "boxes_per_cell": (1, 16)}
+    limits = {"num_levels": (1, 3), "reg_max": (2, 64), "grid_size": (1, 64), "boxes_per_cell": (1, 16),
+              "head_convs": (1, 4)}
     for key, (lo, hi) in limits.items():
         if key in read and key in m and not lo <= m[key] <= hi:
             raise ValueError(f"model.{key} must be in {lo}..{hi} for model.family={name}, got {m[key]}")
@@ -256,12 +257,13 @@ Pretrained = str | bool | Path
 @register_family("yolo", assigner="tal", check=_check_yolo)
 def yolo(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
          strides: Sequence[int] = STRIDES, prior_scale: float = 4.0, head: str = "free", anchors=None,
-         box_param: str = "v5", freeze: int = 0) -> Detector:
-    """This harness's detector: PAN neck + anchor-free decoupled head, or the anchor head (``head=anchor``)."""
+         box_param: str = "v5", freeze: int = 0, head_convs: int = 2) -> Detector:
+    """This harness's detector: PAN neck + anchor-free decoupled head, or the anchor head (``head=anchor``), with
+    ``head_convs`` 3x3 convs per head branch."""
     from . import build_model
 
     cfg = SimpleNamespace(family="yolo", backbone=backbone, pretrained=pretrained, width=width, strides=strides,
-                          prior_scale=prior_scale, head=head, box_param=box_param, freeze=freeze)
+                          prior_scale=prior_scale, head=head, box_param=box_param, freeze=freeze, head_convs=head_convs)
     return build_model(cfg, num_classes, anchors)
 
 

@@ -23,10 +23,11 @@ from .detector import make_priors
 from .layers import ConvBNAct
 
 
-def branch(cin: int, cout: int) -> nn.Sequential:
-    """Two 3x3 ConvBNAct (``max(cin, 32)`` channels) then a 1x1 conv to ``cout`` outputs."""
+def branch(cin: int, cout: int, convs: int = 2) -> nn.Sequential:
+    """``convs`` 3x3 ConvBNAct (``max(cin, 32)`` channels; YOLOX and YOLOv8 use two) then a 1x1 conv to ``cout``
+    outputs."""
     hc = max(cin, 32)
-    return nn.Sequential(ConvBNAct(cin, hc), ConvBNAct(hc, hc), nn.Conv2d(hc, cout, 1))
+    return nn.Sequential(*(ConvBNAct(cin if i == 0 else hc, hc) for i in range(convs)), nn.Conv2d(hc, cout, 1))
 
 
 def flatten_levels(maps: list[torch.Tensor], k: int, n: int) -> torch.Tensor:
@@ -39,7 +40,7 @@ def flatten_levels(maps: list[torch.Tensor], k: int, n: int) -> torch.Tensor:
 
 
 class DecoupledHead(nn.Module):
-    """Per level: two 3x3 convs then a 1x1 to C class logits; likewise to 4 ltrb distances.
+    """Per level: ``convs`` 3x3 convs then a 1x1 to C class logits; likewise to 4 ltrb distances.
 
     Args:
         in_channels: neck channels per level.
@@ -47,17 +48,19 @@ class DecoupledHead(nn.Module):
         prior_prob: initial foreground probability of the class logits (RetinaNet init).
         prior_scale: side of each cell's square prior box, in strides (what prior-box
             assigners such as ATSS compare GT with).
+        convs: 3x3 convs per branch (:func:`branch`).
 
     ``forward`` returns ``cls_logits [B, A, C]`` and ``ltrb [B, A, 4]`` distances in units of
     the level's stride (>= 0), A = one prior per cell.
     """
 
-    def __init__(self, in_channels: list[int], num_classes: int, prior_prob: float = 0.01, prior_scale: float = 4.0):
+    def __init__(self, in_channels: list[int], num_classes: int, prior_prob: float = 0.01, prior_scale: float = 4.0,
+                 convs: int = 2):
         super().__init__()
         self.num_classes = num_classes
         self.prior_scale = prior_scale
-        self.cls_branch = nn.ModuleList(branch(c, num_classes) for c in in_channels)
-        self.box_branch = nn.ModuleList(branch(c, 4) for c in in_channels)
+        self.cls_branch = nn.ModuleList(branch(c, num_classes, convs) for c in in_channels)
+        self.box_branch = nn.ModuleList(branch(c, 4, convs) for c in in_channels)
         for b in self.cls_branch:
             nn.init.constant_(b[-1].bias, -math.log((1 - prior_prob) / prior_prob))
         for b in self.box_branch:
