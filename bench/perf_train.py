@@ -7,8 +7,8 @@ training step consumes (forward + assignment + loss + backward + optimizer step 
 memory). The same step of a ``baseline`` config is timed in alternating rounds on the same machine, so
 the two compare within one sitting: ``baseline=dataclass`` (default) is the config with the default
 preset's keys at their dataclass defaults (over the command line's), lcnet_075 from scratch at batch 16:
-the default run when the time-to-accuracy issue (#17) was filed; ``baseline=none`` times the config alone. Medians of ``steps``
-steps per config after one warm-up step. Writes the table to reports/perf.md.
+the default run when the time-to-accuracy issue (#17) was filed; ``baseline=none`` times the config alone.
+Medians of ``steps`` steps per config after one warm-up step. Writes the table to reports/perf.md.
 """
 
 from __future__ import annotations
