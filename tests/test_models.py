@@ -59,6 +59,10 @@ def test_head_convs_out_of_range_or_unused_fails_before_training():
         load_config(["preset=smoke", "model.head_convs=0"])
     with pytest.raises(ConfigError, match="model.head_convs=1 is not used by model.family=yolov8"):
         load_config(["preset=smoke", "model.head_convs=1", "model.family=yolov8"])
+    # the default run's preset sets head_convs=1: another family on it still loads, unless the key is set again
+    assert load_config(["model.family=yolov8"]).model.family == "yolov8"
+    with pytest.raises(ConfigError, match="model.head_convs=3 is not used by model.family=yolov8"):
+        load_config(["model.family=yolov8", "model.head_convs=3"])
 
 
 def test_neck_sized_from_feature_info():

@@ -311,7 +311,8 @@ def load_config(argv: list[str] | dict[str, str] | None = None, base: dict | Non
     except OmegaConfBaseException as e:
         raise ConfigError(f"command line: bad value for {e.full_key!r}: {str(e.msg).splitlines()[0]}") from None
     cfg.assigner = resolve_assigner(cfg)  # assigner.name=auto -> the family's: the stored config names what runs
-    check_config(cfg, model_defaults())
+    # a model key the family does not read may keep the preset's value (the default run's head_convs with yolov8)
+    check_config(cfg, {**model_defaults(), **OmegaConf.to_container(preset_cfg.get("model") or OmegaConf.create())})
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

@@ -163,10 +163,10 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
                         defaults: Mapping) -> None:
     """Raise ValueError (naming the key) on a model config the family cannot build or train with the assigner.
 
-    ``defaults``: every ``model.*`` key's default (``yolozoo.config.model_defaults()``), passed in so that
-    this module never imports the config module (which imports it).
+    ``defaults``: every ``model.*`` key's default (``yolozoo.config.model_defaults()``, with the preset's values
+    over them), passed in so that this module never imports the config module.
 
-    - unknown family; a ``model.*`` key the family does not read set away from its default
+    - unknown family; a ``model.*`` key the family does not read set away from its default or preset value
       (e.g. ``model.reg_max`` with ``yolov5``); the anchor spec is ignored without anchors,
       as with ``model.head=free``;
     - ``freeze`` without pretrained weights; ``depth`` outside (0, 4], ``num_levels`` / ``reg_max`` /
