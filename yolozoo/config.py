@@ -52,6 +52,7 @@ class DataConfig:
 class ModelConfig:
     # yolo (this harness's PAN + decoupled/anchor head) | yolov1 | yolov3 | yolov5 | yolox | yolov8
     # (yolozoo/models/families.py); a family reads only its own keys below, others must keep their defaults
+    # (or the preset's values)
     family: str = "yolo"
     backbone: str = "lcnet_075"  # any timm model with features_only
     pretrained: str = "false"  # false | imagenet | path to a state dict
