@@ -21,11 +21,12 @@ import time
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 
 from yolozoo.assigners.stats import assignment_stats
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
+from yolozoo.ema import fused_ema_update
 from yolozoo.losses import weighted_sum
 from yolozoo.perf_report import describe_model, update_section
 from yolozoo.train import build_module, ready_datamodule, train
@@ -54,7 +55,7 @@ def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, flo
     """Median seconds per part of the training step over ``batches`` (the first ``warmup`` untimed)."""
     model = module.model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.995), use_buffers=True)
+    ema = AveragedModel(model, multi_avg_fn=fused_ema_update(0.995), use_buffers=True)
     stock_ema = AveragedModel(model, avg_fn=get_ema_avg_fn(0.995), use_buffers=True)
     model.train()
     times: dict[str, list[float]] = {p: [] for p in [*PARTS, STOCK_EMA]}
