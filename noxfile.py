@@ -1,5 +1,5 @@
 """``nox -s test`` runs the suite but the long fault-injection tests; ``nox -s faults`` runs those;
-``nox -s lint`` runs ruff and the import-circle check.
+``nox -s lint`` runs ruff, the import-circle check and the engine's line budget.
 
 The test session reuses the repo's ``.venv`` when it exists (it holds torch, ~6 GB, which
 would be wasteful to install twice); otherwise nox builds its own.
@@ -62,3 +62,5 @@ def lint(session: nox.Session) -> None:
     session.run(ruff, "check", "yolozoo", "bench", "tests", "reports", "noxfile.py", external=True)
     # no import circle inside the package (a stdlib-only script: runs without the venv)
     session.run("python3", str(ROOT / "yolozoo" / "tools" / "import_graph.py"), external=True)
+    # the experiment engine's line budget (sweep + search + analysis <= 3,000 lines)
+    session.run("python3", str(ROOT / "yolozoo" / "tools" / "size_budget.py"), external=True)
