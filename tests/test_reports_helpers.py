@@ -70,7 +70,7 @@ def assigners_frame() -> pd.DataFrame:
 
 def spec_of(data: dict) -> ReportSpec:
     """A sweep file's contents (as loaded from YAML) as the report reads it."""
-    return ReportSpec.of(parse_sweep(data, Path(f"{data['name']}.yaml")))
+    return ReportSpec(parse_sweep(data, Path(f"{data['name']}.yaml")))
 
 
 def assigners_spec() -> ReportSpec:

@@ -21,18 +21,6 @@ class Comparison:
     stats: Interval
 
     @property
-    def n(self) -> int:
-        return self.stats.n
-
-    @property
-    def mean(self) -> float:
-        return self.stats.mean
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        return None if self.stats.low is None else (self.stats.low, self.stats.high)
-
-    @property
     def verdict(self) -> str:
         return reading(self.stats, self.row_a, self.row_b)
 

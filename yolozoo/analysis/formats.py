@@ -83,8 +83,8 @@ def to_latex(table: Table) -> str:
 
 
 def _mean_ci(c: Comparison) -> tuple[str, str]:
-    return ("–" if c.n == 0 else f"{c.mean:+.4f}",
-            "–" if c.interval is None else f"[{c.interval[0]:+.4f}, {c.interval[1]:+.4f}]")
+    s = c.stats
+    return "–" if s.n == 0 else f"{s.mean:+.4f}", "–" if s.low is None else f"[{s.low:+.4f}, {s.high:+.4f}]"
 
 
 def comparisons_markdown(comparisons: list[Comparison], title: str) -> str:
@@ -94,7 +94,7 @@ def comparisons_markdown(comparisons: list[Comparison], title: str) -> str:
            f"and its {METHOD} {LEVEL:.0%} interval (mean ± t(n−1) · sd / √n). A direction is read only from "
            f"{MIN_SEEDS} or more shared seeds with the interval excluding 0. Fewer than 2 shared seeds: no interval.",
            ""]
-    rows = [(c.row_a, c.row_b, headers.get(c.metric, c.metric), str(c.n), ", ".join(map(str, c.seeds)) or "–",
+    rows = [(c.row_a, c.row_b, headers.get(c.metric, c.metric), str(c.stats.n), ", ".join(map(str, c.seeds)) or "–",
              *_mean_ci(c), c.verdict) for c in comparisons]
     out += _md_table(["A", "B", "metric", "n", "seeds", "mean A − B", f"{LEVEL:.0%} CI ({METHOD})", "reading"], rows)
     return "\n".join(out) + "\n"
@@ -127,7 +127,7 @@ def study_html(table: Table, comparisons: list[Comparison], figures: list[tuple[
         out += ["<h2>Paired comparisons</h2>",
                 "<p>Mean of per-seed differences (A − B) over shared completed seeds and its paired t 95% "
                 "interval; a direction is read only from 3 or more shared seeds.</p>"]
-        rows = [(c.row_a, c.row_b, c.metric, str(c.n), *_mean_ci(c), c.verdict) for c in comparisons]
+        rows = [(c.row_a, c.row_b, c.metric, str(c.stats.n), *_mean_ci(c), c.verdict) for c in comparisons]
         out += _html_table(["A", "B", "metric", "n", "mean A − B", "95% CI", "reading"], rows, 3)
     for caption, path in figures:
         svg = path.read_text(encoding="utf-8")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..record import METRICS
+from ..sweep import load_results as load_store
 from ..sweep.published import published_dir, read_records, records_frame
 from .spec import ReportSpec, dotted_get
 
@@ -129,11 +130,6 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
     if source == "records":
         frame = load_records(spec, Path(storage) if storage else published_dir(results_dir, spec.name))
     elif source == "store":
-        try:
-            from yolozoo.sweep import load_results as load_store
-        except ImportError as e:
-            raise SourceError(f"the results store needs the sweep runner (yolozoo.sweep): {e}; "
-                              "or read the published records (source=records)") from None
         try:
             frame = load_store(storage=storage, sweep=spec.name, results_dir=results_dir)
         except FileNotFoundError as e:

@@ -121,15 +121,14 @@ def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
     fig = Figure(figsize=(7, 0.45 * len(comparisons) + 1.4))
     ax = fig.subplots()
     y = np.arange(len(comparisons))[::-1]
-    for yi, c in zip(y, comparisons):
-        if c.interval is not None:
-            color = "tab:blue" if c.n >= MIN_SEEDS and c.stats.excludes_zero else "tab:gray"
-            ax.errorbar([c.mean], [yi], xerr=[[c.mean - c.interval[0]], [c.interval[1] - c.mean]], fmt="o",
-                        color=color, capsize=3)
-        elif c.n:
-            ax.plot([c.mean], [yi], "o", mfc="none", color="tab:gray")
+    for yi, s in zip(y, (c.stats for c in comparisons)):
+        if s.low is not None:
+            color = "tab:blue" if s.n >= MIN_SEEDS and s.excludes_zero else "tab:gray"
+            ax.errorbar([s.mean], [yi], xerr=[[s.mean - s.low], [s.high - s.mean]], fmt="o", color=color, capsize=3)
+        elif s.n:
+            ax.plot([s.mean], [yi], "o", mfc="none", color="tab:gray")
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(y, [f"{c.row_a} − {c.row_b} (n={c.n})" for c in comparisons])
+    ax.set_yticks(y, [f"{c.row_a} − {c.row_b} (n={c.stats.n})" for c in comparisons])
     ax.set_xlabel("paired difference of means (95% interval, paired t)")
     ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
@@ -139,9 +138,9 @@ def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
 def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path) -> list[Path]:
     """Every figure that applies to ``spec``'s table, under ``out_dir/<sweep>_*``."""
     paths = []
-    if spec.table in ("backbones", "widths"):
+    if spec.sweep.table in ("backbones", "widths"):
         paths += params_plot(df, spec, out_dir / f"{spec.name}_params")
     paths += curves_plot(df, spec, out_dir / f"{spec.name}_curves")
-    if spec.table == "assigners":
+    if spec.sweep.table == "assigners":
         paths += assignment_plot(df, spec, out_dir / f"{spec.name}_assignment")
     return paths

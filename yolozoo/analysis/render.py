@@ -43,10 +43,6 @@ KEY_HELP = {
 README_BEGIN, README_END = "<!-- begin generated tables -->", "<!-- end generated tables -->"
 
 
-class UsageError(ValueError):
-    """A bad command-line argument; the message names it and the valid keys."""
-
-
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments -> options; ``sweep`` and ``compare`` repeat (or take commas for sweep)."""
     opts: dict = {key: default for key, (default, _) in KEY_HELP.items()} | {"sweep": [], "compare": []}
@@ -54,13 +50,13 @@ def parse_args(argv: list[str]) -> dict:
         key, sep, value = arg.partition("=")
         if not sep or key not in KEY_HELP:
             got = f"unknown key {key!r}" if sep else f"expected key=value, got {arg!r}"
-            raise UsageError(f"{got}; valid keys: {', '.join(KEY_HELP)}")
+            raise ValueError(f"{got}; valid keys: {', '.join(KEY_HELP)}")
         if key == "sweep":
             opts["sweep"] += [s for s in value.split(",") if s]
         elif key == "compare":
             m = re.fullmatch(r"([^:]+):([^,]+),([^,]+)", value)
             if not m:
-                raise UsageError(f"compare expects SWEEP:ROW_A,ROW_B, got {value!r}")
+                raise ValueError(f"compare expects SWEEP:ROW_A,ROW_B, got {value!r}")
             opts["compare"].append(m.groups())
         else:
             opts[key] = value
@@ -107,7 +103,7 @@ def update_readme(path: Path, sections: list[str], command: str) -> None:
     """Replace the README's generated-tables section (between its markers) with ``sections``."""
     text = path.read_text(encoding="utf-8")
     if README_BEGIN not in text or README_END not in text:
-        raise UsageError(f"{path} has no {README_BEGIN} ... {README_END} section to regenerate")
+        raise ValueError(f"{path} has no {README_BEGIN} ... {README_END} section to regenerate")
     body = "\n".join([README_BEGIN, f"<!-- written by `{command}`; edits here are overwritten -->", "", *sections,
                       README_END])
     head, rest = text.split(README_BEGIN, 1)
@@ -133,11 +129,11 @@ def main(argv: list[str]) -> int:
         sweeps_dir = Path(opts["sweeps_dir"]) if opts["sweeps_dir"] else None
         names = opts["sweep"] or list_sweeps(sweeps_dir)
         if not names:
-            raise UsageError(f"no sweep files in {where(folder=sweeps_dir)} and no sweep= given")
+            raise ValueError(f"no sweep files in {where(folder=sweeps_dir)} and no sweep= given")
         specs = {name: load_spec(name, sweeps_dir) for name in names}
         unknown = sorted({s for s, _, _ in opts["compare"]} - set(specs))
         if unknown:
-            raise UsageError(f"compare names sweep(s) {unknown} not being rendered; rendering: {', '.join(specs)}")
+            raise ValueError(f"compare names sweep(s) {unknown} not being rendered; rendering: {', '.join(specs)}")
         sections = []
         for name, spec in specs.items():
             df = load_results(spec, opts["source"], opts["storage"], opts["results_dir"], opts["study"])
@@ -149,7 +145,7 @@ def main(argv: list[str]) -> int:
                                 + readme_figures(spec.name, paths, Path(opts["readme"]).resolve().parent))
         if opts["readme"]:
             update_readme(Path(opts["readme"]), sections, "python reports/render.py " + " ".join(argv))
-    except (UsageError, SourceError, ValueError) as e:  # SweepError is a ValueError
+    except (SourceError, ValueError) as e:  # a bad argument or sweep file (SweepError is a ValueError)
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -76,8 +76,8 @@ class Table:
 
 def published_reference(spec: ReportSpec):
     """The known study's published numbers for ``spec``'s layout, if the sweep has any of their rows."""
-    reference = PUBLISHED_VOC.get(spec.table)
-    labels = {lab for axis in spec.axes for lab in axis.labels}
+    reference = PUBLISHED_VOC.get(spec.sweep.table)
+    labels = {lab for axis in spec.axes for lab in axis.overrides}
     return reference if reference and labels & {row[0] for row in reference[2]} else None
 
 
@@ -111,14 +111,13 @@ def known_findings(df: pd.DataFrame, spec: ReportSpec) -> list[str]:
             out.append(f"{claim}: not measured yet (no runs of {' and '.join(absent)}).")
             continue
         c50, c = (compare_rows(df, a, b, col.key) for col in PAIRED)
-        if c50.n < MIN_SEEDS:
-            out.append(f"{claim}: not read yet ({c50.n} shared completed seeds; a reading needs {MIN_SEEDS}).")
+        if c50.stats.n < MIN_SEEDS:
+            out.append(f"{claim}: not read yet ({c50.stats.n} shared completed seeds; a reading needs {MIN_SEEDS}).")
             continue
-        verdict = ("holds" if c50.stats.low > 0 else "reverses" if c50.stats.high < 0
-                   else "not separable from seed noise")
-        text50, text = (f"{x.mean:+.3f} [{x.stats.low:+.3f}, {x.stats.high:+.3f}]" for x in (c50, c))
+        verdict = {f"{a} higher": "holds", f"{b} higher": "reverses"}.get(c50.verdict, c50.verdict)  # else: noise
+        text50, text = (f"{x.stats.mean:+.3f} [{x.stats.low:+.3f}, {x.stats.high:+.3f}]" for x in (c50, c))
         out.append(f"{claim}: {verdict}. {a} − {b}: {MAP50.header} {text50}, {MAP.header} {text} "
-                   f"({METHOD} {LEVEL:.0%} interval, n = {c50.n} seeds).")
+                   f"({METHOD} {LEVEL:.0%} interval, n = {c50.stats.n} seeds).")
     return out
 
 
@@ -234,7 +233,7 @@ def wall_time(df: pd.DataFrame) -> str:
 def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None = None) -> Table:
     """The display table of ``spec``'s prepared results ``df`` (layout: see the module docstring)."""
     summary = summarize(df, spec) if summary is None else summary
-    core = [PARAMS, MAP50, MAP] if spec.table in ("backbones", "widths") else [MAP50, MAP]
+    core = [PARAMS, MAP50, MAP] if spec.sweep.table in ("backbones", "widths") else [MAP50, MAP]
     columns = core + [c for c in (PARAMS, *EXTRAS) if c not in core and summary[f"{c.key}_n"].sum() > 0]
     deltas = PAIRED if spec.baseline else ()
     has_notes = bool(summary[list(STATE_ORDER)].to_numpy().any())
