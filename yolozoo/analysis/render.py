@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cli_help import KeyHelp, print_help, wants_help
 from ..sweep.spec import list_sweeps
 from ..sweep_files import where
 from . import formats
 from .compare import compare_rows
 from .load import SourceError, load_results
-from .plots import CAPTIONS, forest_plot, render_plots
+from .plots import CAPTIONS, render_plots
 from .spec import ReportSpec, load_spec
-from .tables import MAP50, PAIRED, build_table, summarize
+from .tables import PAIRED, build_table, summarize
 
 KEY_HELP = {
     "sweep": (None, "sweep name(s) to render, repeatable or comma-separated (default: every sweeps/*.yaml)"),
@@ -79,16 +80,13 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
     paths = [_write(out / f"{spec.name}.md", formats.to_markdown(table)),
              _write(out / f"{spec.name}.tex", formats.to_latex(table)),
              _write(out / f"{spec.name}.csv", summary.to_csv(index=False, lineterminator="\n", float_format="%.8g"))]
-    plots = render_plots(df, spec, out / "plots")
-    points = [tuple(r) for r in summary[spec.axis_names].itertuples(index=False)]
-    bases = [("/".join(p), "/".join(b)) for p in points if (b := spec.baseline_of(p)) and b != p]
+    bases = [("/".join(p), "/".join(b)) for p in dict.fromkeys(df["point"]) if (b := spec.baseline_of(p)) and b != p]
     todo = dict.fromkeys([ab for ab in bases if set(ab) <= set(df["row"])] + list(pairs))
     comparisons = [compare_rows(df, a, b, col.key) for a, b in todo for col in PAIRED]
     if comparisons:
         paths.append(_write(out / f"{spec.name}_compare.md",
                             formats.comparisons_markdown(comparisons, f"{spec.name}: paired comparisons")))
-        plots += forest_plot([c for c in comparisons if c.metric == MAP50.key], out / "plots" / f"{spec.name}_forest",
-                             f"{spec.name}: each row against its baseline, mAP@0.5")
+    plots = render_plots(df, spec, out / "plots", comparisons)
     figures = [(CAPTIONS[p.stem.removeprefix(f"{spec.name}_")], p) for p in plots if p.suffix == ".svg"]
     paths.append(_write(out / f"{spec.name}.html", formats.study_html(table, comparisons, figures)))
     paths += plots
@@ -120,8 +118,6 @@ def readme_figures(name: str, paths: list[Path], readme_dir: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from ..cli_help import KeyHelp, print_help, wants_help
-
     if wants_help(argv):
         return print_help(__doc__, [KeyHelp(k, d, m) for k, (d, m) in KEY_HELP.items()], with_config=False)
     try:

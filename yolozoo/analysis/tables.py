@@ -1,6 +1,5 @@
-"""A sweep's prepared results -> its summary (one row per grid point) and its display table: the known VOC study's
-layout (``Model | label_assignment_method | mAP@0.5 | mAP@0.5:0.95``, Params(M) first for backbones and widths), then
-the other recorded metrics, deltas against the baseline row and ``n`` (completed / expected seeds)."""
+"""A sweep's prepared results -> its summary (one row per grid point) and its display table, in the known VOC
+study's layout (README, "Reports": its columns, deltas, ``n`` = completed / expected seeds, notes and marks)."""
 
 from __future__ import annotations
 
@@ -231,7 +230,7 @@ def wall_time(df: pd.DataFrame) -> str:
 
 
 def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None = None) -> Table:
-    """The display table of ``spec``'s prepared results ``df`` (layout: see the module docstring)."""
+    """The display table of ``spec``'s prepared results ``df`` (layout: README, "Reports")."""
     summary = summarize(df, spec) if summary is None else summary
     core = [PARAMS, MAP50, MAP] if spec.sweep.table in ("backbones", "widths") else [MAP50, MAP]
     columns = core + [c for c in (PARAMS, *EXTRAS) if c not in core and summary[f"{c.key}_n"].sum() > 0]
