@@ -20,7 +20,7 @@ from test_reports_helpers import (
     spec_of,
 )
 
-from yolozoo.analysis import compare, prepare, render_sweep
+from yolozoo.analysis import compare_rows, prepare, render_sweep
 from yolozoo.analysis.formats import to_markdown
 from yolozoo.analysis.render import main
 from yolozoo.analysis.spec import load_spec
@@ -131,7 +131,7 @@ def test_two_renders_are_byte_identical(rendered, tmp_path):
 def test_paired_comparison_interval():
     spec = assigners_spec()
     df = prepare(assigners_frame(), spec)
-    c = compare.compare_rows(df, "nearby_grid", "tal", "mAP50")
+    c = compare_rows(df, "nearby_grid", "tal", "mAP50")
     diffs = [a - b for a, b in zip(_done("nearby_grid", 1), _done("tal", 1))]
     s = c.stats
     assert c.seeds == (0, 1, 2) and s.n == 3 and s.mean == pytest.approx(statistics.mean(diffs))
@@ -140,13 +140,13 @@ def test_paired_comparison_interval():
     assert s.method == "paired t"
     assert c.verdict == ("nearby_grid higher" if s.low > 0 else "not separable from seed noise")
     # all_grid shares seeds 0 and 2 with tal (its seed 1 failed): an interval, but no directional reading
-    two = compare.compare_rows(df, "all_grid", "tal", "mAP50")
+    two = compare_rows(df, "all_grid", "tal", "mAP50")
     assert two.seeds == (0, 2) and two.verdict == "only 2 shared seeds: no reading (needs 3)"
     # no completed single_grid run: no interval is invented
-    none = compare.compare_rows(df, "single_grid", "tal", "mAP50")
+    none = compare_rows(df, "single_grid", "tal", "mAP50")
     assert none.stats.n == 0 and none.stats.low is None and none.verdict == "n too small for an interval"
     with pytest.raises(ValueError, match="no row 'nope'; rows: tal, nearby_grid"):
-        compare.compare_rows(df, "nope", "tal")
+        compare_rows(df, "nope", "tal")
 
 
 def test_compare_file_lists_baseline_and_requested_pairs(rendered):

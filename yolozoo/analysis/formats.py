@@ -8,8 +8,7 @@ import re
 from pathlib import Path
 
 from ..stats import LEVEL, METHOD, MIN_SEEDS
-from .compare import Comparison
-from .tables import PAIRED, Cell, Table
+from .tables import PAIRED, Cell, Comparison, Table
 
 _TEX = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                       "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",

@@ -112,7 +112,7 @@ def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path
 
 @matplotlib.rc_context(_RC)
 def forest_plot(comparisons: list, spec: ReportSpec, stem: Path) -> list[Path]:
-    """Per :class:`~yolozoo.analysis.compare.Comparison`, the mean difference and its interval (0 marked);
+    """Per :class:`~yolozoo.analysis.tables.Comparison`, the mean difference and its interval (0 marked);
     one without an interval (fewer than 2 shared seeds) is a bare point."""
     if not comparisons:
         return []

@@ -23,11 +23,10 @@ from ..cli_help import KeyHelp, print_help, wants_help
 from ..sweep.spec import list_sweeps
 from ..sweep_files import where
 from . import formats
-from .compare import compare_rows
 from .load import SourceError, load_results
 from .plots import CAPTIONS, render_plots
 from .spec import ReportSpec, load_spec
-from .tables import PAIRED, build_table, summarize
+from .tables import PAIRED, build_table, compare_rows, summarize
 
 KEY_HELP = {
     "sweep": (None, "sweep name(s) to render, repeatable or comma-separated (default: every sweeps/*.yaml)"),

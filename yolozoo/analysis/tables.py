@@ -1,5 +1,6 @@
 """A sweep's prepared results -> its summary (one row per grid point) and its display table, in the known VOC
-study's layout (README, "Reports": its columns, deltas, ``n`` = completed / expected seeds, notes and marks)."""
+study's layout (README, "Reports": its columns, deltas, ``n`` = completed / expected seeds, notes and marks), and
+paired comparisons of two rows over their shared completed seeds (the paired t interval of :mod:`yolozoo.stats`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..speed import LOAD_LIMIT
-from ..stats import LEVEL, METHOD, MIN_SEEDS
-from .compare import compare_rows
+from ..stats import LEVEL, METHOD, MIN_SEEDS, Interval, paired_t, reading
 from .load import STATUSES
 from .spec import ReportSpec, dotted_get
 
@@ -91,6 +91,35 @@ def backbone_name(timm_name: str) -> str:
         if m:
             return fmt.format(*(g.upper() if g[0] == "b" else g for g in m.groups()))
     return timm_name
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``row_a - row_b`` on ``metric`` over their shared completed seeds."""
+
+    row_a: str
+    row_b: str
+    metric: str
+    seeds: tuple[int, ...]
+    stats: Interval
+
+    @property
+    def verdict(self) -> str:
+        return reading(self.stats, self.row_a, self.row_b)
+
+
+def _per_seed(df: pd.DataFrame, row: str, metric: str) -> dict[int, float]:
+    if row not in set(df["row"]):
+        raise ValueError(f"no row {row!r}; rows: {', '.join(dict.fromkeys(df['row']))}")
+    done = df[(df["row"] == row) & (df["status"] == "completed")].dropna(subset=[metric])
+    return dict(zip(done["seed"].astype(int), done[metric]))
+
+
+def compare_rows(df: pd.DataFrame, row_a: str, row_b: str, metric: str = "mAP50") -> Comparison:
+    """Pair rows ``row_a`` and ``row_b`` (``df["row"]`` labels of a prepared frame) seed by seed on ``metric``."""
+    a, b = _per_seed(df, row_a, metric), _per_seed(df, row_b, metric)
+    seeds = tuple(sorted(a.keys() & b.keys()))
+    return Comparison(row_a, row_b, metric, seeds, paired_t([a[s] - b[s] for s in seeds]))
 
 
 def known_findings(df: pd.DataFrame, spec: ReportSpec) -> list[str]:
