@@ -3,33 +3,22 @@ the default), the results ``store`` or ``wandb``; every source goes through :fun
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
-from ..record import METRICS
+from ..record import METRICS, record_columns
 from ..sweep import load_results as load_store
 from ..sweep.published import published_dir, read_records, records_frame
-from .spec import ReportSpec, dotted_get
+from .spec import ReportSpec
 
 STATUSES = ("completed", "failed", "running", "pending", "pruned")
-# assignment statistics: results-frame column -> the history key of its last epoch
-ASSIGNMENT = {"pos_per_gt": "train/assign/pos_per_gt_mean", "gt_without_pos": "train/assign/gt_without_pos"}
 WANDB_STATES = {"finished": "completed", "failed": "failed", "crashed": "failed", "killed": "failed",
                 "preempted": "failed", "running": "running", "pending": "pending"}
 
 
 class SourceError(RuntimeError):
     """Results cannot be read from the chosen source; the message says what to do instead."""
-
-
-def _last(history, key: str) -> float:
-    """The last epoch's ``key`` in a run's history; NaN where never logged."""
-    for row in reversed(history if isinstance(history, list) else []):
-        if isinstance(row, dict) and row.get(key) is not None:
-            return float(row[key])
-    return math.nan
 
 
 def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.DataFrame:
@@ -48,8 +37,8 @@ def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.Data
 
 def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> pd.DataFrame:
     """Check and normalise a results frame for ``spec``: one study (the only one, else the one named like the sweep),
-    every results-frame column, float metrics, assignment statistics, dataset and preset from history and config
-    where absent, ``point`` (axis labels) and ``row`` (``"label/label"``), sorted by grid order, then seed."""
+    every results-frame column (each source derives a record's columns with :func:`yolozoo.record.record_columns`),
+    float metrics, ``point`` (axis labels) and ``row`` (``"label/label"``), sorted by grid order, then seed."""
     missing = [c for c in ("status", "seed", *spec.axis_names) if c not in frame.columns]
     if missing:
         raise ValueError(f"results for sweep {spec.name!r} lack column(s) {missing}; have {list(frame.columns)}")
@@ -60,12 +49,8 @@ def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> 
     bad = sorted(set(df["status"]) - set(STATUSES))
     if bad:
         raise ValueError(f"sweep {spec.name!r}: unknown status {bad}; valid: {', '.join(STATUSES)}")
-    for col in (*METRICS, *ASSIGNMENT, "duration_s"):
+    for col in (*METRICS, "pos_per_gt", "gt_without_pos", "duration_s"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-    for col, key in ASSIGNMENT.items():
-        df[col] = df[col].fillna(df["history"].map(lambda h, k=key: _last(h, k)))
-    for col, key in (("dataset", "data.name"), ("preset", "preset")):
-        df[col] = [v if isinstance(v, str) else dotted_get(c, key) for v, c in zip(df[col], df["config"])]
     df["point"] = [tuple(axis.canonical(v) for axis, v in zip(spec.axes, vals))
                    for vals in df[spec.axis_names].itertuples(index=False)]
     df["row"] = df["point"].map("/".join)
@@ -108,13 +93,13 @@ def wandb_frame(runs, spec: ReportSpec) -> pd.DataFrame:
     for run in runs:
         config = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
         summary = dict(getattr(run.summary, "_json_dict", None) or run.summary)
+        record = {"config": config, "metrics": summary, "history": epoch_history(run.scan_history()),
+                  "environment": {"git_commit": getattr(run, "commit", None)}}  # a run record's shape
         status = WANDB_STATES.get(run.state, run.state)
         rows.append({"sweep": spec.name, "status": status, "seed": config.get("seed"),
                      "reason": None if status == "completed" else f"W&B state {run.state}",
-                     **{axis.name: axis.from_config(config) for axis in spec.axes}, "config": config,
-                     **{m: summary.get(m) for m in METRICS}, "history": epoch_history(run.scan_history()),
-                     "commit": getattr(run, "commit", None), "date": getattr(run, "created_at", None),
-                     "wandb_dir": getattr(run, "url", None)})
+                     **{axis.name: axis.from_config(config) for axis in spec.axes}, **record_columns(record),
+                     "date": getattr(run, "created_at", None), "wandb_dir": getattr(run, "url", None)})
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows).assign(_done=lambda f: f["status"] == "completed")
