@@ -196,8 +196,7 @@ def test_two_axis_table_params_missing_point_and_per_backbone_baseline(tmp_path)
 
 def test_nothing_recorded_shows_every_point_missing(tmp_path):
     spec = assigners_spec()
-    empty = pd.DataFrame(columns=["sweep", "status", "seed", "assigner"])
-    render_sweep(prepare(empty, spec), spec, tmp_path)
+    render_sweep(prepare(pd.DataFrame(), spec), spec, tmp_path)  # a source that never saw the sweep: no columns
     text = (tmp_path / "assigners.md").read_text()
     table = md_table(text)
     assert list(table) == ["tal", "nearby_grid", "all_grid", "single_grid"]

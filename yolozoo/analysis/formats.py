@@ -124,10 +124,10 @@ def study_html(table: Table, comparisons: list[Comparison], figures: list[tuple[
                 + [f"<li>{html.escape(f)}</li>" for f in table.findings] + ["</ul>"])
     if comparisons:
         out += ["<h2>Paired comparisons</h2>",
-                "<p>Mean of per-seed differences (A − B) over shared completed seeds and its paired t 95% "
-                "interval; a direction is read only from 3 or more shared seeds.</p>"]
+                f"<p>Mean of per-seed differences (A − B) over shared completed seeds and its {METHOD} {LEVEL:.0%} "
+                f"interval; a direction is read only from {MIN_SEEDS} or more shared seeds.</p>"]
         rows = [(c.row_a, c.row_b, c.metric, str(c.stats.n), *_mean_ci(c), c.verdict) for c in comparisons]
-        out += _html_table(["A", "B", "metric", "n", "mean A − B", "95% CI", "reading"], rows, 3)
+        out += _html_table(["A", "B", "metric", "n", "mean A − B", f"{LEVEL:.0%} CI", "reading"], rows, 3)
     for caption, path in figures:
         svg = path.read_text(encoding="utf-8")
         out += ["<figure>", svg[svg.index("<svg"):], f"<figcaption>{html.escape(caption)}</figcaption>", "</figure>"]

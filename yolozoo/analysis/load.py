@@ -13,8 +13,7 @@ from ..sweep.published import published_dir, read_records, records_frame
 from .spec import ReportSpec
 
 STATUSES = ("completed", "failed", "running", "pending", "pruned")
-WANDB_STATES = {"finished": "completed", "failed": "failed", "crashed": "failed", "killed": "failed",
-                "preempted": "failed", "running": "running", "pending": "pending"}
+WANDB_STATES = {"finished": "completed", "crashed": "failed", "killed": "failed", "preempted": "failed"}  # else same
 
 
 class SourceError(RuntimeError):
@@ -24,15 +23,13 @@ class SourceError(RuntimeError):
 def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.DataFrame:
     """The rows of one study (a store keeps one per set of extra overrides: ``widths preset=voc``); never mixed."""
     studies = sorted(set(df["study"].dropna()))
-    if study is not None:
-        if study not in studies:
-            raise ValueError(f"sweep {spec.name!r} has no study {study!r}; studies: {', '.join(studies) or 'none'}")
-        return df[df["study"] == study]
-    if len(studies) <= 1:
+    if study is None and len(studies) <= 1:
         return df
-    if spec.name in studies:  # the sweep run without extra overrides
-        return df[df["study"] == spec.name]
-    raise ValueError(f"sweep {spec.name!r} has several studies ({'; '.join(studies)}); pick one with study=NAME")
+    if study is None and spec.name not in studies:
+        raise ValueError(f"sweep {spec.name!r} has several studies ({'; '.join(studies)}); pick one with study=NAME")
+    if study is not None and study not in studies:
+        raise ValueError(f"sweep {spec.name!r} has no study {study!r}; studies: {', '.join(studies) or 'none'}")
+    return df[df["study"] == (study or spec.name)]  # by default the sweep run without extra overrides
 
 
 def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> pd.DataFrame:
@@ -40,7 +37,7 @@ def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> 
     every results-frame column (each source derives a record's columns with :func:`yolozoo.record.record_columns`),
     float metrics, ``point`` (axis labels) and ``row`` (``"label/label"``), sorted by grid order, then seed."""
     missing = [c for c in ("status", "seed", *spec.axis_names) if c not in frame.columns]
-    if missing:
+    if missing and not frame.empty:  # a frame without rows (a source that never saw the sweep) gets every column
         raise ValueError(f"results for sweep {spec.name!r} lack column(s) {missing}; have {list(frame.columns)}")
     df = frame[frame["sweep"].isna() | (frame["sweep"] == spec.name)] if "sweep" in frame.columns else frame
     columns = records_frame([], spec.name, spec.axis_names).columns
@@ -132,6 +129,4 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
         hint = ("; W&B offline runs are read through the public API: upload them with "
                 "`wandb sync DIR/wandb/offline-run-*`, then use source=wandb") if source == "wandb_offline" else ""
         raise SourceError(f"unknown source {source!r}; valid: records, store, wandb{hint}")
-    if frame.empty:
-        frame = pd.DataFrame(columns=["sweep", "status", "seed", *spec.axis_names])
     return prepare(frame, spec, study)
