@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +20,7 @@ from test_reports_helpers import (
     spec_of,
 )
 
-from yolozoo.analysis import compare, prepare, render_sweep
+from yolozoo.analysis import compare_rows, prepare, render_sweep
 from yolozoo.analysis.formats import to_markdown
 from yolozoo.analysis.render import main
 from yolozoo.analysis.spec import load_spec
@@ -132,21 +131,22 @@ def test_two_renders_are_byte_identical(rendered, tmp_path):
 def test_paired_comparison_interval():
     spec = assigners_spec()
     df = prepare(assigners_frame(), spec)
-    c = compare.compare_rows(df, "nearby_grid", "tal", "mAP50")
+    c = compare_rows(df, "nearby_grid", "tal", "mAP50")
     diffs = [a - b for a, b in zip(_done("nearby_grid", 1), _done("tal", 1))]
-    assert c.seeds == (0, 1, 2) and c.mean == pytest.approx(statistics.mean(diffs))
+    s = c.stats
+    assert c.seeds == (0, 1, 2) and s.n == 3 and s.mean == pytest.approx(statistics.mean(diffs))
     half = 4.302653 * statistics.stdev(diffs) / 3 ** 0.5  # t(0.975, 2 df), by hand
-    assert c.interval == (pytest.approx(c.mean - half, abs=1e-6), pytest.approx(c.mean + half, abs=1e-6))
-    assert c.stats.method == "paired t"
-    assert c.verdict == ("nearby_grid higher" if c.interval[0] > 0 else "not separable from seed noise")
+    assert (s.low, s.high) == (pytest.approx(s.mean - half, abs=1e-6), pytest.approx(s.mean + half, abs=1e-6))
+    assert s.method == "paired t"
+    assert c.verdict == ("nearby_grid higher" if s.low > 0 else "not separable from seed noise")
     # all_grid shares seeds 0 and 2 with tal (its seed 1 failed): an interval, but no directional reading
-    two = compare.compare_rows(df, "all_grid", "tal", "mAP50")
+    two = compare_rows(df, "all_grid", "tal", "mAP50")
     assert two.seeds == (0, 2) and two.verdict == "only 2 shared seeds: no reading (needs 3)"
     # no completed single_grid run: no interval is invented
-    none = compare.compare_rows(df, "single_grid", "tal", "mAP50")
-    assert none.n == 0 and none.interval is None and none.verdict == "n too small for an interval"
+    none = compare_rows(df, "single_grid", "tal", "mAP50")
+    assert none.stats.n == 0 and none.stats.low is None and none.verdict == "n too small for an interval"
     with pytest.raises(ValueError, match="no row 'nope'; rows: tal, nearby_grid"):
-        compare.compare_rows(df, "nope", "tal")
+        compare_rows(df, "nope", "tal")
 
 
 def test_compare_file_lists_baseline_and_requested_pairs(rendered):
@@ -196,8 +196,7 @@ def test_two_axis_table_params_missing_point_and_per_backbone_baseline(tmp_path)
 
 def test_nothing_recorded_shows_every_point_missing(tmp_path):
     spec = assigners_spec()
-    empty = pd.DataFrame(columns=["sweep", "status", "seed", "assigner"])
-    render_sweep(prepare(empty, spec), spec, tmp_path)
+    render_sweep(prepare(pd.DataFrame(), spec), spec, tmp_path)  # a source that never saw the sweep: no columns
     text = (tmp_path / "assigners.md").read_text()
     table = md_table(text)
     assert list(table) == ["tal", "nearby_grid", "all_grid", "single_grid"]
@@ -261,7 +260,7 @@ SHIPPED = sorted(Path(__file__).resolve().parents[1].glob("sweeps/*.yaml"))
 def test_shipped_sweep_renders_before_it_has_run(path, tmp_path):
     """Every shipped sweep file reads as a report spec; with nothing recorded, every point shows as missing."""
     spec = load_spec(path)
-    assert spec.table in ("assigners", "backbones", "widths", "pretrained") and spec.baseline
+    assert spec.sweep.table in ("assigners", "backbones", "widths", "pretrained") and spec.baseline
     empty = pd.DataFrame(columns=["sweep", "status", "seed", *spec.axis_names])
     render_sweep(prepare(empty, spec), spec, tmp_path)
     table = md_table((tmp_path / f"{spec.name}.md").read_text(), n_axes=len(spec.axes))
@@ -276,13 +275,13 @@ def test_cli_rejects_unknown_key_and_bad_compare(capsys):
     assert "compare expects SWEEP:ROW_A,ROW_B" in capsys.readouterr().err
 
 
-def test_cli_store_source_without_sweep_runner(tmp_path, monkeypatch, capsys):
+def test_cli_store_source_without_a_store(tmp_path, capsys):
     import yaml
 
     (tmp_path / "assigners.yaml").write_text(yaml.safe_dump(ASSIGNERS_SWEEP))
-    monkeypatch.setitem(sys.modules, "yolozoo.sweep", None)  # as if the sweep runner were not installed
-    assert main(["sweep=assigners", "source=store", f"sweeps_dir={tmp_path}", f"out={tmp_path / 'out'}"]) == 2
-    assert "the results store needs the sweep runner" in capsys.readouterr().err
+    assert main(["sweep=assigners", "source=store", f"sweeps_dir={tmp_path}", f"results_dir={tmp_path / 'results'}",
+                 f"out={tmp_path / 'out'}"]) == 2
+    assert f"error: no sweep store at {tmp_path / 'results' / 'sweeps.db'}" in capsys.readouterr().err
 
 
 def test_readme_section_is_rewritten(tmp_path):

@@ -51,6 +51,7 @@ def row(sweep: str, axes: dict, status: str, seed: int, cfg: dict, mAP50=math.na
             "config": cfg, "mAP50": mAP50, "mAP": mAP, "mAP75": math.nan, "APs": math.nan, "APm": math.nan,
             "APl": math.nan, "params": math.nan, "flops": math.nan, "latency_ms": math.nan, "throughput": math.nan,
             "train_time_s": math.nan, "epochs": 3 if done else math.nan, "best_epoch": 3 if done else math.nan,
+            "pos_per_gt": 2.0 + seed if done else math.nan, "gt_without_pos": 0.1 * seed if done else math.nan,
             "history": history, "commit": "abc123", "date": f"2026-11-2{seed}T10:00:00+00:00", "device": "cpu",
             "preset": "default", "dataset": "digits", "wandb_dir": None}
     base.update(metrics)
@@ -70,7 +71,7 @@ def assigners_frame() -> pd.DataFrame:
 
 def spec_of(data: dict) -> ReportSpec:
     """A sweep file's contents (as loaded from YAML) as the report reads it."""
-    return ReportSpec.of(parse_sweep(data, Path(f"{data['name']}.yaml")))
+    return ReportSpec(parse_sweep(data, Path(f"{data['name']}.yaml")))
 
 
 def assigners_spec() -> ReportSpec:

@@ -8,8 +8,7 @@ import re
 from pathlib import Path
 
 from ..stats import LEVEL, METHOD, MIN_SEEDS
-from .compare import Comparison
-from .tables import PAIRED, Cell, Table
+from .tables import PAIRED, Cell, Comparison, Table
 
 _TEX = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                       "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -83,8 +82,8 @@ def to_latex(table: Table) -> str:
 
 
 def _mean_ci(c: Comparison) -> tuple[str, str]:
-    return ("–" if c.n == 0 else f"{c.mean:+.4f}",
-            "–" if c.interval is None else f"[{c.interval[0]:+.4f}, {c.interval[1]:+.4f}]")
+    s = c.stats
+    return "–" if s.n == 0 else f"{s.mean:+.4f}", "–" if s.low is None else f"[{s.low:+.4f}, {s.high:+.4f}]"
 
 
 def comparisons_markdown(comparisons: list[Comparison], title: str) -> str:
@@ -94,7 +93,7 @@ def comparisons_markdown(comparisons: list[Comparison], title: str) -> str:
            f"and its {METHOD} {LEVEL:.0%} interval (mean ± t(n−1) · sd / √n). A direction is read only from "
            f"{MIN_SEEDS} or more shared seeds with the interval excluding 0. Fewer than 2 shared seeds: no interval.",
            ""]
-    rows = [(c.row_a, c.row_b, headers.get(c.metric, c.metric), str(c.n), ", ".join(map(str, c.seeds)) or "–",
+    rows = [(c.row_a, c.row_b, headers.get(c.metric, c.metric), str(c.stats.n), ", ".join(map(str, c.seeds)) or "–",
              *_mean_ci(c), c.verdict) for c in comparisons]
     out += _md_table(["A", "B", "metric", "n", "seeds", "mean A − B", f"{LEVEL:.0%} CI ({METHOD})", "reading"], rows)
     return "\n".join(out) + "\n"
@@ -125,10 +124,10 @@ def study_html(table: Table, comparisons: list[Comparison], figures: list[tuple[
                 + [f"<li>{html.escape(f)}</li>" for f in table.findings] + ["</ul>"])
     if comparisons:
         out += ["<h2>Paired comparisons</h2>",
-                "<p>Mean of per-seed differences (A − B) over shared completed seeds and its paired t 95% "
-                "interval; a direction is read only from 3 or more shared seeds.</p>"]
-        rows = [(c.row_a, c.row_b, c.metric, str(c.n), *_mean_ci(c), c.verdict) for c in comparisons]
-        out += _html_table(["A", "B", "metric", "n", "mean A − B", "95% CI", "reading"], rows, 3)
+                f"<p>Mean of per-seed differences (A − B) over shared completed seeds and its {METHOD} {LEVEL:.0%} "
+                f"interval; a direction is read only from {MIN_SEEDS} or more shared seeds.</p>"]
+        rows = [(c.row_a, c.row_b, c.metric, str(c.stats.n), *_mean_ci(c), c.verdict) for c in comparisons]
+        out += _html_table(["A", "B", "metric", "n", "mean A − B", f"{LEVEL:.0%} CI", "reading"], rows, 3)
     for caption, path in figures:
         svg = path.read_text(encoding="utf-8")
         out += ["<figure>", svg[svg.index("<svg"):], f"<figcaption>{html.escape(caption)}</figcaption>", "</figure>"]

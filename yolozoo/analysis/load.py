@@ -3,54 +3,41 @@ the default), the results ``store`` or ``wandb``; every source goes through :fun
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
-from ..record import METRICS
+from ..record import METRICS, record_columns
+from ..sweep import load_results as load_store
 from ..sweep.published import published_dir, read_records, records_frame
-from .spec import ReportSpec, dotted_get
+from .spec import ReportSpec
 
 STATUSES = ("completed", "failed", "running", "pending", "pruned")
-# assignment statistics: results-frame column -> the history key of its last epoch
-ASSIGNMENT = {"pos_per_gt": "train/assign/pos_per_gt_mean", "gt_without_pos": "train/assign/gt_without_pos"}
-WANDB_STATES = {"finished": "completed", "failed": "failed", "crashed": "failed", "killed": "failed",
-                "preempted": "failed", "running": "running", "pending": "pending"}
+WANDB_STATES = {"finished": "completed", "crashed": "failed", "killed": "failed", "preempted": "failed"}  # else same
 
 
 class SourceError(RuntimeError):
     """Results cannot be read from the chosen source; the message says what to do instead."""
 
 
-def _last(history, key: str) -> float:
-    """The last epoch's ``key`` in a run's history; NaN where never logged."""
-    for row in reversed(history if isinstance(history, list) else []):
-        if isinstance(row, dict) and row.get(key) is not None:
-            return float(row[key])
-    return math.nan
-
-
 def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.DataFrame:
     """The rows of one study (a store keeps one per set of extra overrides: ``widths preset=voc``); never mixed."""
     studies = sorted(set(df["study"].dropna()))
-    if study is not None:
-        if study not in studies:
-            raise ValueError(f"sweep {spec.name!r} has no study {study!r}; studies: {', '.join(studies) or 'none'}")
-        return df[df["study"] == study]
-    if len(studies) <= 1:
+    if study is None and len(studies) <= 1:
         return df
-    if spec.name in studies:  # the sweep run without extra overrides
-        return df[df["study"] == spec.name]
-    raise ValueError(f"sweep {spec.name!r} has several studies ({'; '.join(studies)}); pick one with study=NAME")
+    if study is None and spec.name not in studies:
+        raise ValueError(f"sweep {spec.name!r} has several studies ({'; '.join(studies)}); pick one with study=NAME")
+    if study is not None and study not in studies:
+        raise ValueError(f"sweep {spec.name!r} has no study {study!r}; studies: {', '.join(studies) or 'none'}")
+    return df[df["study"] == (study or spec.name)]  # by default the sweep run without extra overrides
 
 
 def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> pd.DataFrame:
     """Check and normalise a results frame for ``spec``: one study (the only one, else the one named like the sweep),
-    every results-frame column, float metrics, assignment statistics, dataset and preset from history and config
-    where absent, ``point`` (axis labels) and ``row`` (``"label/label"``), sorted by grid order, then seed."""
+    every results-frame column (each source derives a record's columns with :func:`yolozoo.record.record_columns`),
+    float metrics, ``point`` (axis labels) and ``row`` (``"label/label"``), sorted by grid order, then seed."""
     missing = [c for c in ("status", "seed", *spec.axis_names) if c not in frame.columns]
-    if missing:
+    if missing and not frame.empty:  # a frame without rows (a source that never saw the sweep) gets every column
         raise ValueError(f"results for sweep {spec.name!r} lack column(s) {missing}; have {list(frame.columns)}")
     df = frame[frame["sweep"].isna() | (frame["sweep"] == spec.name)] if "sweep" in frame.columns else frame
     columns = records_frame([], spec.name, spec.axis_names).columns
@@ -59,12 +46,8 @@ def prepare(frame: pd.DataFrame, spec: ReportSpec, study: str | None = None) -> 
     bad = sorted(set(df["status"]) - set(STATUSES))
     if bad:
         raise ValueError(f"sweep {spec.name!r}: unknown status {bad}; valid: {', '.join(STATUSES)}")
-    for col in (*METRICS, *ASSIGNMENT, "duration_s"):
+    for col in (*METRICS, "pos_per_gt", "gt_without_pos", "duration_s"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-    for col, key in ASSIGNMENT.items():
-        df[col] = df[col].fillna(df["history"].map(lambda h, k=key: _last(h, k)))
-    for col, key in (("dataset", "data.name"), ("preset", "preset")):
-        df[col] = [v if isinstance(v, str) else dotted_get(c, key) for v, c in zip(df[col], df["config"])]
     df["point"] = [tuple(axis.canonical(v) for axis, v in zip(spec.axes, vals))
                    for vals in df[spec.axis_names].itertuples(index=False)]
     df["row"] = df["point"].map("/".join)
@@ -107,13 +90,13 @@ def wandb_frame(runs, spec: ReportSpec) -> pd.DataFrame:
     for run in runs:
         config = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
         summary = dict(getattr(run.summary, "_json_dict", None) or run.summary)
+        record = {"config": config, "metrics": summary, "history": epoch_history(run.scan_history()),
+                  "environment": {"git_commit": getattr(run, "commit", None)}}  # a run record's shape
         status = WANDB_STATES.get(run.state, run.state)
         rows.append({"sweep": spec.name, "status": status, "seed": config.get("seed"),
                      "reason": None if status == "completed" else f"W&B state {run.state}",
-                     **{axis.name: axis.from_config(config) for axis in spec.axes}, "config": config,
-                     **{m: summary.get(m) for m in METRICS}, "history": epoch_history(run.scan_history()),
-                     "commit": getattr(run, "commit", None), "date": getattr(run, "created_at", None),
-                     "wandb_dir": getattr(run, "url", None)})
+                     **{axis.name: axis.from_config(config) for axis in spec.axes}, **record_columns(record),
+                     "date": getattr(run, "created_at", None), "wandb_dir": getattr(run, "url", None)})
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows).assign(_done=lambda f: f["status"] == "completed")
@@ -129,11 +112,6 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
     if source == "records":
         frame = load_records(spec, Path(storage) if storage else published_dir(results_dir, spec.name))
     elif source == "store":
-        try:
-            from yolozoo.sweep import load_results as load_store
-        except ImportError as e:
-            raise SourceError(f"the results store needs the sweep runner (yolozoo.sweep): {e}; "
-                              "or read the published records (source=records)") from None
         try:
             frame = load_store(storage=storage, sweep=spec.name, results_dir=results_dir)
         except FileNotFoundError as e:
@@ -151,6 +129,4 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
         hint = ("; W&B offline runs are read through the public API: upload them with "
                 "`wandb sync DIR/wandb/offline-run-*`, then use source=wandb") if source == "wandb_offline" else ""
         raise SourceError(f"unknown source {source!r}; valid: records, store, wandb{hint}")
-    if frame.empty:
-        frame = pd.DataFrame(columns=["sweep", "status", "seed", *spec.axis_names])
     return prepare(frame, spec, study)

@@ -42,19 +42,17 @@ def params_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     done = df[df["status"] == "completed"].dropna(subset=["params", "mAP50"])
     if done.empty:
         return []
-    done = done.assign(backbone=[dotted_get(c, "model.backbone") for c in done["config"]],
-                       width=[dotted_get(c, "model.width") for c in done["config"]])
-    points = done.groupby("row", sort=False).agg(backbone=("backbone", "first"), width=("width", "first"),
-                                                 params=("params", "mean"), mean=("mAP50", "mean"),
-                                                 std=("mAP50", "std"))
+    points = done.groupby("row", sort=False).agg(config=("config", "first"), params=("params", "mean"),
+                                                 mean=("mAP50", "mean"), std=("mAP50", "std"))
     fig = Figure(figsize=(5.5, 4))
     ax = fig.subplots()
-    for backbone, group in points.groupby("backbone", sort=True):
+    for backbone, group in points.groupby([dotted_get(c, "model.backbone") for c in points["config"]], sort=True):
         group = group.sort_values("params")
         ax.errorbar(group["params"] / 1e6, group["mean"], yerr=group["std"].fillna(0), marker="o", capsize=3,
                     label=str(backbone))
         for _, p in group.iterrows():
-            ax.annotate(f"w{p['width']:g}" if pd.notna(p["width"]) else "", (p["params"] / 1e6, p["mean"]),
+            width = dotted_get(p["config"], "model.width")
+            ax.annotate("" if width is None else f"w{width:g}", (p["params"] / 1e6, p["mean"]),
                         textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set(xlabel="Params (M)", ylabel="val mAP@0.5", title=f"{spec.name}: mAP vs Params")
     ax.grid(alpha=0.3)
@@ -113,35 +111,34 @@ def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path
 
 
 @matplotlib.rc_context(_RC)
-def forest_plot(comparisons: list, stem: Path, title: str) -> list[Path]:
-    """Per :class:`~yolozoo.analysis.compare.Comparison`, the mean difference and its interval (0 marked);
+def forest_plot(comparisons: list, spec: ReportSpec, stem: Path) -> list[Path]:
+    """Per :class:`~yolozoo.analysis.tables.Comparison`, the mean difference and its interval (0 marked);
     one without an interval (fewer than 2 shared seeds) is a bare point."""
     if not comparisons:
         return []
     fig = Figure(figsize=(7, 0.45 * len(comparisons) + 1.4))
     ax = fig.subplots()
     y = np.arange(len(comparisons))[::-1]
-    for yi, c in zip(y, comparisons):
-        if c.interval is not None:
-            color = "tab:blue" if c.n >= MIN_SEEDS and c.stats.excludes_zero else "tab:gray"
-            ax.errorbar([c.mean], [yi], xerr=[[c.mean - c.interval[0]], [c.interval[1] - c.mean]], fmt="o",
-                        color=color, capsize=3)
-        elif c.n:
-            ax.plot([c.mean], [yi], "o", mfc="none", color="tab:gray")
+    for yi, s in zip(y, (c.stats for c in comparisons)):
+        if s.low is not None:
+            color = "tab:blue" if s.n >= MIN_SEEDS and s.excludes_zero else "tab:gray"
+            ax.errorbar([s.mean], [yi], xerr=[[s.mean - s.low], [s.high - s.mean]], fmt="o", color=color, capsize=3)
+        elif s.n:
+            ax.plot([s.mean], [yi], "o", mfc="none", color="tab:gray")
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(y, [f"{c.row_a} − {c.row_b} (n={c.n})" for c in comparisons])
+    ax.set_yticks(y, [f"{c.row_a} − {c.row_b} (n={c.stats.n})" for c in comparisons])
     ax.set_xlabel("paired difference of means (95% interval, paired t)")
     ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(f"{spec.name}: each row against its baseline, mAP@0.5")
     return _save(fig, stem)
 
 
-def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path) -> list[Path]:
-    """Every figure that applies to ``spec``'s table, under ``out_dir/<sweep>_*``."""
+def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path, comparisons: list = ()) -> list[Path]:
+    """Every figure that applies to ``spec``'s table, then the forest plot of the mAP@0.5 ``comparisons``."""
     paths = []
-    if spec.table in ("backbones", "widths"):
+    if spec.sweep.table in ("backbones", "widths"):
         paths += params_plot(df, spec, out_dir / f"{spec.name}_params")
     paths += curves_plot(df, spec, out_dir / f"{spec.name}_curves")
-    if spec.table == "assigners":
+    if spec.sweep.table == "assigners":
         paths += assignment_plot(df, spec, out_dir / f"{spec.name}_assignment")
-    return paths
+    return paths + forest_plot([c for c in comparisons if c.metric == "mAP50"], spec, out_dir / f"{spec.name}_forest")

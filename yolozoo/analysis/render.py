@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cli_help import KeyHelp, print_help, wants_help
 from ..sweep.spec import list_sweeps
 from ..sweep_files import where
 from . import formats
-from .compare import compare_rows
 from .load import SourceError, load_results
-from .plots import CAPTIONS, forest_plot, render_plots
+from .plots import CAPTIONS, render_plots
 from .spec import ReportSpec, load_spec
-from .tables import MAP50, PAIRED, build_table, summarize
+from .tables import PAIRED, build_table, compare_rows, summarize
 
 KEY_HELP = {
     "sweep": (None, "sweep name(s) to render, repeatable or comma-separated (default: every sweeps/*.yaml)"),
@@ -43,10 +43,6 @@ KEY_HELP = {
 README_BEGIN, README_END = "<!-- begin generated tables -->", "<!-- end generated tables -->"
 
 
-class UsageError(ValueError):
-    """A bad command-line argument; the message names it and the valid keys."""
-
-
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments -> options; ``sweep`` and ``compare`` repeat (or take commas for sweep)."""
     opts: dict = {key: default for key, (default, _) in KEY_HELP.items()} | {"sweep": [], "compare": []}
@@ -54,13 +50,13 @@ def parse_args(argv: list[str]) -> dict:
         key, sep, value = arg.partition("=")
         if not sep or key not in KEY_HELP:
             got = f"unknown key {key!r}" if sep else f"expected key=value, got {arg!r}"
-            raise UsageError(f"{got}; valid keys: {', '.join(KEY_HELP)}")
+            raise ValueError(f"{got}; valid keys: {', '.join(KEY_HELP)}")
         if key == "sweep":
             opts["sweep"] += [s for s in value.split(",") if s]
         elif key == "compare":
             m = re.fullmatch(r"([^:]+):([^,]+),([^,]+)", value)
             if not m:
-                raise UsageError(f"compare expects SWEEP:ROW_A,ROW_B, got {value!r}")
+                raise ValueError(f"compare expects SWEEP:ROW_A,ROW_B, got {value!r}")
             opts["compare"].append(m.groups())
         else:
             opts[key] = value
@@ -83,16 +79,13 @@ def render_sweep(df: pd.DataFrame, spec: ReportSpec, out_dir: str | Path,
     paths = [_write(out / f"{spec.name}.md", formats.to_markdown(table)),
              _write(out / f"{spec.name}.tex", formats.to_latex(table)),
              _write(out / f"{spec.name}.csv", summary.to_csv(index=False, lineterminator="\n", float_format="%.8g"))]
-    plots = render_plots(df, spec, out / "plots")
-    points = [tuple(r) for r in summary[spec.axis_names].itertuples(index=False)]
-    bases = [("/".join(p), "/".join(b)) for p in points if (b := spec.baseline_of(p)) and b != p]
+    bases = [("/".join(p), "/".join(b)) for p in dict.fromkeys(df["point"]) if (b := spec.baseline_of(p)) and b != p]
     todo = dict.fromkeys([ab for ab in bases if set(ab) <= set(df["row"])] + list(pairs))
     comparisons = [compare_rows(df, a, b, col.key) for a, b in todo for col in PAIRED]
     if comparisons:
         paths.append(_write(out / f"{spec.name}_compare.md",
                             formats.comparisons_markdown(comparisons, f"{spec.name}: paired comparisons")))
-        plots += forest_plot([c for c in comparisons if c.metric == MAP50.key], out / "plots" / f"{spec.name}_forest",
-                             f"{spec.name}: each row against its baseline, mAP@0.5")
+    plots = render_plots(df, spec, out / "plots", comparisons)
     figures = [(CAPTIONS[p.stem.removeprefix(f"{spec.name}_")], p) for p in plots if p.suffix == ".svg"]
     paths.append(_write(out / f"{spec.name}.html", formats.study_html(table, comparisons, figures)))
     paths += plots
@@ -107,7 +100,7 @@ def update_readme(path: Path, sections: list[str], command: str) -> None:
     """Replace the README's generated-tables section (between its markers) with ``sections``."""
     text = path.read_text(encoding="utf-8")
     if README_BEGIN not in text or README_END not in text:
-        raise UsageError(f"{path} has no {README_BEGIN} ... {README_END} section to regenerate")
+        raise ValueError(f"{path} has no {README_BEGIN} ... {README_END} section to regenerate")
     body = "\n".join([README_BEGIN, f"<!-- written by `{command}`; edits here are overwritten -->", "", *sections,
                       README_END])
     head, rest = text.split(README_BEGIN, 1)
@@ -124,8 +117,6 @@ def readme_figures(name: str, paths: list[Path], readme_dir: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from ..cli_help import KeyHelp, print_help, wants_help
-
     if wants_help(argv):
         return print_help(__doc__, [KeyHelp(k, d, m) for k, (d, m) in KEY_HELP.items()], with_config=False)
     try:
@@ -133,11 +124,11 @@ def main(argv: list[str]) -> int:
         sweeps_dir = Path(opts["sweeps_dir"]) if opts["sweeps_dir"] else None
         names = opts["sweep"] or list_sweeps(sweeps_dir)
         if not names:
-            raise UsageError(f"no sweep files in {where(folder=sweeps_dir)} and no sweep= given")
+            raise ValueError(f"no sweep files in {where(folder=sweeps_dir)} and no sweep= given")
         specs = {name: load_spec(name, sweeps_dir) for name in names}
         unknown = sorted({s for s, _, _ in opts["compare"]} - set(specs))
         if unknown:
-            raise UsageError(f"compare names sweep(s) {unknown} not being rendered; rendering: {', '.join(specs)}")
+            raise ValueError(f"compare names sweep(s) {unknown} not being rendered; rendering: {', '.join(specs)}")
         sections = []
         for name, spec in specs.items():
             df = load_results(spec, opts["source"], opts["storage"], opts["results_dir"], opts["study"])
@@ -149,7 +140,7 @@ def main(argv: list[str]) -> int:
                                 + readme_figures(spec.name, paths, Path(opts["readme"]).resolve().parent))
         if opts["readme"]:
             update_readme(Path(opts["readme"]), sections, "python reports/render.py " + " ".join(argv))
-    except (UsageError, SourceError, ValueError) as e:  # SweepError is a ValueError
+    except (SourceError, ValueError) as e:  # a bad argument or sweep file (SweepError is a ValueError)
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +34,14 @@ def dotted_get(tree: dict | None, key: str) -> Any:
     return node
 
 
-@dataclass(frozen=True)
 class Axis:
     """One sweep axis: label -> the overrides it sets, in file order. A value axis (``name: [values]``, each
     label setting only ``name`` itself) names a config's point by its value of ``name``."""
 
-    name: str
-    overrides: dict[str, dict[str, Any]]
-    by_value: bool
-
-    @classmethod
-    def of(cls, name: str, points: dict[Scalar, dict[str, Any]]) -> Axis:
-        """From a parsed sweep axis (value/label -> overrides)."""
-        by_value = all(overrides == {name: value} for value, overrides in points.items())
-        return cls(name, {label(k): v for k, v in points.items()}, by_value)
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self.overrides)
+    def __init__(self, name: str, points: dict[Scalar, dict[str, Any]]):
+        self.name = name
+        self.overrides = {label(k): v for k, v in points.items()}
+        self.by_value = all(overrides == {name: value} for value, overrides in points.items())
 
     def canonical(self, value: Any) -> str:
         """The label of this axis that ``value`` names (or ``label(value)`` for a value not in the sweep)."""
@@ -72,31 +61,16 @@ class Axis:
         return max(matches, key=lambda m: m[0])[1] if matches else None
 
 
-@dataclass(frozen=True)
 class ReportSpec:
     """A parsed sweep with its axes (in column order) and baseline as table labels."""
 
-    sweep: SweepSpec
-    axes: tuple[Axis, ...]
-    baseline: dict[str, str] = field(default_factory=dict)  # axis name -> canonical label
-
-    @classmethod
-    def of(cls, sweep: SweepSpec) -> ReportSpec:
-        axes = {name: Axis.of(name, points) for name, points in sweep.axes.items()}
-        return cls(sweep, tuple(axes.values()), {name: axes[name].canonical(v) for name, v in sweep.baseline.items()})
-
-    @property
-    def name(self) -> str:
-        return self.sweep.name
-
-    @property
-    def table(self) -> str | None:
-        """The report layout: assigners | backbones | widths | pretrained, or None for the generic one."""
-        return self.sweep.table
-
-    @property
-    def axis_names(self) -> list[str]:
-        return [a.name for a in self.axes]
+    def __init__(self, sweep: SweepSpec):
+        self.sweep = sweep
+        self.name = sweep.name
+        axes = {name: Axis(name, points) for name, points in sweep.axes.items()}
+        self.axes = tuple(axes.values())
+        self.axis_names = list(axes)
+        self.baseline = {name: axes[name].canonical(v) for name, v in sweep.baseline.items()}  # axis -> its label
 
     def setting(self, point: tuple[str, ...], key: str) -> Any:
         """What the sweep file sets dotted ``key`` to at ``point`` (axes first, then base); None if unset."""
@@ -107,7 +81,7 @@ class ReportSpec:
 
     def points(self) -> list[tuple[str, ...]]:
         """Every grid point as a tuple of labels, in grid order (axis order, then value order)."""
-        return list(itertools.product(*(a.labels for a in self.axes)))
+        return list(itertools.product(*(a.overrides for a in self.axes)))
 
     def baseline_of(self, point: tuple[str, ...]) -> tuple[str, ...] | None:
         """The baseline row ``point`` is compared with: ``point`` with the baseline's axis values."""
@@ -117,4 +91,4 @@ class ReportSpec:
 def load_spec(name_or_path: str | Path, sweeps_dir: str | Path | None = None) -> ReportSpec:
     """``NAME.yaml`` from ``sweeps_dir`` or the sweep folders (or a path); raises ``SweepError``. Only the file's
     structure is checked, not its config keys: a report of past runs must not depend on the current config tree."""
-    return ReportSpec.of(read_sweep(find_sweep(str(name_or_path), Path(sweeps_dir) if sweeps_dir else None)))
+    return ReportSpec(read_sweep(find_sweep(str(name_or_path), Path(sweeps_dir) if sweeps_dir else None)))

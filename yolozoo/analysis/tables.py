@@ -1,6 +1,6 @@
-"""A sweep's prepared results -> its summary (one row per grid point) and its display table: the known VOC study's
-layout (``Model | label_assignment_method | mAP@0.5 | mAP@0.5:0.95``, Params(M) first for backbones and widths), then
-the other recorded metrics, deltas against the baseline row and ``n`` (completed / expected seeds)."""
+"""A sweep's prepared results -> its summary (one row per grid point) and its display table, in the known VOC
+study's layout (README, "Reports": its columns, deltas, ``n`` = completed / expected seeds, notes and marks), and
+paired comparisons of two rows over their shared completed seeds (the paired t interval of :mod:`yolozoo.stats`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..speed import LOAD_LIMIT
-from ..stats import LEVEL, METHOD, MIN_SEEDS
-from .compare import compare_rows
+from ..stats import LEVEL, METHOD, MIN_SEEDS, Interval, paired_t, reading
 from .load import STATUSES
 from .spec import ReportSpec, dotted_get
 
@@ -76,8 +75,8 @@ class Table:
 
 def published_reference(spec: ReportSpec):
     """The known study's published numbers for ``spec``'s layout, if the sweep has any of their rows."""
-    reference = PUBLISHED_VOC.get(spec.table)
-    labels = {lab for axis in spec.axes for lab in axis.labels}
+    reference = PUBLISHED_VOC.get(spec.sweep.table)
+    labels = {lab for axis in spec.axes for lab in axis.overrides}
     return reference if reference and labels & {row[0] for row in reference[2]} else None
 
 
@@ -92,6 +91,35 @@ def backbone_name(timm_name: str) -> str:
         if m:
             return fmt.format(*(g.upper() if g[0] == "b" else g for g in m.groups()))
     return timm_name
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``row_a - row_b`` on ``metric`` over their shared completed seeds."""
+
+    row_a: str
+    row_b: str
+    metric: str
+    seeds: tuple[int, ...]
+    stats: Interval
+
+    @property
+    def verdict(self) -> str:
+        return reading(self.stats, self.row_a, self.row_b)
+
+
+def _per_seed(df: pd.DataFrame, row: str, metric: str) -> dict[int, float]:
+    if row not in set(df["row"]):
+        raise ValueError(f"no row {row!r}; rows: {', '.join(dict.fromkeys(df['row']))}")
+    done = df[(df["row"] == row) & (df["status"] == "completed")].dropna(subset=[metric])
+    return dict(zip(done["seed"].astype(int), done[metric]))
+
+
+def compare_rows(df: pd.DataFrame, row_a: str, row_b: str, metric: str = "mAP50") -> Comparison:
+    """Pair rows ``row_a`` and ``row_b`` (``df["row"]`` labels of a prepared frame) seed by seed on ``metric``."""
+    a, b = _per_seed(df, row_a, metric), _per_seed(df, row_b, metric)
+    seeds = tuple(sorted(a.keys() & b.keys()))
+    return Comparison(row_a, row_b, metric, seeds, paired_t([a[s] - b[s] for s in seeds]))
 
 
 def known_findings(df: pd.DataFrame, spec: ReportSpec) -> list[str]:
@@ -111,14 +139,13 @@ def known_findings(df: pd.DataFrame, spec: ReportSpec) -> list[str]:
             out.append(f"{claim}: not measured yet (no runs of {' and '.join(absent)}).")
             continue
         c50, c = (compare_rows(df, a, b, col.key) for col in PAIRED)
-        if c50.n < MIN_SEEDS:
-            out.append(f"{claim}: not read yet ({c50.n} shared completed seeds; a reading needs {MIN_SEEDS}).")
+        if c50.stats.n < MIN_SEEDS:
+            out.append(f"{claim}: not read yet ({c50.stats.n} shared completed seeds; a reading needs {MIN_SEEDS}).")
             continue
-        verdict = ("holds" if c50.stats.low > 0 else "reverses" if c50.stats.high < 0
-                   else "not separable from seed noise")
-        text50, text = (f"{x.mean:+.3f} [{x.stats.low:+.3f}, {x.stats.high:+.3f}]" for x in (c50, c))
+        verdict = {f"{a} higher": "holds", f"{b} higher": "reverses"}.get(c50.verdict, c50.verdict)  # else: noise
+        text50, text = (f"{x.stats.mean:+.3f} [{x.stats.low:+.3f}, {x.stats.high:+.3f}]" for x in (c50, c))
         out.append(f"{claim}: {verdict}. {a} − {b}: {MAP50.header} {text50}, {MAP.header} {text} "
-                   f"({METHOD} {LEVEL:.0%} interval, n = {c50.n} seeds).")
+                   f"({METHOD} {LEVEL:.0%} interval, n = {c50.stats.n} seeds).")
     return out
 
 
@@ -232,9 +259,9 @@ def wall_time(df: pd.DataFrame) -> str:
 
 
 def build_table(df: pd.DataFrame, spec: ReportSpec, summary: pd.DataFrame | None = None) -> Table:
-    """The display table of ``spec``'s prepared results ``df`` (layout: see the module docstring)."""
+    """The display table of ``spec``'s prepared results ``df`` (layout: README, "Reports")."""
     summary = summarize(df, spec) if summary is None else summary
-    core = [PARAMS, MAP50, MAP] if spec.table in ("backbones", "widths") else [MAP50, MAP]
+    core = [PARAMS, MAP50, MAP] if spec.sweep.table in ("backbones", "widths") else [MAP50, MAP]
     columns = core + [c for c in (PARAMS, *EXTRAS) if c not in core and summary[f"{c.key}_n"].sum() > 0]
     deltas = PAIRED if spec.baseline else ()
     has_notes = bool(summary[list(STATE_ORDER)].to_numpy().any())
