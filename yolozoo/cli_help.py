@@ -64,7 +64,8 @@ def config_keys(cls: type = config_module.Config, prefix: str = "") -> list[KeyH
     return keys
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
+    """A value as a command line or a table shows it: ``null``, ``true``, ``0.75``, ``resnet18``."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -74,8 +75,8 @@ def _show(value: object) -> str:
 
 def format_keys(keys: list[KeyHelp]) -> str:
     """One line per key: ``key=default  meaning``."""
-    width = min(max(len(f"{k.key}={_show(k.default)}") for k in keys), 44)
-    return "\n".join(f"  {f'{k.key}={_show(k.default)}':<{width}}  {k.meaning}".rstrip() for k in keys)
+    width = min(max(len(f"{k.key}={show(k.default)}") for k in keys), 44)
+    return "\n".join(f"  {f'{k.key}={show(k.default)}':<{width}}  {k.meaning}".rstrip() for k in keys)
 
 
 def help_text(doc: str, own: list[KeyHelp] | None = None, with_config: bool = True) -> str:

@@ -7,18 +7,12 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from ..cli_help import show as label
 from ..sweep.spec import Scalar, SweepSpec, find_sweep, read_sweep
 
 
-def label(value: Any) -> str:
-    """The text a table shows for an axis value (``0.75``, ``true``, ``null``, ``resnet18``)."""
-    if value is None:
-        return "null"
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def same(a: Any, b: Any) -> bool:
-    """Whether two axis values name the same point: numerically for numbers, else by :func:`label`."""
+    """Whether two axis values name the same point: numerically for numbers, else by their text."""
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
         return float(a) == float(b)
     return label(a) == label(b)
