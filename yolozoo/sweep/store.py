@@ -55,7 +55,7 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
         except OSError as e:
             raise ValueError(f"storage={url}: cannot create the folder {path.parent} ({e.strerror or e})") from None
     # isolation_level=None: pysqlite emits no BEGIN of its own; the "begin" listener below emits BEGIN IMMEDIATE.
-    engine_kwargs = {"connect_args": {"timeout": 120, "isolation_level": None}} if path else {}
+    engine_kwargs = {"connect_args": {"timeout": 120, "isolation_level": None}} if path is not None else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         kwargs = dict(heartbeat_interval=int(heartbeat), grace_period=int(grace or 3 * heartbeat),
