@@ -1,9 +1,5 @@
-"""What a sweep will cost before it starts: its wall time on this machine.
-
-From the sweep's own records on this CPU model when there are some (the median point's wall time), else
-from a short calibration: a few training steps of the first point's model on synthetic batches, scaled to
-the point's images (a lower bound: validation and setup come on top).
-"""
+"""What a sweep will cost before it starts, on this machine: from the sweep's own records on this CPU model, else
+from a few training steps of the first point's model on synthetic batches (a lower bound)."""
 
 from __future__ import annotations
 
@@ -11,8 +7,8 @@ import statistics
 from dataclasses import dataclass
 
 from ..environment import cpu_info
+from ..record import duration_s, record_columns
 from ..train_speed import synthetic_batch, train_images_per_second
-from .published import records_frame
 
 
 @dataclass(frozen=True)
@@ -24,13 +20,13 @@ class Estimate:
 
 def from_records(records: list[dict], points_left: int, cpu_model: str | None = None) -> Estimate | None:
     """Points left x the median wall time of the completed records taken on this CPU model (None if none)."""
-    df = records_frame(records, "", [])
-    done = df[(df["status"] == "completed") & (df["cpu"] == (cpu_model or cpu_info()["model"]))]["duration_s"]
-    if done.dropna().empty:
+    model = cpu_model or cpu_info()["model"]
+    done = [d for r in records if r.get("status") == "completed" and record_columns(r)["cpu"] == model
+            and (d := duration_s(r)) is not None]
+    if not done:
         return None
-    median = statistics.median(done.dropna())
-    return Estimate(points_left * median, f"median of {len(done.dropna())} recorded point(s) on this CPU: "
-                    f"{median:.0f} s")
+    median = statistics.median(done)
+    return Estimate(points_left * median, f"median of {len(done)} recorded point(s) on this CPU: {median:.0f} s")
 
 
 def from_calibration(cfg, points_left: int, num_classes: int = 10) -> Estimate:

@@ -1,7 +1,5 @@
-"""What a worker shows: a line per finished point or trial (done/total, running, failed, ETA), and a sweep's table.
-
-Counts come from the store, so they include every worker's points. On a terminal a tqdm bar on stderr holds them.
-"""
+"""What a worker shows: a line per finished point or trial (done/total, running, failed, ETA; counted from the
+store, so over every worker), on a terminal in a tqdm bar on stderr, and a sweep's end table."""
 
 from __future__ import annotations
 
@@ -16,11 +14,8 @@ from tqdm import tqdm
 
 def eta_seconds(trials: list[FrozenTrial], remaining: int, running: int) -> float | None:
     """Remaining trials x the mean duration of completed ones, shared by the running workers (at least 1)."""
-    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
-                 if t.state == TrialState.COMPLETE and t.datetime_start and t.datetime_complete]
-    if not durations:
-        return None
-    return remaining * sum(durations) / len(durations) / max(running, 1)
+    durations = [d.total_seconds() for t in trials if t.state == TrialState.COMPLETE and (d := t.duration) is not None]
+    return remaining * sum(durations) / len(durations) / max(running, 1) if durations else None
 
 
 def format_eta(seconds: float | None) -> str:
@@ -56,11 +51,9 @@ def summary_table(df: pd.DataFrame, axes: list[str]) -> str:
     """The final table: one row per point and seed, failures listed below it with their reasons."""
     if df.empty:
         return "(no points)"
-    cols = [*axes, "seed", "status", "mAP50", "mAP", "train_time_s", "trial"]
-    table = df[[c for c in cols if c in df.columns]].copy()
+    table = df[[*axes, "seed", "status", "mAP50", "mAP", "train_time_s", "trial"]].copy()
     for c, fmt in (("mAP50", ".3f"), ("mAP", ".3f"), ("train_time_s", ".0f")):
-        if c in table:
-            table[c] = table[c].map(lambda v, fmt=fmt: "-" if v is None or v != v else f"{v:{fmt}}")
+        table[c] = table[c].map(lambda v, fmt=fmt: "-" if v is None or v != v else f"{v:{fmt}}")
     lines = [table.to_string(index=False)]
     failed = df[df["status"] == "failed"]
     if len(failed):

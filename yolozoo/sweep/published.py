@@ -1,14 +1,5 @@
-"""Published run records: one JSON file per sweep point, committed with the repository.
-
-A sweep run with the sweep file's own settings (extra overrides only of where files go and how W&B logs)
-writes each finished point's :class:`~yolozoo.record.RunRecord`, less this machine's paths, to
-``<results_dir>/published/<sweep>/<point slug>.json``. They are the source of the README tables, and a
-point whose record completed with its current overrides (same fingerprint) is not trained again.
-
-A point whose resolved config and seed equal a completed record's in another sweep (every key but the
-run's name and where it writes: :func:`yolozoo.config.training_config`) reuses that record (``reused_from``)
-instead of training: runs repeat bitwise on the CPU.
-"""
+"""Published run records: a sweep point's :class:`~yolozoo.record.RunRecord`, less this machine's paths, as
+``<results_dir>/published/<sweep>/<point slug>.json``, committed with the repository (README, "Records")."""
 
 from __future__ import annotations
 
@@ -34,8 +25,7 @@ def published_dir(results_dir: str | Path, sweep: str) -> Path:
 def publish(folder: Path, point: Point, record: dict, overrides: dict[str, str]) -> Path:
     """Write ``record`` (a run record as a dict) as the point's published record, atomically; return its path."""
     point_info = {"labels": point.labels, "seed": point.seed, "fingerprint": point.fingerprint, "overrides": overrides}
-    data = {k: v for k, v in record.items() if k not in ("_path", "schema")}
-    run = RunRecord.from_dict({**data, "schema_version": SCHEMA_VERSION, "point": point_info})
+    run = RunRecord.from_dict({**record, "schema_version": SCHEMA_VERSION, "point": point_info})  # less "_path"
     run.environment = {k: v for k, v in run.environment.items() if k != "host"}
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(json_safe(run.to_dict(local=False)), indent=1, allow_nan=False) + "\n"  # NaN -> null
@@ -65,9 +55,7 @@ def reuse(folder: Path, point: Point, config: dict, overrides: dict[str, str], f
     original = found.get(_identity(config))
     if original is None:
         return None
-    source = Path(original["_path"])
-    record = {k: v for k, v in original.items() if k != "point"}
-    return publish(folder, point, {**record, "reused_from": f"{source.parent.name}/{source.name}"}, overrides)
+    return publish(folder, point, {**original, "reused_from": "/".join(Path(original["_path"]).parts[-2:])}, overrides)
 
 
 def read_published(path: Path) -> dict:
@@ -88,15 +76,10 @@ def read_records(folder: Path) -> list[dict]:
 
 def completed(folder: Path | None, points: list[Point]) -> dict[str, dict]:
     """``point key -> record`` for the points whose published record completed with their current overrides."""
-    if folder is None or not Path(folder).is_dir():
-        return {}
-    by_fingerprint = {(p.slug, p.fingerprint): p for p in points}
-    out = {}
-    for record in read_records(folder):
-        point = by_fingerprint.get((Path(record["_path"]).stem, record["point"].get("fingerprint")))
-        if point is not None and record.get("status") == "completed":
-            out[point.key] = record
-    return out
+    keys = {(p.slug, p.fingerprint): p.key for p in points}
+    done = {(Path(r["_path"]).stem, r["point"].get("fingerprint")): r for r in (read_records(folder) if folder else [])
+            if r.get("status") == "completed"}
+    return {keys[k]: r for k, r in done.items() if k in keys}
 
 
 def records_frame(records: list[dict], sweep: str, axes: list[str]) -> pd.DataFrame:
@@ -111,7 +94,5 @@ def records_frame(records: list[dict], sweep: str, axes: list[str]) -> pd.DataFr
                      **labels, "point": labels, "overrides": r["point"].get("overrides"), **record_columns(r),
                      "date": r.get("finished") or r.get("started"), "record": r.get("_path"),
                      "duration_s": duration_s(r), "attempts": 1, "reused_from": r.get("reused_from")})
-    df = pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *axes, *TAIL_COLUMNS])
-    df["trial"] = df["trial"].astype("Int64")
-    return df
+    return pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *axes, *TAIL_COLUMNS]).astype({"trial": "Int64"})
 

@@ -3,6 +3,7 @@ it points to. A record that is not on this machine (a worker elsewhere wrote it)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,22 @@ def trial_record(trial: FrozenTrial) -> dict:
         return {}
 
 
-def _studies(url: str | None, results_dir: str | Path, tag: str) -> tuple[Any, list]:
-    """The storage at ``url`` and the summaries of its studies with user attr ``tag`` (``sweep`` or ``search``)."""
+def _studies(url: str | None, results_dir: str | Path, tag: str, keep: Callable[[Any], bool], asked: str | None
+             ) -> list[tuple[Any, list[FrozenTrial]]]:
+    """The studies with user attr ``tag`` (``sweep`` or ``search``) in ``url`` (default ``results_dir/sweeps.db``)
+    that ``keep`` keeps, by name, each with its trials; none kept while ``asked`` (what was asked for) is an error."""
     url = url or default_storage_url(results_dir)
     path = sqlite_path(url)
     if path is not None and not path.is_file():
         raise FileNotFoundError(f"no {'sweep ' if tag == 'sweep' else ''}store at {path}; run `python bench/run.py "
                                 f"{tag}=NAME` first, or pass storage=/results_dir= where it ran")
     store = open_storage(url)
-    return store, [s for s in optuna.get_all_study_summaries(store, include_best_trial=False) if tag in s.user_attrs]
+    ours = [s for s in optuna.get_all_study_summaries(store, include_best_trial=False) if tag in s.user_attrs]
+    chosen = sorted((s for s in ours if keep(s)), key=lambda s: s.study_name)
+    if asked is not None and not chosen:  # a sweep has a study per set of extra overrides: name the sweeps
+        held = sorted({s.user_attrs["sweep"] if tag == "sweep" else s.study_name for s in ours})
+        raise KeyError(f"no {asked} in {url}; it holds: {', '.join(held) or '(none)'}")
+    return [(s, optuna.load_study(study_name=s.study_name, storage=store).get_trials(deepcopy=False)) for s in chosen]
 
 
 def _outcome(trial: FrozenTrial) -> dict[str, Any]:
@@ -49,8 +57,7 @@ def _outcome(trial: FrozenTrial) -> dict[str, Any]:
     attrs, state = trial.user_attrs, STATUS[trial.state]
     record = trial_record(trial)
     when = trial.datetime_complete or trial.datetime_start
-    duration = (trial.datetime_complete - trial.datetime_start).total_seconds() \
-        if trial.datetime_start and trial.datetime_complete else None
+    duration = trial.duration.total_seconds() if trial.duration is not None else None
     reason = attrs.get("reason") or (STALE_REASON if state == "failed" else None)
     return {"status": state, "reason": reason if state in ("failed", "pruned") else None,
             "overrides": attrs.get("overrides"), **record_columns(record), "date": when.isoformat() if when else None,
@@ -60,26 +67,18 @@ def _outcome(trial: FrozenTrial) -> dict[str, Any]:
 
 def load_results(storage: str | None = None, sweep: str | None = None, results_dir: str | Path = "results"
                  ) -> pd.DataFrame:
-    """All points of the sweeps in ``storage`` (default: ``results_dir/sweeps.db``), one row per (point, seed).
+    """All points of the sweeps in ``storage`` (default ``results_dir/sweeps.db``), one row per (point, seed): its
+    latest attempt, or ``pending``. ``sweep``: only that sweep's studies (one per set of extra overrides: ``study``).
 
-    ``sweep``: only that sweep's studies (one per set of extra command-line overrides, told apart by ``study``).
-    A point's row is its latest attempt; points not yet started are ``pending``. Columns:
-    :data:`~.spec.HEAD_COLUMNS` (``trial``: Int64, <NA> if never started; ``status``: completed | failed |
-    running | pending | pruned), one per axis (the point's value or label), :data:`~.spec.TAIL_COLUMNS`
-    (``point``: dict axis -> label; ``config`` the resolved config, the metrics, assignment statistics and
-    ``history`` from the run record; ``date`` ISO, ``worker`` host:pid).
-    """
-    store, ours = _studies(storage, results_dir, "sweep")
-    chosen = [s for s in ours if sweep is None or s.user_attrs["sweep"] == sweep]
-    if sweep is not None and not chosen:
-        have = sorted({s.user_attrs["sweep"] for s in ours})
-        raise KeyError(f"no sweep {sweep!r} in {storage or default_storage_url(results_dir)}; it holds: "
-                       f"{', '.join(have) or '(none)'}")
+    Columns: :data:`~.spec.HEAD_COLUMNS` (``trial``: Int64; ``status``: completed | failed | running | pending |
+    pruned), one per axis (the point's label), :data:`~.spec.TAIL_COLUMNS` (``point``: axis -> label; ``config``,
+    metrics, assignment statistics and ``history`` from the run record; ``date`` ISO; ``worker`` host:pid)."""
     rows, axes = [], []
-    for s in sorted(chosen, key=lambda s: s.study_name):
+    for s, all_trials in _studies(storage, results_dir, "sweep", lambda s: sweep in (None, s.user_attrs["sweep"]),
+                                  None if sweep is None else f"sweep {sweep!r}"):
         axes += [a for a in (s.user_attrs.get("spec") or {}).get("axes", {}) if a not in axes]
         by_key: dict[str, list[FrozenTrial]] = {}
-        for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials(deepcopy=False):
+        for t in all_trials:
             if trial_key(t) is not None and not is_superseded(t):
                 by_key.setdefault(trial_key(t), []).append(t)
         points = s.user_attrs.get("points") or [trial_params(ts[0]) for ts in by_key.values()]
@@ -93,37 +92,24 @@ def load_results(storage: str | None = None, sweep: str | None = None, results_d
                 if row["status"] not in ("completed", "failed", "running"):
                     row["worker"] = None
             rows.append(row)
-    df = pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *axes, *TAIL_COLUMNS])
-    df["trial"] = df["trial"].astype("Int64")
-    return df
+    return pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *axes, *TAIL_COLUMNS]).astype({"trial": "Int64"})
 
 
 def load_trials(storage: str | None = None, search: str | None = None, results_dir: str | Path = "results",
                 study: str | None = None) -> pd.DataFrame:
-    """All trials of the searches in ``storage`` (default ``results_dir/sweeps.db``), one row per trial.
-
-    ``search``: only that search's studies (one per set of extra command-line overrides); ``study``: only that
-    study. Columns: :data:`SEARCH_HEAD` (``value``: the objective, a pruned trial's last reported value), one
-    per searched parameter, :data:`SEARCH_TAIL` (``retry_of``: the trial this one re-runs after its worker
-    died). ``trial``, ``pruned_epoch`` and ``retry_of`` are Int64.
-    """
-    store, ours = _studies(storage, results_dir, "search")
-    chosen = [s for s in ours if (search is None or s.user_attrs["search"] == search)
-              and (study is None or s.study_name == study)]
-    if (search is not None or study is not None) and not chosen:
-        raise KeyError(f"no search study matching search={search!r} study={study!r} in "
-                       f"{storage or default_storage_url(results_dir)}; it holds: "
-                       f"{', '.join(sorted(s.study_name for s in ours)) or '(none)'}")
+    """All trials of the searches in ``storage`` (default ``results_dir/sweeps.db``), one row per trial; ``search``:
+    only that search's studies (one per set of extra overrides), ``study``: only that study. Columns:
+    :data:`SEARCH_HEAD` (``value``: the objective), one per searched parameter, :data:`SEARCH_TAIL` (``retry_of``:
+    the trial this one re-runs after its worker died); ``trial``, ``pruned_epoch`` and ``retry_of`` are Int64."""
+    asked = None if search is None and study is None else f"search study matching search={search!r} study={study!r}"
     rows, params = [], []
-    for s in sorted(chosen, key=lambda s: s.study_name):
+    for s, trials in _studies(storage, results_dir, "search", lambda s: search in (None, s.user_attrs["search"])
+                              and study in (None, s.study_name), asked):
         params += [p for p in (s.user_attrs.get("space") or {}).get("params", {}) if p not in params]
-        for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials(deepcopy=False):
-            row = _outcome(t)
-            rows.append({**row, "search": s.user_attrs["search"], "study": s.study_name, "trial": t.number,
-                         "value": t.value if row["status"] in ("completed", "pruned") else None, **t.params,
-                         "params": dict(t.params), "pruned_epoch": (t.user_attrs.get(PRUNED_ATTR) or {}).get("epoch"),
+        for t in trials:
+            rows.append({**_outcome(t), "search": s.user_attrs["search"], "study": s.study_name, "trial": t.number,
+                         "value": t.value, **t.params, "params": dict(t.params),  # a pruned trial's: its last report
+                         "pruned_epoch": (t.user_attrs.get(PRUNED_ATTR) or {}).get("epoch"),
                          "retry_of": (t.system_attrs.get("retry_history") or [None])[-1]})
-    df = pd.DataFrame(rows, columns=[*SEARCH_HEAD, *params, *SEARCH_TAIL])
-    for column in ("trial", "pruned_epoch", "retry_of"):
-        df[column] = df[column].astype("Int64")
-    return df
+    return pd.DataFrame(rows, columns=[*SEARCH_HEAD, *params, *SEARCH_TAIL]).astype(
+        dict.fromkeys(("trial", "pruned_epoch", "retry_of"), "Int64"))

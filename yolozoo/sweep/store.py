@@ -15,7 +15,6 @@ import socket
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -25,7 +24,6 @@ from ..redact import redact
 
 log = logging.getLogger(__name__)
 
-DB_FILE = "sweeps.db"
 # Command-line keys that say where outputs go or how they are logged, not what is trained:
 # they do not make a different study (workers on different machines may differ in them).
 NON_IDENTITY_KEYS = ("out_dir", "results_dir", "data.root", "data.num_workers", "trainer.enable_progress_bar",
@@ -34,39 +32,30 @@ NON_IDENTITY_KEYS = ("out_dir", "results_dir", "data.root", "data.num_workers", 
 
 def default_storage_url(results_dir: str | Path = "results") -> str:
     """``sqlite:////abs/path/results/sweeps.db``."""
-    return f"sqlite:///{(Path(results_dir) / DB_FILE).resolve()}"
+    return f"sqlite:///{(Path(results_dir) / 'sweeps.db').resolve()}"
 
 
 def sqlite_path(url: str) -> Path | None:
     """The file of a ``sqlite:///`` URL, or None for other databases (and in-memory SQLite)."""
-    if not url.startswith("sqlite:///") or url in ("sqlite://", "sqlite:///:memory:"):
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
         return None
     return Path(url.removeprefix("sqlite:///"))
-
-
-def _serialise_sqlite(storage: RDBStorage) -> None:
-    from sqlalchemy import event
-
-    @event.listens_for(storage.engine, "begin")
-    def _begin_immediate(conn):  # SQLAlchemy's recipe for SQLite transactions with real isolation
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None, max_retry: int = 3,
                  attempts: int = 6) -> RDBStorage:
     """Open (creating if needed) the Optuna storage at ``url``. With ``heartbeat`` (seconds), a trial silent for
     ``grace`` (default 3 x heartbeat) is failed by the next worker that looks and queued again (``max_retry``)."""
-    engine_kwargs: dict[str, Any] = {}
     path = sqlite_path(url)
+    if path is None and url.startswith("sqlite"):
+        raise ValueError(f"storage={url}: use a SQLite file (sqlite:///path/to/sweeps.db) so workers can share it")
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ValueError(f"storage={url}: cannot create the folder {path.parent} ({e.strerror or e})") from None
-        # isolation_level=None: pysqlite emits no BEGIN of its own; _serialise_sqlite emits BEGIN IMMEDIATE.
-        engine_kwargs["connect_args"] = {"timeout": 120, "isolation_level": None}
-    elif url.startswith("sqlite"):
-        raise ValueError(f"storage={url}: use a SQLite file (sqlite:///path/to/sweeps.db) so workers can share it")
+    # isolation_level=None: pysqlite emits no BEGIN of its own; the "begin" listener below emits BEGIN IMMEDIATE.
+    engine_kwargs = {"connect_args": {"timeout": 120, "isolation_level": None}} if path is not None else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         kwargs = dict(heartbeat_interval=int(heartbeat), grace_period=int(grace or 3 * heartbeat),
@@ -84,8 +73,10 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
                     raise ValueError(f"storage={redact(url)}: cannot open the database: {redact(str(e))}") from None
                 log.debug("retrying storage creation after %r", e)
                 time.sleep(0.5 * (attempt + 1))
-    if path is not None:
-        _serialise_sqlite(storage)
+    if path is not None:  # SQLAlchemy's recipe for SQLite transactions with real isolation
+        from sqlalchemy import event
+
+        event.listen(storage.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     return storage
 
 
