@@ -154,8 +154,7 @@ class SearchSpace(SpecFile):
     params: Annotated[dict[str, Annotated[Choice | Real | Integer, Field(discriminator="type")]], Field(min_length=1)]
 
     @property
-    def label(self) -> str:
-        """The objective as progress lines and the report name it (``val mAP``: measured on the validation set)."""
+    def label(self) -> str:  # the objective as printed: "val mAP" for a metric of every validation
         metric = self.objective.metric
         return f"val {metric}" if metric in PER_EPOCH else metric
 
@@ -218,9 +217,9 @@ def list_searches() -> list[str]:
 
 def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Check base, command line and every parameter (at its bounds or choices) against the config; return the
-    base config's values. Errors name the file and the part at fault (``base``, ``params.KEY``, the command line).
-    A parameter is probed with earlier parameters at values that make its ``when`` hold, and under each choice of
-    every earlier unconditional categorical one in turn (e.g. ``assigner.topk`` under every ``assigner.name``)."""
+    base config's values; errors name the file and the part at fault. A parameter is probed with earlier parameters
+    at values that make its ``when`` hold, and under each choice of every earlier unconditional categorical one in
+    turn (e.g. ``assigner.topk`` under every ``assigner.name``)."""
     cli, where = dict(cli or {}), str(space.path)
     for key in cli:
         _check(key != "name", "command line", "'name' is set per trial by the search; remove it")
@@ -255,9 +254,8 @@ def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> di
 
 def load_search(name_or_path: str, cli: Mapping[str, str] | None = None, options: Mapping[str, str] | None = None
                 ) -> tuple[SearchSpace, dict[str, Any]]:
-    """Read, parse and check ``sweeps/search/NAME.yaml`` (or a path) with command-line ``cli`` overrides and
-    search ``options`` (metric, direction, sampler, sampler_seed, pruner: over the file's); return the space and
-    the base config's values (the context of ``when``)."""
+    """Read, parse and check ``sweeps/search/NAME.yaml`` (or a path) with command-line ``cli`` overrides and search
+    ``options`` over the file's; return the space and the base config's values (the context of ``when``)."""
     path = find_spec(name_or_path, "search", error=SearchError)
     space = read_spec(path, SearchSpace, SearchError, options=dict(options or {}))
     return space, check_search(space, cli)

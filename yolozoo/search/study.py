@@ -23,10 +23,9 @@ from ..sweep.store import open_storage, study_name, worker_id
 from .space import SearchError, SearchSpace, build
 
 
-class ReplayableSampler(BaseSampler):
+class ReplayableSampler:
     """The sampler ``name`` with ``options``, rebuilt before each trial with a seed from (``seed``, trial number), so
-    trial *k* gets the same draws whoever runs it (an Optuna sampler seeds its generator once: a resumed or shared
-    study would draw the same values again, in an order that depends on which process ran which trial)."""
+    trial *k* gets the same draws whoever runs it, in a resumed or shared study too (README "Search")."""
 
     def __init__(self, name: str, seed: int, options: dict[str, Any]):
         self.name, self.seed, self.options = name, seed, options
@@ -38,17 +37,11 @@ class ReplayableSampler(BaseSampler):
             self._inner = build("sampler", self.name, self.options, seed=seed)
         self._inner.before_trial(study, trial)
 
-    def infer_relative_search_space(self, study, trial):
-        return self._inner.infer_relative_search_space(study, trial)
+    def __getattr__(self, attr: str) -> Any:  # the rest of BaseSampler's interface: the current sampler's
+        return getattr(self._inner, attr)
 
-    def sample_relative(self, study, trial, search_space):
-        return self._inner.sample_relative(study, trial, search_space)
 
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self._inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self._inner.after_trial(study, trial, state, values)
+BaseSampler.register(ReplayableSampler)
 
 
 def count_trials(trials: list[FrozenTrial]) -> Counter[str]:
@@ -106,12 +99,10 @@ class SearchWorker(Worker):
                            "cli": self.cli}.items():
             self.study.set_user_attr(key, value)
 
-    def budget(self) -> Counter[str]:
-        return count_trials(self.study.get_trials(deepcopy=False))
-
     def counts(self) -> tuple[dict[str, int], float | None]:
-        b = self.budget()
-        eta = eta_seconds(self.study.get_trials(deepcopy=False), max(self.n_trials - b["finished"], 0), b["running"])
+        trials = self.study.get_trials(deepcopy=False)
+        b = count_trials(trials)
+        eta = eta_seconds(trials, max(self.n_trials - b["finished"], 0), b["running"])
         return {"total": self.n_trials, "done": b["complete"] + b["pruned"], "running": b["running"],
                 "failed": b["fail"]}, eta
 
@@ -123,7 +114,7 @@ class SearchWorker(Worker):
               flush=True)
 
     def step(self, progress: Progress) -> str:
-        b = self.budget()
+        b = count_trials(self.study.get_trials(deepcopy=False))
         if b["finished"] >= self.n_trials:
             return "done"
         return "wait" if not b["waiting"] and b["finished"] + b["running"] >= self.n_trials else "run"
@@ -145,7 +136,7 @@ class SearchWorker(Worker):
         return Job(title, load_config(overrides), overrides, extra, [pruning], [spec])
 
     def report(self, progress: Progress) -> None:
-        b, best = self.budget(), ""
+        b, best = count_trials(self.study.get_trials(deepcopy=False)), ""
         if b["complete"]:
             t = self.study.best_trial
             best = f" | best {self.space.label} {t.value:.4g} (trial {t.number}), {b['pruned']} pruned"
