@@ -19,13 +19,12 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from yolozoo.config import ConfigError, load_config, to_dict
+from yolozoo.config import ConfigError, flatten, load_config, to_dict
 from yolozoo.pruning import PRUNED_ATTR, TrialPruning
 from yolozoo.record import RunRecord, save_record
 from yolozoo.search import SearchError, SearchOptions, list_searches, load_search, run_search
 from yolozoo.search.report import best_overrides
-from yolozoo.search.space import config_values
-from yolozoo.search.study import Budget
+from yolozoo.search.study import count_trials
 from yolozoo.sweep.runner import INTERRUPTED
 
 TINY = {"preset": "smoke", "data.num_train": "32", "data.num_val": "16", "trainer.max_epochs": "2"}
@@ -212,8 +211,8 @@ def test_budget_counts_a_re_run_trial_once_and_an_interrupted_one_not_at_all():
         study.add_trial(optuna.trial.create_trial(state=state, params={"x": 0.5}, distributions=dist,
                                                   system_attrs=system, user_attrs=user,
                                                   value=0.5 if state == TrialState.COMPLETE else None))
-    b = Budget.of(study.get_trials())
-    assert (b.completed, b.pruned, b.failed, b.running, b.finished) == (1, 1, 1, 1, 3)
+    b = count_trials(study.get_trials())
+    assert (b["complete"], b["pruned"], b["fail"], b["running"], b["finished"]) == (1, 1, 1, 1, 3)
 
 
 # -- pruning under DDP: rank 0 decides, every rank stops ------------------------------------------
@@ -277,7 +276,7 @@ def test_best_overrides_reproduce_the_config(tmp_path, overrides):
     assert "name" not in flat and "out_dir" not in flat and not any(k.startswith("wandb.") for k in flat)
     path = tmp_path / "best.yaml"
     path.write_text(yaml.safe_dump(flat))
-    again, original = config_values(load_config([f"config={path}"])), config_values(cfg)
+    again, original = flatten(to_dict(load_config([f"config={path}"]))), flatten(cfg)
     skip = ("name", "out_dir", "wandb.mode")
     assert {k: v for k, v in again.items() if k not in skip} == {k: v for k, v in original.items() if k not in skip}
 

@@ -1,9 +1,4 @@
-"""The end of a search: its best trials, the best trial as a ``config=FILE``, and Optuna's plots.
-
-The best-config file holds every key of the best trial's resolved config (from its run record) that differs
-from its preset (and the whole ``assigner`` block) as dotted overrides, less where outputs go and how they are
-logged, so it reproduces that config whatever made it. A plot the study cannot make yet is skipped with the reason.
-"""
+"""The end of a search: its best trials, the best trial as a ``config=FILE``, and Optuna's plots."""
 
 from __future__ import annotations
 
@@ -17,20 +12,21 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
-from ..config import load_config
+from ..config import flatten, load_config, to_dict
 from ..record import atomic_write
 from ..redact import redact
 from ..sweep.results import SEARCH_HEAD, SEARCH_TAIL, load_trials, trial_record
 from ..sweep.store import NON_IDENTITY_KEYS, open_storage
-from .space import SearchSpace, config_values
+from .space import SearchSpace
 
 LEFT_OUT = (*NON_IDENTITY_KEYS, "name", "preset")
 
 
 def best_overrides(config: dict) -> dict[str, Any]:
-    """Dotted overrides that turn ``config``'s preset into ``config`` (a trial's resolved config, a dict)."""
+    """Dotted overrides that turn ``config``'s preset into ``config`` (a trial's resolved config, a dict): every key
+    that differs from the preset (and the whole ``assigner`` block), less where outputs go and how they are logged."""
     preset = config.get("preset", "default")
-    values, default = config_values(config), config_values(load_config({"preset": preset}))
+    values, default = flatten(config), flatten(to_dict(load_config({"preset": preset})))
     kept = {k: v for k, v in values.items() if k not in LEFT_OUT and not k.startswith("wandb.")
             and (k.startswith("assigner.") or k not in default or default[k] != v)}
     return kept if preset == "default" else {"preset": preset, **kept}
@@ -52,10 +48,9 @@ def summary_table(df: pd.DataFrame, direction: str) -> str:
     done = df[df["status"] == "completed"].sort_values("value", ascending=direction == "minimize")
     lines = []
     if len(done):
-        table = done[["trial", "value", *params]].head(10).copy()
-        table["value"] = table["value"].map(lambda v: f"{v:.4g}")
-        lines.append(table.to_string(index=False))
-    lines.append(", ".join(f"{n} {s}" for s, n in df["status"].value_counts().to_dict().items()))
+        table = done[["trial", "value", *params]].head(10)
+        lines.append(table.to_string(index=False, formatters={"value": "{:.4g}".format}))
+    lines.append(", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items()))
     lines += [f"  trial {row['trial']} {row['status']}: {row['reason']}"
               for _, row in df[df["status"].isin(["failed", "pruned"])].iterrows()]
     return "\n".join(lines)
@@ -114,7 +109,7 @@ def report(space: SearchSpace, url: str, study_name: str, results_dir: str, repo
     """Print the best trials, write the best-config file and the plots; return the exit status (1: none completed)."""
     study = optuna.load_study(study_name=study_name, storage=open_storage(url))
     df = load_trials(url, study=study_name)
-    print(summary_table(df, space.direction))
+    print(summary_table(df, space.objective.direction))
     # ``tal`` for the plain study ``search:tal``; ``tal-1a2b3c4d`` for one with extra overrides or its own name
     stem = space.name if study_name == f"search:{space.name}" else \
         f"{space.name}-{hashlib.sha1(study_name.encode()).hexdigest()[:8]}"
@@ -126,10 +121,10 @@ def report(space: SearchSpace, url: str, study_name: str, results_dir: str, repo
         where = f"none written: trial {best.number}'s record is not on this machine"
         if config:
             where = Path(results_dir) / "search" / f"{stem}-best.yaml"
-            counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().to_dict().items())
+            counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items())
             write_best(config, where, [
                 f"best trial of search {space.name!r}: trial {best.number}, {space.label} = "
-                f"{best.value:.6g} ({space.direction})", f"study {study_name!r} in {redact(url)}: {counts}",
+                f"{best.value:.6g} ({space.objective.direction})", f"study {study_name!r} in {redact(url)}: {counts}",
                 f"tuned: {tuned}", f"re-run: python bench/run.py config={where}",
                 f"as a sweep's base: python bench/run.py sweep=NAME config={where}"])
         print(f"\nbest: trial {best.number}, {space.label} {best.value:.4g}: {tuned}\nbest config: {where}")

@@ -1,21 +1,7 @@
 """A search space as data: ``sweeps/search/NAME.yaml`` = base overrides + searched parameters + how to search.
 
-Schema (every key but ``name`` and ``params`` optional)::
-
-    name: tal                          # must equal the file stem
-    description: one line
-    base: {assigner.name: tal}         # dotted overrides for every trial
-    objective: {metric: mAP, direction: maximize}       # any recorded metric
-    sampler: {name: tpe, seed: 0, n_startup_trials: 5}  # an Optuna sampler (SAMPLERS) and its class's options
-    pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 1}  # an Optuna pruner (PRUNERS), the same way
-    n_trials: 20                       # default budget (n_trials= on the command line wins)
-    params:                            # dotted config key -> {type: float|int|categorical, low, high, log, step}
-      optim.name: {type: categorical, choices: [adamw, sgd]}
-      assigner.topk: {type: int, low: 5, high: 15, when: {assigner.name: tal}}
-
-``when`` maps a config key (or an earlier parameter) to a value or a list of values: the parameter is sampled only
-in trials where every condition holds, and otherwise left at its config value. A trial's overrides are layered as a
-sweep point's (a ``preset=`` or ``config=FILE`` outranks ``base``). :func:`load_search` checks the config at each
+The schema is the README's "Search" section and the models below. A trial's overrides are layered as a sweep
+point's (a ``preset=`` or ``config=FILE`` outranks ``base``). :func:`load_search` checks the config at each
 parameter's bounds and choices, so a typo fails before training.
 """
 
@@ -63,22 +49,32 @@ def _check(ok: Any, where: str, message: str) -> None:
         raise SearchError(f"{where}: {message}" if where else message)
 
 
-def build(kind: str, name: str, options: Mapping[str, Any], where: str | None = None, **fixed: Any) -> Any:
+def build(kind: str, name: str, options: Mapping[str, Any], **fixed: Any) -> Any:
     """The Optuna ``kind`` ("sampler" or "pruner") ``name`` with ``fixed`` and the file's ``options``; an unknown
     name or option is a SearchError listing the valid ones (the class's signature)."""
-    table, where = SAMPLERS if kind == "sampler" else PRUNERS, where or kind
-    _check(name in table, where, f"unknown {kind} {name!r}; valid: {', '.join(table)}")
+    table = SAMPLERS if kind == "sampler" else PRUNERS
+    _check(name in table, kind, f"unknown {kind} {name!r}; valid: {', '.join(table)}")
     valid = [p for p in inspect.signature(table[name]).parameters if p not in fixed]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise SearchError(f"{where}: {kind} {name!r} has no option {unknown[0]!r}; valid: {', '.join(valid)}")
+        raise SearchError(f"{kind}: {kind} {name!r} has no option {unknown[0]!r}; valid: {', '.join(valid)}")
     package = NEEDS.get(name)
-    _check(not package or importlib.util.find_spec(package), where,
+    _check(not package or importlib.util.find_spec(package), kind,
            f"sampler {name!r} needs the {package!r} package: pip install {package}")
     try:
         return table[name](**fixed, **options)
     except (TypeError, ValueError) as e:
-        raise SearchError(f"{where}: {kind} {name!r}: {e}") from None
+        raise SearchError(f"{kind}: {kind} {name!r}: {e}") from None
+
+
+def _named(kind: str, data: dict, default: str, override: str | None, **fixed: Any) -> dict[str, Any]:
+    """A file's ``sampler:`` or ``pruner:`` as ``{"name", "options", **fixed}``, checked by building it; the command
+    line's ``override``, if another name, comes without the file's options (they are another class's)."""
+    name = str(data.get("name", default))
+    options = {k: v for k, v in data.items() if k not in ("name", *fixed)} if override in (None, "", name) else {}
+    name = override or name
+    build(kind, name, options, **fixed)
+    return {"name": name, "options": options, **fixed}
 
 
 class Param(FileModel):
@@ -92,10 +88,6 @@ class Param(FileModel):
         ``"0.5"`` from a command line)."""
         return all(any(values.get(k) == v or str(values.get(k)) == str(v) for v in allowed)
                    for k, allowed in self.when.items())
-
-    def summary(self) -> dict:
-        """JSON-able form, stored with the study (and part of its fingerprint)."""
-        return self.model_dump(mode="json", exclude=None if self.when else {"when"})
 
 
 class Choice(Param):
@@ -162,16 +154,9 @@ class SearchSpace(SpecFile):
     params: Annotated[dict[str, Annotated[Choice | Real | Integer, Field(discriminator="type")]], Field(min_length=1)]
 
     @property
-    def metric(self) -> str:  # the objective: a key of the run record's ``metrics``
-        return self.objective.metric
-
-    @property
-    def direction(self) -> str:  # maximize | minimize
-        return self.objective.direction
-
-    @property
-    def label(self) -> str:
-        return f"val {self.metric}" if self.metric in PER_EPOCH else self.metric
+    def label(self) -> str:  # the objective as printed: "val mAP" for a metric of every validation
+        metric = self.objective.metric
+        return f"val {metric}" if metric in PER_EPOCH else metric
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> SearchSpace:
@@ -182,10 +167,11 @@ class SearchSpace(SpecFile):
             _check(key not in FORBIDDEN, "", f"{key!r} cannot be set by a search file ({FORBIDDEN.get(key)})")
         for key, param in self.params.items():
             _check(key not in param.when, f"params.{key}", "when cannot name the parameter itself")
-        metric = options.get("metric") or self.metric
+        own = self.objective
+        metric = options.get("metric") or own.metric
         _check(metric in METRICS, "", f"objective metric {metric!r} is not a recorded metric; valid: "
                f"{', '.join(METRICS)}")
-        direction = (options.get("direction") or (self.direction if self.metric == metric else None)
+        direction = (options.get("direction") or (own.direction if own.metric == metric else None)
                      or DEFAULT_DIRECTION.get(metric))
         _check(direction, "", f"objective metric {metric!r} needs a direction (maximize or minimize)")
         _check(direction in ("maximize", "minimize"), "",
@@ -194,11 +180,8 @@ class SearchSpace(SpecFile):
         seed = options.get("sampler_seed", self.sampler.get("seed", 0))  # the file's, whichever sampler
         _check(str(seed).removeprefix("-").isdigit() and not isinstance(seed, bool), "",
                f"sampler seed must be an integer (a search is replayable), got {seed!r}")
-        seed = int(seed)
-        self.sampler = {**_named(self.sampler, "tpe", options.get("sampler"), "seed"), "seed": seed}
-        build("sampler", self.sampler["name"], self.sampler["options"], "sampler", seed=seed)
-        self.pruner = _named(self.pruner, "median", options.get("pruner"))
-        build("pruner", self.pruner["name"], self.pruner["options"], "pruner")
+        self.sampler = _named("sampler", self.sampler, "tpe", options.get("sampler"), seed=int(seed))
+        self.pruner = _named("pruner", self.pruner, "median", options.get("pruner"))
         _check(self.pruner["name"] == "none" or metric in PER_EPOCH, "",
                f"pruner {self.pruner['name']!r} needs a metric measured after every epoch ({', '.join(PER_EPOCH)}); "
                f"{metric!r} is measured once after training: set pruner: {{name: none}}")
@@ -217,83 +200,53 @@ class SearchSpace(SpecFile):
         return sampled
 
     def summary(self) -> dict:
-        """JSON-able description stored with the study."""
-        return {**self.model_dump(exclude={"n_trials"}), "path": str(self.path),
-                "params": {k: p.summary() for k, p in self.params.items()}}
+        """JSON-able description stored with the study (a parameter's ``when`` left out where it has none)."""
+        params = {k: p.model_dump(mode="json", exclude=None if p.when else {"when"}) for k, p in self.params.items()}
+        return {**self.model_dump(exclude={"n_trials"}), "path": str(self.path), "params": params}
 
     @property
     def fingerprint(self) -> str:
         """Hash of what defines a study's trials (base, params, objective); not of sampler, pruner or budget."""
-        s = self.summary()
-        identity = {k: s[k] for k in ("base", "params", "objective")}
+        identity = {k: v for k, v in self.summary().items() if k in ("base", "params", "objective")}
         return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _named(data: dict, default: str, override: str | None, *drop: str) -> dict[str, Any]:
-    """A file's ``sampler:`` or ``pruner:`` as ``{"name", "options"}``; the command line's ``override``, if another
-    name, comes without the file's options (they are another class's)."""
-    name = str(data.get("name", default))
-    if override and override != name:
-        return {"name": override, "options": {}}
-    return {"name": name, "options": {k: v for k, v in data.items() if k not in ("name", *drop)}}
-
-
-def config_values(cfg: Any) -> dict[str, Any]:
-    """A resolved config (DictConfig or dict) as ``{"dotted.key": value}`` (lists are values; ``assigner.*`` too)."""
-    return flatten(cfg if isinstance(cfg, dict) else to_dict(cfg))
 
 
 def list_searches() -> list[str]:
     return list_names("search")
 
 
-def _conditions(space: SearchSpace, param: Param) -> dict[str, Scalar]:
-    """Values of earlier parameters that make ``param``'s ``when`` hold (the first allowed value of each)."""
-    out: dict[str, Scalar] = {}
-    for key, allowed in param.when.items():
-        if key in space.params:
-            out.update(_conditions(space, space.params[key]))
-            out[key] = allowed[0]
-    return out
-
-
-def _probe_contexts(space: SearchSpace, key: str) -> list[dict[str, Scalar]]:
-    """Earlier parameter values to check parameter ``key`` with: its conditions, with every earlier unconditional
-    categorical parameter at its first choice, then at each other choice in turn (e.g. ``assigner.topk``
-    under every ``assigner.name``)."""
-    base = _conditions(space, space.params[key])
-    earlier = {k: p for k, p in list(space.params.items())[:list(space.params).index(key)]
-               if isinstance(p, Choice) and not p.when and k not in base}
-    default = {**base, **{k: p.choices[0] for k, p in earlier.items()}}
-    return [default, *({**default, k: c} for k, p in earlier.items() for c in p.choices[1:])]
-
-
 def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Check base, command line and every parameter (at its bounds or choices) against the config; return the
-    base config's values. Errors name the file and the part at fault (``base``, ``params.KEY``, the command line)."""
+    base config's values; errors name the file and the part at fault. A parameter is probed with earlier parameters
+    at values that make its ``when`` hold, and under each choice of every earlier unconditional categorical one in
+    turn (e.g. ``assigner.topk`` under every ``assigner.name``)."""
     cli, where = dict(cli or {}), str(space.path)
     for key in cli:
         _check(key != "name", "command line", "'name' is set per trial by the search; remove it")
         _check(key not in space.params, "command line", f"{key!r} is a searched parameter in {where}; remove it "
                "from the command line, or from the file's params")
     checked_config(space.resolve({}, {}), f"{where}: base", SearchError)
-    values = config_values(checked_config(space.resolve({}, cli), "command line", SearchError))
-    order = list(space.params)
-    for index, (name, param) in enumerate(space.params.items()):
-        at = f"{where}: params.{name}"
+    values = flatten(to_dict(checked_config(space.resolve({}, cli), "command line", SearchError)))
+    conditions: dict[str, dict[str, Scalar]] = {}  # parameter -> earlier parameters' values under which it applies
+    for name, param in space.params.items():
+        at, needs = f"{where}: params.{name}", {}
         for key, allowed in param.when.items():
             if key in space.params:
-                _check(order.index(key) < index, at,
-                       f"when names {key!r}, a parameter listed after it; list {key!r} first")
+                _check(key in conditions, at, f"when names {key!r}, a parameter listed after it; list {key!r} first")
                 earlier = space.params[key]
                 _check(not isinstance(earlier, Choice) or any(a in earlier.choices for a in allowed), at,
                        f"when {key} in {list(allowed)}, but its choices are {list(earlier.probes())}: never sampled")
+                needs.update({**conditions[key], key: allowed[0]})
             elif key not in values:
                 raise SearchError(f"{at}: when names {key!r}, which is neither a config key nor an earlier parameter")
             elif not param.applies(values):
                 raise SearchError(f"{at}: never sampled: when {key} in {list(allowed)}, but the config has "
                                   f"{key}={values[key]!r} and no parameter sets it")
-        for context in _probe_contexts(space, name):
+        free = {k: p.choices for k, p in space.params.items()
+                if k in conditions and isinstance(p, Choice) and not p.when and k not in needs}
+        conditions[name] = needs
+        default = {**needs, **{k: choices[0] for k, choices in free.items()}}
+        for context in [default, *({**default, k: c} for k, choices in free.items() for c in choices[1:])]:
             for value in param.probes():
                 checked_config(space.resolve({**context, name: value}, cli), f"{at}={value!r}", SearchError)
     return values
@@ -301,9 +254,8 @@ def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> di
 
 def load_search(name_or_path: str, cli: Mapping[str, str] | None = None, options: Mapping[str, str] | None = None
                 ) -> tuple[SearchSpace, dict[str, Any]]:
-    """Read, parse and check ``sweeps/search/NAME.yaml`` (or a path) with command-line ``cli`` overrides and
-    search ``options`` (metric, direction, sampler, sampler_seed, pruner: over the file's); return the space and
-    the base config's values (the context of ``when``)."""
+    """Read, parse and check ``sweeps/search/NAME.yaml`` (or a path) with command-line ``cli`` overrides and search
+    ``options`` over the file's; return the space and the base config's values (the context of ``when``)."""
     path = find_spec(name_or_path, "search", error=SearchError)
     space = read_spec(path, SearchSpace, SearchError, options=dict(options or {}))
     return space, check_search(space, cli)

@@ -1,13 +1,12 @@
 """A search: a study whose sampler proposes each trial, run by the sweeps' worker loop until ``n_trials`` finished
-(completed, pruned or failed: see :class:`Budget`). Each trial trains with a :class:`~yolozoo.pruning.TrialPruning`
-callback that stops it early when the pruner says so.
+(:func:`count_trials`; workers starting their last trials together may finish up to ``workers - 1`` more). Each
+trial trains with a :class:`~yolozoo.pruning.TrialPruning` callback that stops it early when the pruner says so.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -23,16 +22,10 @@ from ..sweep.runner import INTERRUPTED, Job, Options, Worker, check_rank_zero
 from ..sweep.store import open_storage, study_name, worker_id
 from .space import SearchError, SearchSpace, build
 
-STATES = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-          TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
 
-
-class ReplayableSampler(BaseSampler):
-    """The sampler ``name`` with ``options``, rebuilt before each trial with a seed from (``seed``, trial number).
-
-    An Optuna sampler seeds its generator once, so a resumed or shared study would draw the same values again, in an
-    order that depends on which process ran which trial; this way trial *k* gets the same draws whoever runs it.
-    """
+class ReplayableSampler:
+    """The sampler ``name`` with ``options``, rebuilt before each trial with a seed from (``seed``, trial number), so
+    trial *k* gets the same draws whoever runs it, in a resumed or shared study too (README "Search")."""
 
     def __init__(self, name: str, seed: int, options: dict[str, Any]):
         self.name, self.seed, self.options = name, seed, options
@@ -44,44 +37,22 @@ class ReplayableSampler(BaseSampler):
             self._inner = build("sampler", self.name, self.options, seed=seed)
         self._inner.before_trial(study, trial)
 
-    def infer_relative_search_space(self, study, trial):
-        return self._inner.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return self._inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self._inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self._inner.after_trial(study, trial, state, values)
+    def __getattr__(self, attr: str) -> Any:  # the rest of BaseSampler's interface: the current sampler's
+        return getattr(self._inner, attr)
 
 
-@dataclass
-class Budget:
-    """A study's trials by state; ``finished`` counts toward ``n_trials`` (workers starting their last trials
-    together may finish up to ``workers - 1`` more)."""
+BaseSampler.register(ReplayableSampler)
 
-    completed: int = 0
-    pruned: int = 0
-    failed: int = 0
-    running: int = 0
-    waiting: int = 0
 
-    @property
-    def finished(self) -> int:
-        return self.completed + self.pruned + self.failed
-
-    @classmethod
-    def of(cls, trials: list[FrozenTrial]) -> Budget:
-        """Count ``trials``; a failed trial that Optuna re-queued (its worker died) counts through its retry, and
-        one stopped by Ctrl-C not at all."""
-        retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-
-        def counted(t: FrozenTrial) -> bool:
-            return t.state != TrialState.FAIL or (t.number not in retried and t.user_attrs.get("reason") != INTERRUPTED)
-
-        return cls(**Counter(STATES[t.state] for t in trials if counted(t)))
+def count_trials(trials: list[FrozenTrial]) -> Counter[str]:
+    """``trials`` by state (Optuna's name, lower case: ``complete``, ``pruned``, ``fail``, ``running``, ...) and
+    ``finished`` (the first three: what counts toward ``n_trials``). A failed trial that Optuna re-queued (its worker
+    died) counts through its retry, and one stopped by Ctrl-C not at all."""
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    counts = Counter(t.state.name.lower() for t in trials if t.state != TrialState.FAIL
+                     or (t.number not in retried and t.user_attrs.get("reason") != INTERRUPTED))
+    counts["finished"] = counts["complete"] + counts["pruned"] + counts["fail"]
+    return counts
 
 
 def search_study_name(space: SearchSpace, cli: Mapping[str, str], options: Mapping[str, str] | None = None) -> str:
@@ -115,39 +86,38 @@ class SearchWorker(Worker):
         super().__init__(space.name, options.study or name or search_study_name(space, self.cli),
                          load_config(space.resolve({}, self.cli)).results_dir, options,
                          ReplayableSampler(**space.sampler), build("pruner", space.pruner["name"],
-                         space.pruner["options"]), space.direction, space.metric)
-        stored = self.study.user_attrs.get("fingerprint")
-        if stored is not None and stored != space.fingerprint:
+                         space.pruner["options"]), space.objective.direction, space.objective.metric)
+        attrs = self.study.user_attrs
+        if attrs.get("fingerprint", space.fingerprint) != space.fingerprint:
             raise SearchError(f"study {self.study_name!r} in {redact(self.url)} was started from a different "
                               f"{space.path} (its base, params or objective changed): restore the file, or start a "
                               "new study with study=NEW_NAME")
-        if self.study.user_attrs.get("search") not in (None, space.name):
+        if attrs.get("search", space.name) != space.name:
             raise SearchError(f"study {self.study_name!r} in {redact(self.url)} belongs to search "
-                              f"{self.study.user_attrs['search']!r}; pass study=NEW_NAME")
+                              f"{attrs['search']!r}; pass study=NEW_NAME")
         for key, value in {"search": space.name, "fingerprint": space.fingerprint, "space": json_safe(space.summary()),
                            "cli": self.cli}.items():
             self.study.set_user_attr(key, value)
 
-    def budget(self) -> Budget:
-        return Budget.of(self.study.get_trials(deepcopy=False))
-
     def counts(self) -> tuple[dict[str, int], float | None]:
-        b = self.budget()
-        eta = eta_seconds(self.study.get_trials(deepcopy=False), max(self.n_trials - b.finished, 0), b.running)
-        return {"total": self.n_trials, "done": b.completed + b.pruned, "running": b.running, "failed": b.failed}, eta
+        trials = self.study.get_trials(deepcopy=False)
+        b = count_trials(trials)
+        eta = eta_seconds(trials, max(self.n_trials - b["finished"], 0), b["running"])
+        return {"total": self.n_trials, "done": b["complete"] + b["pruned"], "running": b["running"],
+                "failed": b["fail"]}, eta
 
     def start(self, progress: Progress) -> None:
         s = self.space
-        print(f"[{s.name}] {s.path}: {len(s.params)} parameters, {s.direction} {s.label}, "
+        print(f"[{s.name}] {s.path}: {len(s.params)} parameters, {s.objective.direction} {s.label}, "
               f"sampler {s.sampler['name']} (seed {s.sampler['seed']}), pruner {s.pruner['name']}; "
               f"{self.n_trials} trials in study {self.study_name!r} in {redact(self.url)}; worker {worker_id()}",
               flush=True)
 
     def step(self, progress: Progress) -> str:
-        b = self.budget()
-        if b.finished >= self.n_trials:
+        b = count_trials(self.study.get_trials(deepcopy=False))
+        if b["finished"] >= self.n_trials:
             return "done"
-        return "wait" if not b.waiting and b.finished + b.running >= self.n_trials else "run"
+        return "wait" if not b["waiting"] and b["finished"] + b["running"] >= self.n_trials else "run"
 
     def job(self, trial: optuna.Trial) -> Job:
         """A re-run of a trial whose worker died keeps that trial's run name; ``resume=auto`` continues its run."""
@@ -166,12 +136,11 @@ class SearchWorker(Worker):
         return Job(title, load_config(overrides), overrides, extra, [pruning], [spec])
 
     def report(self, progress: Progress) -> None:
-        counts, eta = self.counts()
-        b, best = self.budget(), ""
-        if b.completed:
+        b, best = count_trials(self.study.get_trials(deepcopy=False)), ""
+        if b["complete"]:
             t = self.study.best_trial
-            best = f" | best {self.space.label} {t.value:.4g} (trial {t.number}), {b.pruned} pruned"
-        progress.update(counts, eta, (self.last or "") + best or None)
+            best = f" | best {self.space.label} {t.value:.4g} (trial {t.number}), {b['pruned']} pruned"
+        progress.update(*self.counts(), (self.last or "") + best or None)
 
 
 def run_search(space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str, str] | None = None,
