@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from yolozoo.analysis.spec import ReportSpec
-from yolozoo.sweep.spec import parse_sweep
+from yolozoo.sweep.schema import validated
+from yolozoo.sweep.spec import SweepSpec
 
 ASSIGNERS_SWEEP = {
     "name": "assigners", "description": "label assignment on digits", "table": "assigners",
@@ -71,7 +72,7 @@ def assigners_frame() -> pd.DataFrame:
 
 def spec_of(data: dict) -> ReportSpec:
     """A sweep file's contents (as loaded from YAML) as the report reads it."""
-    return ReportSpec(parse_sweep(data, Path(f"{data['name']}.yaml")))
+    return ReportSpec(validated(SweepSpec, data, Path(f"{data['name']}.yaml")))
 
 
 def assigners_spec() -> ReportSpec:

@@ -52,47 +52,33 @@ class GridState:
     def of(cls, trials: list[FrozenTrial], points: list[Point], published: set[str] = frozenset()) -> GridState:
         state = cls(points, published=set(published))
         fingerprints = {p.key: p.fingerprint for p in points}
+        groups = {TrialState.RUNNING: state.running, TrialState.WAITING: state.waiting, TrialState.FAIL: state.failed}
         for t in sorted(trials, key=lambda t: t.number):
             key = trial_key(t)
             if key not in fingerprints or is_superseded(t):
                 continue
             if t.state == TrialState.COMPLETE and t.user_attrs.get("fingerprint") == fingerprints[key]:
                 state.completed[key] = t
-            elif t.state == TrialState.RUNNING:
-                state.running[key] = t
-            elif t.state == TrialState.WAITING:
-                state.waiting[key] = t
-            elif t.state == TrialState.FAIL:
-                state.failed[key] = t
+            elif t.state in groups:
+                groups[t.state][key] = t
         return state
 
     def todo(self, session_start: datetime) -> list[Point]:
         """Points to run now: not completed, running or queued, nor failed since ``session_start`` (a failure of
         this session is retried by the next run of the command, not by this one)."""
-        out = []
-        for p in self.points:
-            if p.key in self.completed or p.key in self.published or p.key in self.running or p.key in self.waiting:
-                continue
-            failed = self.failed.get(p.key)
-            if failed is not None and failed.datetime_complete and failed.datetime_complete >= session_start:
-                continue
-            out.append(p)
-        return out
+        skip = {*self.completed, *self.published, *self.running, *self.waiting}
+        skip |= {k for k, t in self.failed.items() if t.datetime_complete and t.datetime_complete >= session_start}
+        return [p for p in self.points if p.key not in skip]
 
     def counts(self) -> dict[str, int]:
-        keys = {p.key for p in self.points}
-        finished = set(self.completed) | self.published
-        done = len(keys & finished)
-        running = len(keys & set(self.running) - finished)
-        failed = len({k for k in keys & set(self.failed)} - finished - set(self.running) - set(self.waiting))
-        return {"total": len(keys), "done": done, "running": running, "failed": failed}
+        """``{"total", "done", "running", "failed"}`` over the points (a finished point counts as done only)."""
+        keys, finished = {p.key for p in self.points}, {*self.completed, *self.published}
+        failed = keys & self.failed.keys() - finished - self.running.keys() - self.waiting.keys()
+        return {"total": len(keys), "done": len(keys & finished), "running": len(keys & self.running.keys() - finished),
+                "failed": len(failed)}
 
 
 def conflicting_trial(study: optuna.Study, trial_number: int, point: Point) -> FrozenTrial | None:
     """Another RUNNING trial on ``point``, or a COMPLETE one with its current overrides, if any."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)):
-        if t.number == trial_number or is_superseded(t) or trial_key(t) != point.key:
-            continue
-        if t.state == TrialState.RUNNING or t.user_attrs.get("fingerprint") == point.fingerprint:
-            return t
-    return None
+    state = GridState.of([t for t in study.get_trials(deepcopy=False) if t.number != trial_number], [point])
+    return state.running.get(point.key) or state.completed.get(point.key)

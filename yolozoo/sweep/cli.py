@@ -50,23 +50,13 @@ def parse_command(argv: list[str]) -> tuple[str, dict[str, str], dict[str, str]]
     missing name, is a ConfigError listing the options."""
     args = parse_overrides(argv)
     kind = "search" if args.get("search") is not None and "sweep" not in args else "sweep"
-    other = set(OPTIONS["search" if kind == "sweep" else "sweep"]) - set(OPTIONS[kind])
-    misplaced = sorted(k for k in args if k in other)
+    misplaced = sorted(set(args) & (set(OPTIONS["search" if kind == "sweep" else "sweep"]) - set(OPTIONS[kind])))
     if misplaced:
         raise ConfigError(f"{misplaced[0]} is not an option of {kind}=; {kind} options: {', '.join(OPTIONS[kind])}")
     ours = {k: args.pop(k) for k in list(args) if k in OPTIONS[kind]}
     if not ours.get(kind):
         raise ConfigError(f"{kind}=NAME is required; " + "; ".join(f"{k}: {v}" for k, v in OPTIONS[kind].items()))
     return kind, ours, args
-
-
-def parse_options(ours: dict[str, str]):
-    """The worker :class:`~.runner.Options` (``workers=`` included) from the command's own options."""
-    from .runner import Options
-    from .schema import validated
-
-    names = {"retries", *Options.model_fields} - {"max_retry"}
-    return validated(Options, {k: v for k, v in ours.items() if k in names and v}, "command line", ConfigError)
 
 
 def spawn_workers(argv: list[str], workers: int) -> int:
@@ -87,39 +77,39 @@ def spawn_workers(argv: list[str], workers: int) -> int:
         procs.append(subprocess.Popen([sys.executable, "-m", "yolozoo.sweep.cli",
                                        *(a for a in argv if not a.startswith("workers="))], env=env))
 
-    def forward(signum: int) -> None:
+    received: list[int] = []
+
+    def forward(signum: int, frame=None) -> None:  # a terminal's Ctrl-C reaches the workers too; kill -INT does not
+        received.append(signum)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
 
-    terminated, interrupted = [], False
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: (terminated.append(signum),
-                                                                     forward(signal.SIGTERM)))
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            try:
-                codes = [p.wait() for p in procs]
-                break
-            except KeyboardInterrupt:  # the terminal's Ctrl-C reaches the workers too; a kill -INT of ours does not
-                interrupted = True
-                forward(signal.SIGINT)
+        codes = [p.wait() for p in procs]
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    if terminated:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if signal.SIGTERM in received:
         return 143
-    return 130 if interrupted or any(c in (130, -signal.SIGINT) for c in codes) else 0
+    return 130 if received or any(c in (130, -signal.SIGINT) for c in codes) else 0
 
 
 def main(argv: list[str]) -> int:
     """Run the sweep or search command; see the module docstring for the arguments and the exit status."""
     from ..preflight import check_outputs
     from ..search import load_search
-    from .spec import SweepError, check_sweep, find_sweep, read_sweep
+    from .runner import Options
+    from .schema import validated
+    from .spec import check_sweep, find_sweep, read_sweep
     from .store import default_storage_url
 
+    outcome = None
     try:
         kind, ours, args = parse_command(argv)
-        options = parse_options(ours)
+        names = {"retries", *Options.model_fields} - {"max_retry"}  # the worker options, workers= included
+        options = validated(Options, {k: v for k, v in ours.items() if k in names and v}, "command line", ConfigError)
         if kind == "sweep":
             spec = read_sweep(find_sweep(ours["sweep"]))
             cfgs = check_sweep(spec, args)
@@ -130,35 +120,28 @@ def main(argv: list[str]) -> int:
         url = options.storage or default_storage_url(cfgs[0].results_dir)
         if CHILD_ENV not in os.environ:  # before any training, once: every output location is writable
             check_outputs(cfgs, url)
-    except (ConfigError, SweepError) as e:
+        code = spawn_workers(argv, options.workers) if options.workers > 1 else 0
+        quiet_libraries()
+        if options.workers == 1 and kind == "sweep":
+            from .grid import run_sweep
+
+            outcome = run_sweep(spec, args, options)
+        elif options.workers == 1:
+            from ..search.study import run_search
+
+            run_search(space, context, args, options, search_options)
+    except KeyboardInterrupt:
+        print("\ninterrupted: re-run the same command to resume (the interrupted trial is re-run)", file=sys.stderr)
+        return 130
+    except SystemExit:  # SIGTERM mid-trial (Lightning turns it into SystemExit)
+        print("\nstopped by SIGTERM: the trial it was training is re-run by the next worker once its heartbeat "
+              "goes stale; re-run the same command to resume", file=sys.stderr)
+        return 143
+    except ValueError as e:  # ConfigError, SweepError: a bad file, option or override
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
-    code = spawn_workers(argv, options.workers) if options.workers > 1 else 0
-    quiet_libraries()
-    from .grid import GridWorker, run_sweep
-
-    outcome = None
-    if options.workers == 1:
-        try:
-            if kind == "sweep":
-                outcome = run_sweep(spec, args, options)
-            else:
-                from ..search.study import run_search
-
-                run_search(space, context, args, options, search_options)
-        except KeyboardInterrupt:
-            print("\ninterrupted: re-run the same command to resume (the interrupted trial is re-run)",
-                  file=sys.stderr)
-            return 130
-        except SystemExit:  # SIGTERM mid-trial (Lightning turns it into SystemExit)
-            print("\nstopped by SIGTERM: the trial it was training is re-run by the next worker once its heartbeat "
-                  "goes stale; re-run the same command to resume", file=sys.stderr)
-            return 143
-        except (SweepError, ValueError) as e:
-            print(f"error: {redact(str(e))}", file=sys.stderr)
-            return 2
-        if CHILD_ENV in os.environ:  # the parent reports for all workers
-            return int(outcome is not None and outcome.failed > 0)
+    if CHILD_ENV in os.environ:  # the parent reports for all workers
+        return int(outcome is not None and outcome.failed > 0)
     if kind == "search":
         if code:
             return code
@@ -168,27 +151,23 @@ def main(argv: list[str]) -> int:
         name = options.study or search_study_name(space, args, search_options)
         reports_dir = Path(ours.get("reports") or Path(cfgs[0].results_dir).parent / "reports" / "search")
         return report(space, url, name, cfgs[0].results_dir, reports_dir)
-    try:  # whatever the workers died of, the table says where the sweep stands
-        df = outcome.results if outcome else GridWorker(spec, args, options).results()
-    except (SweepError, ValueError) as e:
-        print(f"error: {redact(str(e))}", file=sys.stderr)
-        return code or 1
-    return sweep_summary(df, spec, url, outcome.wall_s if outcome else None, code)
-
-
-def sweep_summary(df, spec, url: str, wall_s: float | None, code: int) -> int:
-    """Print the sweep's table and wall time; the exit status (``code``: the workers' 130 or 143)."""
+    from .grid import GridWorker
     from .progress import summary_table, wall_time_line
 
+    try:  # whatever the workers died of, the table says where the sweep stands
+        df = outcome.results if outcome else GridWorker(spec, args, options).results()
+    except ValueError as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
+        return code or 1
     print(summary_table(df, list(spec.axes)))
-    print(wall_time_line(df, wall_s))
+    print(wall_time_line(df, outcome.wall_s if outcome else None))
     print(f"\nall results: yolozoo.sweep.load_results(storage={redact(url)!r}, sweep={spec.name!r})")
     if code:
         print("\ninterrupted: re-run the same command to resume" if code == 130 else
               "\nstopped by SIGTERM: re-run the same command to resume", file=sys.stderr)
         return code
-    unfinished = (df["status"] == "failed") if wall_s is not None else (df["status"] != "completed")
-    return 1 if unfinished.any() else 0
+    unfinished = (df["status"] == "failed") if outcome else (df["status"] != "completed")
+    return int(unfinished.any())
 
 
 if __name__ == "__main__":

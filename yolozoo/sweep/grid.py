@@ -1,9 +1,5 @@
-"""A sweep: a study whose trials are the grid's points, queued by the worker one at a time.
-
-Completed points (in the store, or published records) are skipped, points that failed before this worker
-started are retried, N workers split the grid (:mod:`.claims`), and with ``max_seeds`` rows whose interval
-against their baseline is still open get further seeds (auto seeds).
-"""
+"""A sweep: a study whose trials are the grid's points, queued by the worker one at a time (:mod:`.claims`), published
+records counting as completed points, and auto seeds added (see the README's Sweeps section)."""
 
 from __future__ import annotations
 
@@ -121,8 +117,9 @@ class GridWorker(Worker):
             print(f"[{self.name}] {len(self.reused)} point(s) reuse the record of the same run (same config and "
                   f"seed) in another sweep: {', '.join(self.reused)}", flush=True)
         self.report(progress)
-        if self.options.estimate:
-            self.announce_estimate()
+        todo = self.state().todo(self.session_start) if self.options.estimate else []
+        if todo:  # what the points left will cost on this machine, from records or a short calibration
+            self.announce_estimate(todo)
 
     def step(self, progress: Progress) -> str:
         state = self.state()
@@ -195,16 +192,12 @@ class GridWorker(Worker):
         self.reuse_published(new)
         return new
 
-    def announce_estimate(self) -> None:
-        """Print what the points left will cost on this machine, from records or a short calibration."""
+    def announce_estimate(self, todo: list[Point]) -> None:
+        """Print what ``todo`` will cost on this machine, from published records or a short calibration."""
         from ..environment import cpu_info
         from .estimate import from_calibration, from_records
 
-        todo = self.state().todo(self.session_start)
-        if not todo:
-            return
-        records = published.read_records(self.publish_dir) if self.publish_dir and self.publish_dir.is_dir() else []
-        cpu = cpu_info()
+        cpu, records = cpu_info(), published.read_records(self.publish_dir) if self.publish_dir else []
         est = from_records(records, len(todo), cpu["model"])
         if est is None:
             try:

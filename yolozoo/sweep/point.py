@@ -30,19 +30,15 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]  # on PYTHONPATH of child proc
 
 def device_count(cfg: DictConfig) -> int:
     """How many devices Lightning will use for ``cfg.trainer`` (``auto`` = every visible GPU, else 1)."""
-    devices, accelerator = cfg.trainer.devices, str(cfg.trainer.accelerator)
+    devices = cfg.trainer.devices
     if isinstance(devices, (list, tuple, ListConfig)):
         return len(devices)
     text = str(devices).strip()
-    if text in ("auto", "-1"):
-        if accelerator in ("auto", "gpu", "cuda"):
-            import torch
+    if text not in ("auto", "-1"):
+        return len([d for d in text.split(",") if d.strip()]) if "," in text else int(text)
+    import torch
 
-            return max(torch.cuda.device_count(), 1)
-        return 1
-    if "," in text:
-        return len([d for d in text.split(",") if d.strip()])
-    return int(text)
+    return max(torch.cuda.device_count(), 1) if str(cfg.trainer.accelerator) in ("auto", "gpu", "cuda") else 1
 
 
 def needs_own_process(cfg: DictConfig) -> bool:
@@ -52,27 +48,30 @@ def needs_own_process(cfg: DictConfig) -> bool:
 
 def failure_reason(error: BaseException) -> str:
     """``FloatingPointError: loss is nan at ...``: the type and the first lines of the message."""
-    text = str(error).strip()
-    lines = text.splitlines()
+    lines = str(error).strip().splitlines()
     short = " ".join(lines[:3]) + (" ..." if len(lines) > 3 else "")
-    return f"{type(error).__name__}: {short}"[:2000] if text else type(error).__name__
+    return f"{type(error).__name__}: {short}"[:2000] if lines else type(error).__name__
 
 
-def failure_record(cfg: DictConfig, reason: str, extra: dict, trace: str | None = None) -> RunRecord:
-    """The record of a run that failed before it finished: its config, the reason, no metrics."""
+def failed_result(cfg: DictConfig, reason: str, extra: dict, trace: str | None = None, out_dir: Path | None = None
+                  ) -> dict:
+    """The result of a run that failed before it finished; rank 0 saves its record (config, reason, no metrics)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
     from ..environment import environment
     from ..train import run_name
 
     now = datetime.now(timezone.utc).isoformat()
-    return RunRecord(name=run_name(cfg), status="failed", reason=reason, traceback=trace, started=now, finished=now,
-                     config=to_dict(cfg), environment=environment(), **extra)
+    record = RunRecord(name=run_name(cfg), status="failed", reason=reason, traceback=trace, started=now, finished=now,
+                       config=to_dict(cfg), environment=environment(), **extra)
+    if rank_zero_only.rank == 0:
+        save_record(record, Path(cfg.results_dir), out_dir)
+    return {"status": "failed", "reason": reason, "record": record.to_dict()}
 
 
 def train_point(cfg: DictConfig, extra: dict, callbacks: list | None = None) -> dict:
     """Train the resolved config ``cfg`` in this process; return the result. ``extra``: record fields (``sweep``
     or ``search``); ``callbacks``: more Lightning callbacks (a search's pruning). KeyboardInterrupt is not caught."""
-    from lightning.pytorch.utilities import rank_zero_only
-
     from ..panel import PredictionPanel
     from ..train import train
 
@@ -80,12 +79,9 @@ def train_point(cfg: DictConfig, extra: dict, callbacks: list | None = None) -> 
         record = train(cfg, callbacks=[PredictionPanel(num_images=8), *(callbacks or [])], extra=extra)
         return {"status": "completed", "reason": None, "record": record}
     except Exception as e:
-        reason, trace = failure_reason(e), traceback.format_exc()
+        trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        record = failure_record(cfg, reason, extra, trace)
-        if rank_zero_only.rank == 0:
-            save_record(record, Path(cfg.results_dir), Path(cfg.out_dir))
-        return {"status": "failed", "reason": reason, "record": record.to_dict()}
+        return failed_result(cfg, failure_reason(e), extra, trace, Path(cfg.out_dir))
     finally:
         gc.collect()
         import torch

@@ -1,10 +1,6 @@
 """The one worker loop of sweeps (:mod:`.grid`) and searches (:mod:`yolozoo.search.study`): take a trial, train it,
-store its outcome.
-
-A trial whose worker died (no heartbeat for the grace period) is failed by the next worker to look and queued
-again by Optuna; a worker with nothing left to take waits while others' trials run, so it can take over a dead
-one. A trial stores its state, ``reason``, ``record`` (the path of its run record), ``worker`` and ``overrides``.
-"""
+store its outcome: its state, ``reason``, ``record`` (the path of its run record), ``worker`` and ``overrides``. A trial
+whose worker died is failed by the next worker to look (:func:`.store.fail_stale`) and queued again by Optuna."""
 
 from __future__ import annotations
 
@@ -22,8 +18,8 @@ from optuna.trial import FrozenTrial
 from pydantic import BaseModel, Field
 
 from ..pruning import PRUNED_ATTR, pruned_reason
-from ..record import save_record, set_status
-from .point import failure_reason, failure_record, needs_own_process, train_point, train_point_in_child
+from ..record import set_status
+from .point import failed_result, failure_reason, needs_own_process, train_point, train_point_in_child
 from .progress import Progress
 from .store import default_storage_url, fail_stale, open_storage, worker_id
 
@@ -37,10 +33,8 @@ class TrialFailed(RuntimeError):
 
 
 class Options(BaseModel):
-    """How a worker runs (the command line's text is converted: ``"60"`` is 60). ``heartbeat``: seconds between
-    heartbeats; a trial silent for ``grace`` (default 3 x heartbeat) counts as dead and is re-run, at most
-    ``max_retry`` (``retries=``) times. ``estimate``, ``auto_seeds``: sweeps only; ``n_trials`` (None: the file's),
-    ``study`` (a name of one's own): searches only. ``workers``: processes the command starts on this machine."""
+    """How a worker runs: the command's options (:data:`.cli.OPTIONS`; text is converted: ``"60"`` is 60), and
+    ``grace``, the seconds a trial may miss heartbeats before it counts as dead (default 3 x heartbeat)."""
 
     model_config = {"extra": "forbid", "validate_by_name": True}
     storage: str | None = None
@@ -114,62 +108,52 @@ class Worker:
 
     def objective(self, trial: optuna.Trial) -> float:
         try:
-            return self._run(trial, self.job(trial))
+            job, start = self.job(trial), time.perf_counter()
+            # a re-run of a trial whose worker died inherits its user attrs: clear the outcome
+            for key, value in {"worker": worker_id(), "overrides": job.overrides, "reason": None, "record": None,
+                               PRUNED_ATTR: None}.items():
+                trial.set_user_attr(key, value)
+            if needs_own_process(job.cfg):
+                result = train_point_in_child(job.overrides, job.extra, Path(job.cfg.out_dir) / "sweep-points",
+                                              job.child_callbacks)
+            else:
+                result = train_point(job.cfg, job.extra, callbacks=job.callbacks)
+            if result["record"] is None:  # the run's process died without a result: its record is written here
+                result = failed_result(job.cfg, result["reason"], job.extra)
+            record = result["record"]
+            value = (record.get("metrics") or {}).get(self.metric)
+            pruned = self.stored(trial).user_attrs.get(PRUNED_ATTR) if result["status"] == "completed" else None
+            if pruned is not None:
+                result.update(status="pruned", reason=pruned_reason(pruned))
+            elif result["status"] == "completed" and (value is None or not math.isfinite(value)):
+                result.update(status="failed", reason=f"validation {self.metric} is {value} (no predictions or no "
+                                                       "ground truth?)")
+            if result["status"] != record["status"]:
+                record.update(status=result["status"], reason=result["reason"])
+                set_status(record.get("record_path"), result["status"], result["reason"])
+            trial.set_user_attr("record", record.get("record_path"))
+            trial.set_user_attr("reason", result["reason"])
+            self.ran += 1
+            self.after(job, result)
+            seconds = time.perf_counter() - start
+            if result["status"] == "completed":
+                scores = ", ".join(f"{label} {record['metrics'][k]:.3f}" for label, k in (("mAP@0.5", "mAP50"),
+                                   ("mAP", "mAP")) if record["metrics"].get(k) is not None)
+                self.last = f"trial {trial.number} {job.title}: completed, {scores} ({seconds:.0f} s)"
+                return float(value)
+            self.last = f"trial {trial.number} {job.title}: {result['status'].upper()} ({seconds:.0f} s): " \
+                        f"{result['reason']}"
+            raise (optuna.TrialPruned if result["status"] == "pruned" else TrialFailed)(result["reason"])
         except (TrialFailed, optuna.TrialPruned):
             raise
         except Exception as e:  # the runner's own steps (a config that does not load, storage); training errors
             trial.set_user_attr("reason", failure_reason(e))  # are results
             self.last = f"trial {trial.number}: FAILED: {failure_reason(e)}"
             raise
-        except KeyboardInterrupt:  # Optuna marks the trial failed; the next run of the command goes on
-            trial.set_user_attr("reason", INTERRUPTED)
+        except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C: Optuna marks the trial failed, the next run goes on;
+            # SIGTERM (pre-emption; Lightning raises SystemExit): the trial stays RUNNING, goes stale, is re-run
+            trial.set_user_attr("reason", INTERRUPTED if isinstance(e, KeyboardInterrupt) else STOPPED)
             raise
-        except SystemExit:  # SIGTERM (pre-emption; Lightning raises it): the trial stays RUNNING, goes stale, re-runs
-            trial.set_user_attr("reason", STOPPED)
-            raise
-
-    def _run(self, trial: optuna.Trial, job: Job) -> float:
-        start = time.perf_counter()
-        # a re-run of a trial whose worker died inherits its user attrs: clear the outcome
-        for key, value in {"worker": worker_id(), "overrides": job.overrides, "reason": None, "record": None,
-                           PRUNED_ATTR: None}.items():
-            trial.set_user_attr(key, value)
-        cfg = job.cfg
-        if needs_own_process(cfg):
-            result = train_point_in_child(job.overrides, job.extra, Path(cfg.out_dir) / "sweep-points",
-                                          job.child_callbacks)
-        else:
-            result = train_point(cfg, job.extra, callbacks=job.callbacks)
-        if result["record"] is None:  # the run's process died without a result: its record is written here
-            record = failure_record(cfg, result["reason"], job.extra)
-            save_record(record, Path(cfg.results_dir), None)
-            result["record"] = record.to_dict()
-        record = result["record"]
-        value = (record.get("metrics") or {}).get(self.metric)
-        pruned = self.stored(trial).user_attrs.get(PRUNED_ATTR) if result["status"] == "completed" else None
-        if pruned is not None:
-            result.update(status="pruned", reason=pruned_reason(pruned))
-        elif result["status"] == "completed" and (value is None or not math.isfinite(value)):
-            result.update(status="failed", reason=f"validation {self.metric} is {value} (no predictions or no "
-                                                   "ground truth?)")
-        if result["status"] != record["status"]:
-            record.update(status=result["status"], reason=result["reason"])
-            set_status(record.get("record_path"), result["status"], result["reason"])
-        trial.set_user_attr("record", record.get("record_path"))
-        trial.set_user_attr("reason", result["reason"])
-        self.ran += 1
-        self.after(job, result)
-        seconds = time.perf_counter() - start
-        if result["status"] == "completed":
-            scores = ", ".join(f"{label} {record['metrics'][k]:.3f}" for label, k in (("mAP@0.5", "mAP50"),
-                               ("mAP", "mAP")) if record["metrics"].get(k) is not None)
-            self.last = f"trial {trial.number} {job.title}: completed, {scores} ({seconds:.0f} s)"
-            return float(value)
-        self.last = f"trial {trial.number} {job.title}: {result['status'].upper()} ({seconds:.0f} s): " \
-                    f"{result['reason']}"
-        if result["status"] == "pruned":
-            raise optuna.TrialPruned(result["reason"])
-        raise TrialFailed(result["reason"])
 
     def report(self, progress: Progress) -> None:
         counts, eta = self.counts()

@@ -1,29 +1,9 @@
-"""A sweep as data: ``sweeps/NAME.yaml`` = base overrides + axes (their product is the grid) + seeds.
-
-Schema (every key but ``name`` and ``axes`` optional)::
-
-    name: assigners            # must equal the file stem
-    description: one line
-    table: assigners           # report table: assigners | backbones | widths | pretrained
-    base: {model.backbone: resnet18, data.img_size: 96}   # dotted overrides for every point
-    axes:                      # product = grid; axis order = column order in tables
-      model.width: [0.25, 0.5]                       # a dotted config key and its values, or
-      assigner:                                      # label -> linked overrides
-        tal: {assigner.name: tal}
-        nearby_grid: {assigner.name: nearby_grid, model.head: anchor}
-    seeds: [0, 1, 2]           # every grid point runs once per seed
-    max_seeds: 5               # auto seeds: rows whose paired interval against the baseline
-                               # still contains 0 get further seeds (3, 4), up to 5 in all
-    baseline: {assigner: tal}  # axis -> value/label that deltas are computed against
-    known: [nearby_grid > all_grid]  # directions a known study found, checked against the results
-
-A point's overrides are layered by :func:`yolozoo.config.layered_overrides` (a ``preset=`` or
-``config=FILE`` outranks ``base``). :func:`load_sweep` checks every point's config, so a typo fails
-before any training, naming the file and the key.
-"""
+"""A sweep file (``sweeps/NAME.yaml``, see the README's Sweeps section) as a validated model, and its grid of points;
+:func:`load_sweep` checks every point's config, so a typo fails before any training, naming the file and the key."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -37,10 +17,9 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from ..config import ConfigError, format_overrides, layered_overrides, load_config
 from ..record import METRICS
 from ..sweep_files import find_file, is_path, list_names, where
-from .schema import DISTINCT, Overrides, Scalar, SpecFile, SweepError, Value, Values, read_spec, validated
+from .schema import DISTINCT, Overrides, Scalar, SpecFile, SweepError, Value, Values, read_spec
 
 TABLES = ("assigners", "backbones", "widths", "pretrained")
-RUNNER_KEYS = ("seed", "name")  # set per point by the runner
 # The columns of a sweep's results frame (:func:`yolozoo.sweep.load_results`), around one column per axis.
 HEAD_COLUMNS = ("sweep", "study", "trial", "status", "reason", "seed")
 TAIL_COLUMNS = ("point", "overrides", "config", *METRICS, "pos_per_gt", "gt_without_pos", "pos_per_level", "history",
@@ -145,9 +124,7 @@ class SweepSpec(SpecFile):
         return [*self.seeds, *range(extra, extra + max((self.max_seeds or 0) - len(self.seeds), 0))]
 
     def point(self, labels: dict[str, Scalar], seed: int) -> Point:
-        axis_overrides = {}
-        for name, label in labels.items():
-            axis_overrides.update(self.axes[name][label])
+        axis_overrides = {k: v for name, label in labels.items() for k, v in self.axes[name][label].items()}
         return Point(dict(labels), seed, {**self.base, **axis_overrides}, axis_overrides)
 
     def points(self, seeds: list[int] | None = None) -> list[Point]:
@@ -196,24 +173,12 @@ def checked_config(overrides: dict[str, str], where: str, error: type = SweepErr
 
 
 # -- sweep files ---------------------------------------------------------------------------------
-def list_sweeps(sweeps_dir: Path | None = None) -> list[str]:
-    return list_names(folder=sweeps_dir)
+list_sweeps = functools.partial(list_names, "")  # (sweeps_dir=None): the sweep names in sweeps_dir or the sweep folders
+read_sweep = functools.partial(read_spec, model=SweepSpec)  # (path): the file's structure; see check_sweep for its keys
 
 
 def find_sweep(name_or_path: str, sweeps_dir: Path | None = None) -> Path:
     return find_spec(name_or_path, folder=sweeps_dir)
-
-
-def parse_sweep(data: Any, path: Path) -> SweepSpec:
-    """Check the structure of a loaded sweep file (not yet the config keys; see :func:`check_sweep`)."""
-    return validated(SweepSpec, data, path)
-
-
-def _check_runner_keys(overrides: dict, where: str) -> None:
-    for key in RUNNER_KEYS:
-        if key in overrides:
-            what = "list it under 'seeds:'" if key == "seed" else "the runner names each point's run"
-            raise SweepError(f"{where}: {key!r} is set per point by the sweep runner ({what}); remove it")
 
 
 def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> list:
@@ -221,22 +186,20 @@ def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> list:
     file and the part at fault: ``base``, an axis label, or the command line. Returns the configs of the first
     seed's points."""
     cli, where = dict(cli or {}), str(spec.path)
-    _check_runner_keys(spec.base, f"{where}: base")
-    _check_runner_keys(cli, "command line")
+    axes = {f"{where}: axis {name!r} label {label!r}": overrides for name, labels in spec.axes.items()
+            for label, overrides in labels.items()}
+    for at, overrides in {f"{where}: base": spec.base, **axes, "command line": cli}.items():
+        for key in ("seed", "name"):  # set per point by the runner
+            if key in overrides:
+                what = "list it under 'seeds:'" if key == "seed" else "the runner names each point's run"
+                raise SweepError(f"{at}: {key!r} is set per point by the sweep runner ({what}); remove it")
     checked_config(format_overrides(spec.base), f"{where}: base")
-    for name, labels in spec.axes.items():
-        for label, overrides in labels.items():
-            _check_runner_keys(overrides, f"{where}: axis {name!r} label {label!r}")
-            checked_config(spec.resolve(overrides, {}), f"{where}: axis {name!r} label {label!r}")
+    for at, overrides in axes.items():
+        checked_config(spec.resolve(overrides, {}), at)
     if cli:
         checked_config(spec.resolve({}, cli), "command line")
     return [checked_config(spec.resolve(point.axis_overrides, cli), f"{where}: point {point.title}")
             for point in spec.points([spec.seeds[0]])]  # seeds change nothing that could fail here
-
-
-def read_sweep(path: Path) -> SweepSpec:
-    """Read and parse a sweep file's structure; its config keys are not checked (see :func:`check_sweep`)."""
-    return read_spec(path, SweepSpec)
 
 
 def load_sweep(name_or_path: str, cli: dict[str, str] | None = None) -> SweepSpec:
