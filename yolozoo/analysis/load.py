@@ -60,7 +60,7 @@ def load_records(spec: ReportSpec, folder: Path) -> pd.DataFrame:
     """The records in ``folder`` of points the sweep file still has with the same overrides: a record whose
     point changed since (another fingerprint) is stale, left out so a table never mixes budgets."""
     current = []
-    for r in read_records(folder) if folder.is_dir() else []:
+    for r in read_records(folder):
         labels, seed = r["point"].get("labels") or {}, r["point"].get("seed")
         try:
             fingerprint = spec.sweep.point(labels, seed).fingerprint
@@ -112,10 +112,8 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
     if source == "records":
         frame = load_records(spec, Path(storage) if storage else published_dir(results_dir, spec.name))
     elif source == "store":
-        try:
+        try:  # no store at all: FileNotFoundError, which says where it looked
             frame = load_store(storage=storage, sweep=spec.name, results_dir=results_dir)
-        except FileNotFoundError as e:
-            raise SourceError(str(e)) from None
         except KeyError:  # the store holds other sweeps, not this one yet
             frame = pd.DataFrame()
     elif source == "wandb":

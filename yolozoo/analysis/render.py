@@ -1,14 +1,6 @@
-"""Render a sweep's report: tables (Markdown, LaTeX, HTML, CSV), figures, paired comparisons.
-
-Command line (``python reports/render.py``)::
-
-    python reports/render.py [sweep=NAME ...] [source=records|store|wandb] [storage=DIR|URL|PROJECT]
-                             [study=NAME] [out=reports] [compare=SWEEP:ROW_A,ROW_B ...] [readme=README.md]
-                             [results_dir=results] [sweeps_dir=DIR]
-
-Without ``sweep=`` every sweep file is rendered. Writes ``out/<sweep>.{md,tex,html,csv}``, ``_compare.md`` and
-``out/plots/<sweep>_*.{png,svg}`` (the ``.html``: the self-contained study report); with ``readme=`` also the
-README's generated-tables section. Output depends only on the recorded results.
+"""Render a sweep's report: ``python reports/render.py [key=value ...]`` (the keys below). Writes
+``out/<sweep>.{md,tex,html,csv}``, ``_compare.md`` and ``out/plots/<sweep>_*.{png,svg}`` (the ``.html``: the
+self-contained study report); with ``readme=`` also the README's generated-tables section.
 """
 
 from __future__ import annotations
@@ -140,7 +132,7 @@ def main(argv: list[str]) -> int:
                                 + readme_figures(spec.name, paths, Path(opts["readme"]).resolve().parent))
         if opts["readme"]:
             update_readme(Path(opts["readme"]), sections, "python reports/render.py " + " ".join(argv))
-    except (SourceError, ValueError) as e:  # a bad argument or sweep file (SweepError is a ValueError)
+    except (FileNotFoundError, SourceError, ValueError) as e:  # no store, a bad argument or sweep file
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

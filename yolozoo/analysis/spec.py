@@ -66,13 +66,6 @@ class ReportSpec:
         self.axis_names = list(axes)
         self.baseline = {name: axes[name].canonical(v) for name, v in sweep.baseline.items()}  # axis -> its label
 
-    def setting(self, point: tuple[str, ...], key: str) -> Any:
-        """What the sweep file sets dotted ``key`` to at ``point`` (axes first, then base); None if unset."""
-        for axis, lab in zip(self.axes, point):
-            if key in axis.overrides.get(lab, {}):
-                return axis.overrides[lab][key]
-        return self.sweep.base.get(key)
-
     def points(self) -> list[tuple[str, ...]]:
         """Every grid point as a tuple of labels, in grid order (axis order, then value order)."""
         return list(itertools.product(*(a.overrides for a in self.axes)))
