@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,7 @@ def same(a: Any, b: Any) -> bool:
 
 def dotted_get(tree: dict | None, key: str) -> Any:
     """``tree["model"]["width"]`` for ``key="model.width"``; None where the path is absent."""
-    node: Any = tree or {}
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    return functools.reduce(lambda node, part: node.get(part) if isinstance(node, dict) else None, key.split("."), tree)
 
 
 class Axis:

@@ -117,8 +117,7 @@ def compare_rows(df: pd.DataFrame, row_a: str, row_b: str, metric: str = "mAP50"
 
 
 def known_findings(df: pd.DataFrame, spec: ReportSpec) -> list[str]:
-    """One sentence per direction the sweep file's ``known`` lists (a known study found A > B): holds,
-    reverses or is not separable from seed noise here, with its paired intervals on :data:`PAIRED`."""
+    """A sentence per direction in the sweep file's ``known`` (README, "Reports"), with its :data:`PAIRED` intervals."""
     rows = ["/".join(p) for p in spec.points()]
     present = set(df["row"])
     out = []
