@@ -16,10 +16,6 @@ STATUSES = ("completed", "failed", "running", "pending", "pruned")
 WANDB_STATES = {"finished": "completed", "crashed": "failed", "killed": "failed", "preempted": "failed"}  # else same
 
 
-class SourceError(RuntimeError):
-    """Results cannot be read from the chosen source; the message says what to do instead."""
-
-
 def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.DataFrame:
     """The rows of one study (a store keeps one per set of extra overrides: ``widths preset=voc``); never mixed."""
     studies = sorted(set(df["study"].dropna()))
@@ -122,9 +118,9 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
 
             frame = wandb_frame(wandb.Api().runs(storage or "yolozoo", filters={"group": spec.name}), spec)
         except Exception as e:  # no wandb, no network, no API key, no such project: say which
-            raise SourceError(f"reading W&B project {storage or 'yolozoo'!r} failed: {type(e).__name__}: {e}") from None
+            raise OSError(f"reading W&B project {storage or 'yolozoo'!r} failed: {type(e).__name__}: {e}") from None
     else:
         hint = ("; W&B offline runs are read through the public API: upload them with "
                 "`wandb sync DIR/wandb/offline-run-*`, then use source=wandb") if source == "wandb_offline" else ""
-        raise SourceError(f"unknown source {source!r}; valid: records, store, wandb{hint}")
+        raise ValueError(f"unknown source {source!r}; valid: records, store, wandb{hint}")
     return prepare(frame, spec, study)

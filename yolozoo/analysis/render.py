@@ -15,7 +15,7 @@ from ..cli_help import KeyHelp, print_help, wants_help
 from ..sweep.spec import list_sweeps
 from ..sweep_files import where
 from . import formats
-from .load import SourceError, load_results
+from .load import load_results
 from .plots import CAPTIONS, render_plots
 from .spec import ReportSpec, load_spec
 from .tables import PAIRED, build_table, compare_rows, summarize
@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
                                 + readme_figures(spec.name, paths, Path(opts["readme"]).resolve().parent))
         if opts["readme"]:
             update_readme(Path(opts["readme"]), sections, "python reports/render.py " + " ".join(argv))
-    except (FileNotFoundError, SourceError, ValueError) as e:  # no store, a bad argument or sweep file
+    except (OSError, ValueError) as e:  # no store, W&B unreadable, a bad argument or sweep file (SweepError)
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

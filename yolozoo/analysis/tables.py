@@ -83,8 +83,7 @@ def backbone_name(timm_name: str) -> str:
                          (r"mobilenetv2_(\d)(\d+)", "MobileNetV2-{}.{}"),
                          (r"(?:tf_)?efficientnet_(b\d)", "EfficientNet-{}"),
                          (r"(?:tf_)?efficientnet_lite(\d)", "EfficientNet-Lite{}")):
-        m = re.fullmatch(pattern, timm_name)
-        if m:
+        if m := re.fullmatch(pattern, timm_name):
             return fmt.format(*(g.upper() if g[0] == "b" else g for g in m.groups()))
     return timm_name
 
