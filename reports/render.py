@@ -1,6 +1,6 @@
 """Regenerate the ablation tables and figures from recorded results: ``python reports/render.py [key=value ...]``.
 
-See ``yolozoo/analysis/render.py`` for the keys; e.g. ``python reports/render.py sweep=assigners``.
+``--help`` lists the keys; e.g. ``python reports/render.py sweep=assigners``.
 """
 
 from __future__ import annotations

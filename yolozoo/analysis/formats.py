@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import html
 import re
+from operator import methodcaller
 from pathlib import Path
 
 from ..stats import LEVEL, METHOD, MIN_SEEDS
 from .tables import PAIRED, Cell, Comparison, Table
 
-_TEX = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                      "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                      "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--"})
+_tex = methodcaller("translate", str.maketrans({  # text as LaTeX
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--"}))
 CSS = re.sub(r"\s*\n\s*", "", """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1100px;padding:12px;
 color:#222}
@@ -30,10 +31,6 @@ figure{margin:1em 0}figure svg{max-width:100%;height:auto}figcaption{font-size:1
 def md_text(text: str) -> str:
     """Text for a Markdown cell or line with ``&``, ``<`` and ``|`` escaped: a label stays data, never HTML."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
-
-
-def _tex(text: str) -> str:
-    return text.translate(_TEX)
 
 
 def _styled(rows, escape, bold: str) -> list[list[str]]:

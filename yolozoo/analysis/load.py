@@ -16,10 +16,6 @@ STATUSES = ("completed", "failed", "running", "pending", "pruned")
 WANDB_STATES = {"finished": "completed", "crashed": "failed", "killed": "failed", "preempted": "failed"}  # else same
 
 
-class SourceError(RuntimeError):
-    """Results cannot be read from the chosen source; the message says what to do instead."""
-
-
 def _one_study(df: pd.DataFrame, spec: ReportSpec, study: str | None) -> pd.DataFrame:
     """The rows of one study (a store keeps one per set of extra overrides: ``widths preset=voc``); never mixed."""
     studies = sorted(set(df["study"].dropna()))
@@ -60,7 +56,7 @@ def load_records(spec: ReportSpec, folder: Path) -> pd.DataFrame:
     """The records in ``folder`` of points the sweep file still has with the same overrides: a record whose
     point changed since (another fingerprint) is stale, left out so a table never mixes budgets."""
     current = []
-    for r in read_records(folder) if folder.is_dir() else []:
+    for r in read_records(folder):
         labels, seed = r["point"].get("labels") or {}, r["point"].get("seed")
         try:
             fingerprint = spec.sweep.point(labels, seed).fingerprint
@@ -112,10 +108,8 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
     if source == "records":
         frame = load_records(spec, Path(storage) if storage else published_dir(results_dir, spec.name))
     elif source == "store":
-        try:
+        try:  # no store at all: FileNotFoundError, which says where it looked
             frame = load_store(storage=storage, sweep=spec.name, results_dir=results_dir)
-        except FileNotFoundError as e:
-            raise SourceError(str(e)) from None
         except KeyError:  # the store holds other sweeps, not this one yet
             frame = pd.DataFrame()
     elif source == "wandb":
@@ -124,9 +118,9 @@ def load_results(spec: ReportSpec, source: str = "records", storage: str | None 
 
             frame = wandb_frame(wandb.Api().runs(storage or "yolozoo", filters={"group": spec.name}), spec)
         except Exception as e:  # no wandb, no network, no API key, no such project: say which
-            raise SourceError(f"reading W&B project {storage or 'yolozoo'!r} failed: {type(e).__name__}: {e}") from None
+            raise OSError(f"reading W&B project {storage or 'yolozoo'!r} failed: {type(e).__name__}: {e}") from None
     else:
         hint = ("; W&B offline runs are read through the public API: upload them with "
                 "`wandb sync DIR/wandb/offline-run-*`, then use source=wandb") if source == "wandb_offline" else ""
-        raise SourceError(f"unknown source {source!r}; valid: records, store, wandb{hint}")
+        raise ValueError(f"unknown source {source!r}; valid: records, store, wandb{hint}")
     return prepare(frame, spec, study)

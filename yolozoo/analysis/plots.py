@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from ..stats import MIN_SEEDS
 from .spec import ReportSpec, dotted_get
 
-# every plot function runs inside rc_context(_RC): fixed fonts, and SVG ids that do not change between renders
+# render_plots runs inside rc_context(_RC): fixed fonts, and SVG ids that do not change between renders
 _RC = {"svg.hashsalt": "yolozoo", "svg.fonttype": "path", "font.size": 9}
 CAPTIONS = {"params": "mAP@0.5 against parameters (mean ± std over seeds)",
             "curves": "Validation mAP and training loss per epoch (mean ± std over seeds)",
@@ -36,7 +36,6 @@ def _save(fig: Figure, stem: Path, df: pd.DataFrame | None = None, shown=()) -> 
     return paths
 
 
-@matplotlib.rc_context(_RC)
 def params_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """mAP@0.5 (mean ± std over seeds) against Params(M): one line per backbone, points labelled by width."""
     done = df[df["status"] == "completed"].dropna(subset=["params", "mAP50"])
@@ -60,23 +59,20 @@ def params_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     return _save(fig, stem, df, points.index)
 
 
-@matplotlib.rc_context(_RC)
 def curves_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """Per-epoch val mAP@0.5, mAP@0.5:0.95 and train loss per row: mean over seeds, ±std band where n >= 2.
     The loss tells a row still learning (short budget) from one that fails (flat loss)."""
-    curves = {}
-    for row, runs in df[df["status"] == "completed"].groupby("row", sort=False):
-        epochs = [e for h in runs["history"] if isinstance(h, list) for e in h if isinstance(e, dict) and "epoch" in e]
-        if epochs:
-            curves[row] = pd.DataFrame(epochs)
-    if not curves:
+    done = df[df["status"] == "completed"]
+    epochs = pd.DataFrame([{"row": row, **e} for row, h in zip(done["row"], done["history"]) if isinstance(h, list)
+                           for e in h if isinstance(e, dict) and "epoch" in e])
+    if epochs.empty:
         return []
     fig = Figure(figsize=(12, 3.6))
     axes = fig.subplots(1, 3)
     for ax, (key, name) in zip(axes, (("val/mAP50", "val mAP@0.5"), ("val/mAP", "val mAP@0.5:0.95"),
                                       ("train/loss", "train loss"))):
-        for row, frame in curves.items():
-            if key in frame:
+        for row, frame in epochs.groupby("row", sort=False):
+            if key in frame and frame[key].notna().any():  # a row whose epochs never logged it: no line
                 stats = frame.groupby("epoch")[key].agg(["mean", "std"])
                 line = ax.plot(stats.index, stats["mean"], marker=".", label=row)[0]
                 band = stats["std"].fillna(0).to_numpy()
@@ -87,10 +83,9 @@ def curves_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{spec.name}: validation mAP and training loss per epoch (mean ± std over seeds)")
-    return _save(fig, stem, df, curves)
+    return _save(fig, stem, df, epochs["row"].unique())
 
 
-@matplotlib.rc_context(_RC)
 def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path]:
     """Bars per row: positives per GT and % of GT without a positive (mean ± std over seeds, last epoch)."""
     done = df[df["status"] == "completed"].dropna(subset=["pos_per_gt", "gt_without_pos"], how="all")
@@ -110,7 +105,6 @@ def assignment_plot(df: pd.DataFrame, spec: ReportSpec, stem: Path) -> list[Path
     return _save(fig, stem, df, stats.index)
 
 
-@matplotlib.rc_context(_RC)
 def forest_plot(comparisons: list, spec: ReportSpec, stem: Path) -> list[Path]:
     """Per :class:`~yolozoo.analysis.tables.Comparison`, the mean difference and its interval (0 marked);
     one without an interval (fewer than 2 shared seeds) is a bare point."""
@@ -133,6 +127,7 @@ def forest_plot(comparisons: list, spec: ReportSpec, stem: Path) -> list[Path]:
     return _save(fig, stem)
 
 
+@matplotlib.rc_context(_RC)
 def render_plots(df: pd.DataFrame, spec: ReportSpec, out_dir: Path, comparisons: list = ()) -> list[Path]:
     """Every figure that applies to ``spec``'s table, then the forest plot of the mAP@0.5 ``comparisons``."""
     paths = []

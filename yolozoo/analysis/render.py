@@ -1,14 +1,6 @@
-"""Render a sweep's report: tables (Markdown, LaTeX, HTML, CSV), figures, paired comparisons.
-
-Command line (``python reports/render.py``)::
-
-    python reports/render.py [sweep=NAME ...] [source=records|store|wandb] [storage=DIR|URL|PROJECT]
-                             [study=NAME] [out=reports] [compare=SWEEP:ROW_A,ROW_B ...] [readme=README.md]
-                             [results_dir=results] [sweeps_dir=DIR]
-
-Without ``sweep=`` every sweep file is rendered. Writes ``out/<sweep>.{md,tex,html,csv}``, ``_compare.md`` and
-``out/plots/<sweep>_*.{png,svg}`` (the ``.html``: the self-contained study report); with ``readme=`` also the
-README's generated-tables section. Output depends only on the recorded results.
+"""Render a sweep's report: ``python reports/render.py [key=value ...]`` (the keys below). Writes
+``out/<sweep>.{md,tex,html,csv}``, ``_compare.md`` and ``out/plots/<sweep>_*.{png,svg}`` (the ``.html``: the
+self-contained study report); with ``readme=`` also the README's generated-tables section.
 """
 
 from __future__ import annotations
@@ -23,7 +15,7 @@ from ..cli_help import KeyHelp, print_help, wants_help
 from ..sweep.spec import list_sweeps
 from ..sweep_files import where
 from . import formats
-from .load import SourceError, load_results
+from .load import load_results
 from .plots import CAPTIONS, render_plots
 from .spec import ReportSpec, load_spec
 from .tables import PAIRED, build_table, compare_rows, summarize
@@ -140,7 +132,7 @@ def main(argv: list[str]) -> int:
                                 + readme_figures(spec.name, paths, Path(opts["readme"]).resolve().parent))
         if opts["readme"]:
             update_readme(Path(opts["readme"]), sections, "python reports/render.py " + " ".join(argv))
-    except (SourceError, ValueError) as e:  # a bad argument or sweep file (SweepError is a ValueError)
+    except (OSError, ValueError) as e:  # no store, W&B unreadable, a bad argument or sweep file (SweepError)
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

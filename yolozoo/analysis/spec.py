@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,7 @@ def same(a: Any, b: Any) -> bool:
 
 def dotted_get(tree: dict | None, key: str) -> Any:
     """``tree["model"]["width"]`` for ``key="model.width"``; None where the path is absent."""
-    node: Any = tree or {}
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    return functools.reduce(lambda node, part: node.get(part) if isinstance(node, dict) else None, key.split("."), tree)
 
 
 class Axis:
@@ -65,13 +61,6 @@ class ReportSpec:
         self.axes = tuple(axes.values())
         self.axis_names = list(axes)
         self.baseline = {name: axes[name].canonical(v) for name, v in sweep.baseline.items()}  # axis -> its label
-
-    def setting(self, point: tuple[str, ...], key: str) -> Any:
-        """What the sweep file sets dotted ``key`` to at ``point`` (axes first, then base); None if unset."""
-        for axis, lab in zip(self.axes, point):
-            if key in axis.overrides.get(lab, {}):
-                return axis.overrides[lab][key]
-        return self.sweep.base.get(key)
 
     def points(self) -> list[tuple[str, ...]]:
         """Every grid point as a tuple of labels, in grid order (axis order, then value order)."""

@@ -1,6 +1,5 @@
-"""A sweep's prepared results -> its summary (one row per grid point) and its display table, in the known VOC
-study's layout (README, "Reports": its columns, deltas, ``n`` = completed / expected seeds, notes and marks), and
-paired comparisons of two rows over their shared completed seeds (the paired t interval of :mod:`yolozoo.stats`)."""
+"""A sweep's prepared results -> its summary (one row per grid point), its display table (layout: README, "Reports")
+and paired comparisons of two rows over their shared completed seeds (the paired t interval of :mod:`yolozoo.stats`)."""
 
 from __future__ import annotations
 
@@ -43,12 +42,10 @@ AXIS_HEADERS = {"assigner": "label_assignment_method", "assigner.name": "label_a
                 "pretrained": "Pretrained", "model.pretrained": "Pretrained"}
 STATE_ORDER = (*STATUSES[1:], "missing")  # which state a point with no completed run shows
 
-# The known study's published VOC2007-test numbers: context only, never mixed with ours.
-PUBLISHED_VOC = {"assigners": ("Published VOC numbers of the known study (ResNet-18 YOLO, VOC07+12 trainval, "
-                               "VOC2007 test); not produced by yolozoo, for context only",
-                               ("label_assignment_method", "mAP@0.5", "mAP@0.5:0.95"),
-                               (("single_grid", "0.640", "0.390"), ("nearby_grid", "0.716", "0.468"),
-                                ("all_grid", "0.662", "0.429")))}
+# The known study's published VOC2007-test numbers of its assigners table: context only, never mixed with ours.
+PUBLISHED_VOC = ("Published VOC numbers of the known study (ResNet-18 YOLO, VOC07+12 trainval, VOC2007 test); not "
+                 "produced by yolozoo, for context only", ("label_assignment_method", "mAP@0.5", "mAP@0.5:0.95"),
+                 (("single_grid", "0.640", "0.390"), ("nearby_grid", "0.716", "0.468"), ("all_grid", "0.662", "0.429")))
 
 
 @dataclass
@@ -75,9 +72,8 @@ class Table:
 
 def published_reference(spec: ReportSpec):
     """The known study's published numbers for ``spec``'s layout, if the sweep has any of their rows."""
-    reference = PUBLISHED_VOC.get(spec.sweep.table)
     labels = {lab for axis in spec.axes for lab in axis.overrides}
-    return reference if reference and labels & {row[0] for row in reference[2]} else None
+    return PUBLISHED_VOC if spec.sweep.table == "assigners" and labels & {r[0] for r in PUBLISHED_VOC[2]} else None
 
 
 def backbone_name(timm_name: str) -> str:
@@ -87,8 +83,7 @@ def backbone_name(timm_name: str) -> str:
                          (r"mobilenetv2_(\d)(\d+)", "MobileNetV2-{}.{}"),
                          (r"(?:tf_)?efficientnet_(b\d)", "EfficientNet-{}"),
                          (r"(?:tf_)?efficientnet_lite(\d)", "EfficientNet-Lite{}")):
-        m = re.fullmatch(pattern, timm_name)
-        if m:
+        if m := re.fullmatch(pattern, timm_name):
             return fmt.format(*(g.upper() if g[0] == "b" else g for g in m.groups()))
     return timm_name
 
@@ -102,10 +97,7 @@ class Comparison:
     metric: str
     seeds: tuple[int, ...]
     stats: Interval
-
-    @property
-    def verdict(self) -> str:
-        return reading(self.stats, self.row_a, self.row_b)
+    verdict: str  # :func:`yolozoo.stats.reading` of ``stats``
 
 
 def _per_seed(df: pd.DataFrame, row: str, metric: str) -> dict[int, float]:
@@ -119,12 +111,12 @@ def compare_rows(df: pd.DataFrame, row_a: str, row_b: str, metric: str = "mAP50"
     """Pair rows ``row_a`` and ``row_b`` (``df["row"]`` labels of a prepared frame) seed by seed on ``metric``."""
     a, b = _per_seed(df, row_a, metric), _per_seed(df, row_b, metric)
     seeds = tuple(sorted(a.keys() & b.keys()))
-    return Comparison(row_a, row_b, metric, seeds, paired_t([a[s] - b[s] for s in seeds]))
+    stats = paired_t([a[s] - b[s] for s in seeds])
+    return Comparison(row_a, row_b, metric, seeds, stats, reading(stats, row_a, row_b))
 
 
 def known_findings(df: pd.DataFrame, spec: ReportSpec) -> list[str]:
-    """One sentence per direction the sweep file's ``known`` lists (a known study found A > B): holds,
-    reverses or is not separable from seed noise here, with its paired intervals on :data:`PAIRED`."""
+    """A sentence per direction in the sweep file's ``known`` (README, "Reports"), with its :data:`PAIRED` intervals."""
     rows = ["/".join(p) for p in spec.points()]
     present = set(df["row"])
     out = []
@@ -172,8 +164,9 @@ def summarize(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
         done = runs[runs["status"] == "completed"]
         ran = set(runs["seed"].dropna().astype(int))
         configs = [c for c in (*done["config"], *runs["config"]) if isinstance(c, dict)]
-        # a point that never ran has no config: the sweep file says what it would have run
-        backbone = dotted_get(configs[0], "model.backbone") if configs else spec.setting(point, "model.backbone")
+        # a point that never ran has no config: the sweep file says what it would have run (base, then the axes)
+        sets = spec.sweep.base | {k: v for a, lab in zip(spec.axes, point) for k, v in a.overrides.get(lab, {}).items()}
+        backbone = dotted_get(configs[0], "model.backbone") if configs else sets.get("model.backbone")
         row = {a.name: lab for a, lab in zip(spec.axes, point)}
         row.update(row_label="/".join(point), model=f"YOLO ({backbone_name(backbone)})" if backbone else "YOLO",
                    expected=len(ran | set(spec.sweep.seeds)), **{s: int((runs["status"] == s).sum()) for s in STATUSES},
@@ -211,13 +204,11 @@ def _value_text(row: pd.Series, col: Column) -> str:
 
 def _best(summary: pd.DataFrame, col: Column) -> set[int]:
     """Indices of the points whose displayed mean is the column's best (ties all bold; none if all tie)."""
-    flagged = summary["timing_flagged"] if col in TIMED else [False] * len(summary)  # not comparable
-    shown = {i: round(m * col.scale, col.digits) for i, (m, f) in enumerate(zip(summary[f"{col.key}_mean"], flagged))
-             if m == m and not f}
-    if len(set(shown.values())) < 2:
+    shown = summary[f"{col.key}_mean"].map(lambda m: round(m * col.scale, col.digits))
+    shown = shown[~summary["timing_flagged"]].dropna() if col in TIMED else shown.dropna()  # flagged: not comparable
+    if shown.nunique() < 2:
         return set()
-    best = (max if col.better == "max" else min)(shown.values())
-    return {i for i, v in shown.items() if v == best}
+    return set(shown.index[shown == (shown.max() if col.better == "max" else shown.min())])
 
 
 def provenance(df: pd.DataFrame) -> list[tuple[str, str]]:
