@@ -1,12 +1,9 @@
-"""A search space as data: ``sweeps/search/NAME.yaml`` = base overrides + searched parameters + how to search.
-
-The schema is the README's "Search" section and the models below. A trial's overrides are layered as a sweep
-point's (a ``preset=`` or ``config=FILE`` outranks ``base``). :func:`load_search` checks the config at each
-parameter's bounds and choices, so a typo fails before training.
-"""
+"""A search space as data: ``sweeps/search/NAME.yaml`` = base overrides + searched parameters + how to search
+(the README's "Search" section and the models below)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -38,6 +35,7 @@ NEEDS = {"cmaes": "cmaes", "gp": "scipy"}  # samplers that need a package beyond
 PRUNERS = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
            "percentile": optuna.pruners.PercentilePruner, "hyperband": optuna.pruners.HyperbandPruner,
            "successive_halving": optuna.pruners.SuccessiveHalvingPruner, "threshold": optuna.pruners.ThresholdPruner}
+list_searches = functools.partial(list_names, "search")  # (folder=None): the search names in folder or sweep_dirs
 
 
 class SearchError(SweepError):
@@ -55,9 +53,8 @@ def build(kind: str, name: str, options: Mapping[str, Any], **fixed: Any) -> Any
     table = SAMPLERS if kind == "sampler" else PRUNERS
     _check(name in table, kind, f"unknown {kind} {name!r}; valid: {', '.join(table)}")
     valid = [p for p in inspect.signature(table[name]).parameters if p not in fixed]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise SearchError(f"{kind}: {kind} {name!r} has no option {unknown[0]!r}; valid: {', '.join(valid)}")
+    unknown = min(set(options) - set(valid), default=None)
+    _check(unknown is None, kind, f"{kind} {name!r} has no option {unknown!r}; valid: {', '.join(valid)}")
     package = NEEDS.get(name)
     _check(not package or importlib.util.find_spec(package), kind,
            f"sampler {name!r} needs the {package!r} package: pip install {package}")
@@ -209,10 +206,6 @@ class SearchSpace(SpecFile):
         """Hash of what defines a study's trials (base, params, objective); not of sampler, pruner or budget."""
         identity = {k: v for k, v in self.summary().items() if k in ("base", "params", "objective")}
         return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def list_searches() -> list[str]:
-    return list_names("search")
 
 
 def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> dict[str, Any]:
