@@ -73,10 +73,8 @@ def save_plots(study: optuna.Study, out_dir: Path, stem: str) -> dict[str, Path 
     plots = {"history": vis.plot_optimization_history, "importance": vis.plot_param_importances,
              "parallel": vis.plot_parallel_coordinate, "intermediate": vis.plot_intermediate_values}
     out_dir.mkdir(parents=True, exist_ok=True)
-    done: dict[str, Path | str] = {}
-    why_not = _why_not(study)
+    done: dict[str, Path | str] = {name: why or out_dir / f"{stem}_{name}.png" for name, why in _why_not(study).items()}
     for name, plot in plots.items():
-        done[name] = why_not[name] or out_dir / f"{stem}_{name}.png"
         if isinstance(done[name], Path):
             try:
                 with warnings.catch_warnings():

@@ -81,8 +81,7 @@ class Param(FileModel):
                                 AfterValidator(tuple)]] = {}
 
     def applies(self, values: Mapping[str, Any]) -> bool:
-        """Whether every condition holds for ``values``; a value matches by its text too (``0.5`` from YAML,
-        ``"0.5"`` from a command line)."""
+        """Whether every condition holds for ``values``; a value matches by its text too (``0.5`` = ``"0.5"``)."""
         return all(any(values.get(k) == v or str(values.get(k)) == str(v) for v in allowed)
                    for k, allowed in self.when.items())
 
@@ -157,8 +156,7 @@ class SearchSpace(SpecFile):
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> SearchSpace:
-        """The file's own rules, then the command line's ``options`` (metric, direction, sampler, sampler_seed,
-        pruner) over the file's."""
+        """The file's own rules, then the command line's search ``options`` over the file's."""
         options = info.context.get("options") or {}
         for key in [*self.base, *self.params]:
             _check(key not in FORBIDDEN, "", f"{key!r} cannot be set by a search file ({FORBIDDEN.get(key)})")
@@ -209,10 +207,9 @@ class SearchSpace(SpecFile):
 
 
 def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Check base, command line and every parameter (at its bounds or choices) against the config; return the
-    base config's values; errors name the file and the part at fault. A parameter is probed with earlier parameters
-    at values that make its ``when`` hold, and under each choice of every earlier unconditional categorical one in
-    turn (e.g. ``assigner.topk`` under every ``assigner.name``)."""
+    """Check base, command line and every parameter against the config (README "Search"); return the base config's
+    values. A parameter is probed with earlier parameters at values that make its ``when`` hold, and under each
+    choice of every earlier unconditional categorical one in turn (``assigner.topk`` under each ``assigner.name``)."""
     cli, where = dict(cli or {}), str(space.path)
     for key in cli:
         _check(key != "name", "command line", "'name' is set per trial by the search; remove it")

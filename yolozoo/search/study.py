@@ -21,6 +21,7 @@ from ..sweep.store import open_storage, study_name, worker_id
 from .space import SearchError, SearchSpace, build
 
 
+@BaseSampler.register
 class ReplayableSampler:
     """The sampler ``name`` with ``options``, rebuilt before each trial with a seed from (``seed``, trial number), so
     trial *k* gets the same draws whoever runs it, in a resumed or shared study too (README "Search")."""
@@ -39,13 +40,9 @@ class ReplayableSampler:
         return getattr(self._inner, attr)
 
 
-BaseSampler.register(ReplayableSampler)
-
-
 def count_trials(trials: list[FrozenTrial]) -> Counter[str]:
-    """``trials`` by state (Optuna's name, lower case: ``complete``, ``pruned``, ``fail``, ``running``, ...) and
-    ``finished`` (the first three: what counts toward ``n_trials``). A failed trial that Optuna re-queued (its worker
-    died) counts through its retry, and one stopped by Ctrl-C not at all."""
+    """``trials`` by state (Optuna's, lower case: ``complete``, ``fail``, ...) and ``finished`` (what counts toward
+    ``n_trials``, README "Search"); a failed trial Optuna re-queued (its worker died) counts through its retry."""
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     counts = Counter(t.state.name.lower() for t in trials if t.state != TrialState.FAIL
                      or (t.number not in retried and t.user_attrs.get("reason") != INTERRUPTED))

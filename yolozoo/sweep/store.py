@@ -34,9 +34,8 @@ def default_storage_url(results_dir: str | Path = "results") -> str:
 
 def sqlite_path(url: str) -> Path | None:
     """The file of a ``sqlite:///`` URL, or None for other databases (and in-memory SQLite)."""
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
-        return None
-    return Path(url.removeprefix("sqlite:///"))
+    file = url.removeprefix("sqlite:///")
+    return Path(file) if file not in (url, ":memory:") else None
 
 
 def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None, max_retry: int = 3,
