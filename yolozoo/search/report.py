@@ -38,10 +38,8 @@ def summary_table(df: pd.DataFrame, direction: str) -> str:
         return "(no trials)"
     params = [c for c in df.columns if c not in SEARCH_HEAD and c not in SEARCH_TAIL]
     done = df[df["status"] == "completed"].sort_values("value", ascending=direction == "minimize")
-    lines = []
-    if len(done):
-        table = done[["trial", "value", *params]].head(10)
-        lines.append(table.to_string(index=False, formatters={"value": "{:.4g}".format}))
+    table = done[["trial", "value", *params]].head(10).to_string(index=False, formatters={"value": "{:.4g}".format})
+    lines = [table] if len(done) else []
     lines.append(", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items()))
     lines += [f"  trial {row['trial']} {row['status']}: {row['reason']}"
               for _, row in df[df["status"].isin(["failed", "pruned"])].iterrows()]

@@ -1,8 +1,9 @@
-"""Where sweeps and searches live: an Optuna RDB storage (SQLite file or SQLAlchemy URL), one study each, the work
-queue and status table every worker opens. Added to plain ``RDBStorage``: SQLite transactions take the write lock
-up front (``BEGIN IMMEDIATE``: with pysqlite's deferred transactions two processes both "popped" one WAITING trial,
-13 of 180 pops with 3 processes; PostgreSQL locks the row instead), and creating a fresh database concurrently is
-retried (two workers race on ``CREATE TABLE``)."""
+"""Where sweeps and searches live: an Optuna RDB storage (SQLite file or SQLAlchemy URL), one study each.
+
+Added to plain ``RDBStorage``: SQLite transactions take the write lock up front (``BEGIN IMMEDIATE``: with
+pysqlite's deferred transactions two processes both "popped" one WAITING trial, 13 of 180 pops with 3 processes;
+PostgreSQL locks the row instead), and creating a fresh database concurrently is retried (two workers race on
+``CREATE TABLE``)."""
 
 from __future__ import annotations
 
