@@ -32,46 +32,31 @@ def best_overrides(config: dict) -> dict[str, Any]:
     return kept if preset == "default" else {"preset": preset, **kept}
 
 
-def write_best(config: dict, path: Path, header: list[str]) -> Path:
-    """Write the overrides of ``config`` to ``path`` (YAML, one line a key, ``header`` lines as comments first)."""
-    body = "".join(f"{k}: {yaml.safe_dump(v, default_flow_style=True, width=10**6).splitlines()[0]}\n"
-                   for k, v in best_overrides(config).items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, "".join(f"# {line}\n" for line in header) + body)
-
-
 def summary_table(df: pd.DataFrame, direction: str) -> str:
     """The best 10 trials, a count of all by status, and the failed and pruned ones with their reasons."""
     if df.empty:
         return "(no trials)"
     params = [c for c in df.columns if c not in SEARCH_HEAD and c not in SEARCH_TAIL]
     done = df[df["status"] == "completed"].sort_values("value", ascending=direction == "minimize")
-    lines = []
-    if len(done):
-        table = done[["trial", "value", *params]].head(10)
-        lines.append(table.to_string(index=False, formatters={"value": "{:.4g}".format}))
+    table = done[["trial", "value", *params]].head(10).to_string(index=False, formatters={"value": "{:.4g}".format})
+    lines = [table] if len(done) else []
     lines.append(", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items()))
     lines += [f"  trial {row['trial']} {row['status']}: {row['reason']}"
               for _, row in df[df["status"].isin(["failed", "pruned"])].iterrows()]
     return "\n".join(lines)
 
 
-def _why_not(name: str, study: optuna.Study) -> str | None:
-    """Why plot ``name`` cannot be made for ``study`` yet, or None."""
+def _why_not(study: optuna.Study) -> dict[str, str | None]:
+    """Why each plot cannot be made for ``study`` yet (None: it can)."""
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if name == "intermediate":
-        return None if any(t.intermediate_values for t in trials) else "no trial reported per-epoch values"
-    if not complete:
-        return "no completed trial"
     varying = {n for t in complete for n in t.params if len({repr(u.params[n]) for u in complete if n in u.params}) > 1}
-    if name == "importance" and len(complete) < 2:
-        return "parameter importances need at least 2 completed trials"
-    if name == "importance" and not varying:
-        return "no parameter varies between the completed trials"
-    if name == "parallel" and not any(t.params for t in complete):
-        return "the completed trials have no parameters"
-    return None
+    none = None if complete else "no completed trial"
+    importance = ("parameter importances need at least 2 completed trials" if len(complete) < 2 else
+                  None if varying else "no parameter varies between the completed trials")
+    parallel = None if any(t.params for t in complete) else "the completed trials have no parameters"
+    epochs = None if any(t.intermediate_values for t in trials) else "no trial reported per-epoch values"
+    return {"history": none, "importance": none or importance, "parallel": none or parallel, "intermediate": epochs}
 
 
 def save_plots(study: optuna.Study, out_dir: Path, stem: str) -> dict[str, Path | str]:
@@ -79,29 +64,25 @@ def save_plots(study: optuna.Study, out_dir: Path, stem: str) -> dict[str, Path 
     skipped (a plot never fails the search)."""
     import matplotlib
 
-    if matplotlib.get_backend().lower() != "agg":
-        matplotlib.use("Agg")
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as vis
 
     plots = {"history": vis.plot_optimization_history, "importance": vis.plot_param_importances,
              "parallel": vis.plot_parallel_coordinate, "intermediate": vis.plot_intermediate_values}
     out_dir.mkdir(parents=True, exist_ok=True)
-    done: dict[str, Path | str] = {}
+    done: dict[str, Path | str] = {name: why or out_dir / f"{stem}_{name}.png" for name, why in _why_not(study).items()}
     for name, plot in plots.items():
-        done[name] = _why_not(name, study) or out_dir / f"{stem}_{name}.png"
-        if isinstance(done[name], str):
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # ExperimentalWarning on every matplotlib plot
-                ax = plot(study)
-            figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-            figure.savefig(done[name], dpi=110, bbox_inches="tight")
-            plt.close(figure)
-        except Exception as e:
-            plt.close("all")
-            done[name] = f"{type(e).__name__}: {e}"
+        if isinstance(done[name], Path):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # ExperimentalWarning on every matplotlib plot
+                    plot(study)
+                plt.savefig(done[name], dpi=110, bbox_inches="tight")  # the figure the plot made
+            except Exception as e:
+                done[name] = f"{type(e).__name__}: {e}"
+            finally:
+                plt.close("all")
     return done
 
 
@@ -122,11 +103,14 @@ def report(space: SearchSpace, url: str, study_name: str, results_dir: str, repo
         if config:
             where = Path(results_dir) / "search" / f"{stem}-best.yaml"
             counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items())
-            write_best(config, where, [
-                f"best trial of search {space.name!r}: trial {best.number}, {space.label} = "
-                f"{best.value:.6g} ({space.objective.direction})", f"study {study_name!r} in {redact(url)}: {counts}",
-                f"tuned: {tuned}", f"re-run: python bench/run.py config={where}",
-                f"as a sweep's base: python bench/run.py sweep=NAME config={where}"])
+            header = [f"best trial of search {space.name!r}: trial {best.number}, {space.label} = {best.value:.6g} "
+                      f"({space.objective.direction})", f"study {study_name!r} in {redact(url)}: {counts}",
+                      f"tuned: {tuned}", f"re-run: python bench/run.py config={where}",
+                      f"as a sweep's base: python bench/run.py sweep=NAME config={where}"]
+            body = [f"{k}: {yaml.safe_dump(v, default_flow_style=True, width=10**6).splitlines()[0]}"
+                    for k, v in best_overrides(config).items()]
+            where.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(where, "\n".join([*(f"# {line}" for line in header), *body]) + "\n")
         print(f"\nbest: trial {best.number}, {space.label} {best.value:.4g}: {tuned}\nbest config: {where}")
     for name, where in save_plots(study, reports_dir, stem).items():
         print(f"plot {name}: {where}" if isinstance(where, Path) else f"plot {name}: skipped ({where})")

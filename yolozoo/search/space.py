@@ -1,12 +1,9 @@
-"""A search space as data: ``sweeps/search/NAME.yaml`` = base overrides + searched parameters + how to search.
-
-The schema is the README's "Search" section and the models below. A trial's overrides are layered as a sweep
-point's (a ``preset=`` or ``config=FILE`` outranks ``base``). :func:`load_search` checks the config at each
-parameter's bounds and choices, so a typo fails before training.
-"""
+"""A search space as data: ``sweeps/search/NAME.yaml`` = base overrides + searched parameters + how to search
+(the README's "Search" section and the models below)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -38,6 +35,7 @@ NEEDS = {"cmaes": "cmaes", "gp": "scipy"}  # samplers that need a package beyond
 PRUNERS = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
            "percentile": optuna.pruners.PercentilePruner, "hyperband": optuna.pruners.HyperbandPruner,
            "successive_halving": optuna.pruners.SuccessiveHalvingPruner, "threshold": optuna.pruners.ThresholdPruner}
+list_searches = functools.partial(list_names, "search")  # (folder=None): the search names in folder or sweep_dirs
 
 
 class SearchError(SweepError):
@@ -55,9 +53,8 @@ def build(kind: str, name: str, options: Mapping[str, Any], **fixed: Any) -> Any
     table = SAMPLERS if kind == "sampler" else PRUNERS
     _check(name in table, kind, f"unknown {kind} {name!r}; valid: {', '.join(table)}")
     valid = [p for p in inspect.signature(table[name]).parameters if p not in fixed]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise SearchError(f"{kind}: {kind} {name!r} has no option {unknown[0]!r}; valid: {', '.join(valid)}")
+    unknown = min(set(options) - set(valid), default=None)
+    _check(unknown is None, kind, f"{kind} {name!r} has no option {unknown!r}; valid: {', '.join(valid)}")
     package = NEEDS.get(name)
     _check(not package or importlib.util.find_spec(package), kind,
            f"sampler {name!r} needs the {package!r} package: pip install {package}")
@@ -84,8 +81,7 @@ class Param(FileModel):
                                 AfterValidator(tuple)]] = {}
 
     def applies(self, values: Mapping[str, Any]) -> bool:
-        """Whether every condition holds for ``values``; a value matches by its text too (``0.5`` from YAML,
-        ``"0.5"`` from a command line)."""
+        """Whether every condition holds for ``values``; a value matches by its text too (``0.5`` = ``"0.5"``)."""
         return all(any(values.get(k) == v or str(values.get(k)) == str(v) for v in allowed)
                    for k, allowed in self.when.items())
 
@@ -160,8 +156,7 @@ class SearchSpace(SpecFile):
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> SearchSpace:
-        """The file's own rules, then the command line's ``options`` (metric, direction, sampler, sampler_seed,
-        pruner) over the file's."""
+        """The file's own rules, then the command line's search ``options`` over the file's."""
         options = info.context.get("options") or {}
         for key in [*self.base, *self.params]:
             _check(key not in FORBIDDEN, "", f"{key!r} cannot be set by a search file ({FORBIDDEN.get(key)})")
@@ -211,15 +206,10 @@ class SearchSpace(SpecFile):
         return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def list_searches() -> list[str]:
-    return list_names("search")
-
-
 def check_search(space: SearchSpace, cli: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Check base, command line and every parameter (at its bounds or choices) against the config; return the
-    base config's values; errors name the file and the part at fault. A parameter is probed with earlier parameters
-    at values that make its ``when`` hold, and under each choice of every earlier unconditional categorical one in
-    turn (e.g. ``assigner.topk`` under every ``assigner.name``)."""
+    """Check base, command line and every parameter against the config (README "Search"); return the base config's
+    values. A parameter is probed with earlier parameters at values that make its ``when`` hold, and under each
+    choice of every earlier unconditional categorical one in turn (``assigner.topk`` under each ``assigner.name``)."""
     cli, where = dict(cli or {}), str(space.path)
     for key in cli:
         _check(key != "name", "command line", "'name' is set per trial by the search; remove it")

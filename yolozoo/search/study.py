@@ -1,7 +1,5 @@
-"""A search: a study whose sampler proposes each trial, run by the sweeps' worker loop until ``n_trials`` finished
-(:func:`count_trials`; workers starting their last trials together may finish up to ``workers - 1`` more). Each
-trial trains with a :class:`~yolozoo.pruning.TrialPruning` callback that stops it early when the pruner says so.
-"""
+"""A search: the sweeps' worker loop on a study whose sampler proposes each trial and whose pruner may stop it
+(README "Search")."""
 
 from __future__ import annotations
 
@@ -23,6 +21,7 @@ from ..sweep.store import open_storage, study_name, worker_id
 from .space import SearchError, SearchSpace, build
 
 
+@BaseSampler.register
 class ReplayableSampler:
     """The sampler ``name`` with ``options``, rebuilt before each trial with a seed from (``seed``, trial number), so
     trial *k* gets the same draws whoever runs it, in a resumed or shared study too (README "Search")."""
@@ -41,13 +40,9 @@ class ReplayableSampler:
         return getattr(self._inner, attr)
 
 
-BaseSampler.register(ReplayableSampler)
-
-
 def count_trials(trials: list[FrozenTrial]) -> Counter[str]:
-    """``trials`` by state (Optuna's name, lower case: ``complete``, ``pruned``, ``fail``, ``running``, ...) and
-    ``finished`` (the first three: what counts toward ``n_trials``). A failed trial that Optuna re-queued (its worker
-    died) counts through its retry, and one stopped by Ctrl-C not at all."""
+    """``trials`` by state (Optuna's, lower case: ``complete``, ``fail``, ...) and ``finished`` (what counts toward
+    ``n_trials``, README "Search"); a failed trial Optuna re-queued (its worker died) counts through its retry."""
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     counts = Counter(t.state.name.lower() for t in trials if t.state != TrialState.FAIL
                      or (t.number not in retried and t.user_attrs.get("reason") != INTERRUPTED))
@@ -76,14 +71,14 @@ def pruning_from_storage(metric: str, storage: str, study: str, number: int, pru
 
 
 class SearchWorker(Worker):
-    """One worker on the study of ``space`` + command-line overrides ``cli`` in ``options.storage``; ``context``:
-    the base config's values (from :func:`~.space.load_search`), for ``when`` conditions."""
+    """One worker on the study of ``space`` + command-line overrides ``cli`` (+ ``search_options``) in
+    ``options.storage``; ``context``: the base config's values (from :func:`~.space.load_search`), for ``when``."""
 
     def __init__(self, space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str, str], options: Options,
-                 name: str | None = None):
+                 search_options: Mapping[str, str] | None = None):
         self.space, self.context, self.cli = space, dict(context), dict(cli)
         self.n_trials = options.n_trials or space.n_trials
-        super().__init__(space.name, options.study or name or search_study_name(space, self.cli),
+        super().__init__(space.name, options.study or search_study_name(space, self.cli, search_options),
                          load_config(space.resolve({}, self.cli)).results_dir, options,
                          ReplayableSampler(**space.sampler), build("pruner", space.pruner["name"],
                          space.pruner["options"]), space.objective.direction, space.objective.metric)
@@ -101,10 +96,9 @@ class SearchWorker(Worker):
 
     def counts(self) -> tuple[dict[str, int], float | None]:
         trials = self.study.get_trials(deepcopy=False)
-        b = count_trials(trials)
-        eta = eta_seconds(trials, max(self.n_trials - b["finished"], 0), b["running"])
-        return {"total": self.n_trials, "done": b["complete"] + b["pruned"], "running": b["running"],
-                "failed": b["fail"]}, eta
+        b = count_trials(trials)  # with the progress line's keys
+        b["total"], b["done"], b["failed"] = self.n_trials, b["complete"] + b["pruned"], b["fail"]
+        return b, eta_seconds(trials, max(self.n_trials - b["finished"], 0), b["running"])
 
     def start(self, progress: Progress) -> None:
         s = self.space
@@ -114,7 +108,7 @@ class SearchWorker(Worker):
               flush=True)
 
     def step(self, progress: Progress) -> str:
-        b = count_trials(self.study.get_trials(deepcopy=False))
+        b = self.counts()[0]
         if b["finished"] >= self.n_trials:
             return "done"
         return "wait" if not b["waiting"] and b["finished"] + b["running"] >= self.n_trials else "run"
@@ -136,11 +130,11 @@ class SearchWorker(Worker):
         return Job(title, load_config(overrides), overrides, extra, [pruning], [spec])
 
     def report(self, progress: Progress) -> None:
-        b, best = count_trials(self.study.get_trials(deepcopy=False)), ""
+        (b, eta), best = self.counts(), ""
         if b["complete"]:
             t = self.study.best_trial
             best = f" | best {self.space.label} {t.value:.4g} (trial {t.number}), {b['pruned']} pruned"
-        progress.update(*self.counts(), (self.last or "") + best or None)
+        progress.update(b, eta, (self.last or "") + best or None)
 
 
 def run_search(space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str, str] | None = None,
@@ -148,7 +142,6 @@ def run_search(space: SearchSpace, context: Mapping[str, Any], cli: Mapping[str,
     """Run one worker on ``space`` (checked by :func:`~.space.load_search`); return it (``.study``, ``.ran``).
     ``search_options``: the command line's ``metric``/``direction`` (they name the study)."""
     check_rank_zero()
-    cli = dict(cli or {})
-    worker = SearchWorker(space, context, cli, options or Options(), search_study_name(space, cli, search_options))
+    worker = SearchWorker(space, context, cli or {}, options or Options(), search_options)
     worker.run()
     return worker

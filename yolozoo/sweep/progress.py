@@ -58,9 +58,8 @@ def summary_table(df: pd.DataFrame, axes: list[str]) -> str:
     failed = df[df["status"] == "failed"]
     if len(failed):
         lines.append(f"\n{len(failed)} failed point(s):")
-        for _, row in failed.iterrows():
-            title = " ".join(f"{a}={row[a]}" for a in axes)
-            lines.append(f"  trial {row['trial']} {title} seed={row['seed']}: {row['reason']}")
+        lines += [f"  trial {row['trial']} {' '.join(f'{a}={row[a]}' for a in [*axes, 'seed'])}: {row['reason']}"
+                  for _, row in failed.iterrows()]
     return "\n".join(lines)
 
 

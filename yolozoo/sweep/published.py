@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import training_config
 from ..record import SCHEMA_VERSION, RunRecord, atomic_write, duration_s, json_safe, read_record, record_columns
 from .spec import HEAD_COLUMNS, TAIL_COLUMNS, Point
 from .store import NON_IDENTITY_KEYS
@@ -33,8 +34,6 @@ def publish(folder: Path, point: Point, record: dict, overrides: dict[str, str])
 
 
 def _identity(config: dict) -> str:
-    from ..config import training_config
-
     return json.dumps(json_safe(training_config(config)), sort_keys=True)
 
 

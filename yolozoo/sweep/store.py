@@ -1,11 +1,9 @@
 """Where sweeps and searches live: an Optuna RDB storage (SQLite file or SQLAlchemy URL), one study each.
 
-The storage is the work queue and the status table (results are the run records it points to); every
-worker opens the same URL. Added to plain ``RDBStorage``: SQLite transactions take the write lock up front
-(``BEGIN IMMEDIATE``: with pysqlite's deferred transactions two processes both "popped" one WAITING trial,
-13 of 180 pops with 3 processes; PostgreSQL locks the row instead), and creating a fresh database
-concurrently is retried (two workers race on ``CREATE TABLE``).
-"""
+Added to plain ``RDBStorage``: SQLite transactions take the write lock up front (``BEGIN IMMEDIATE``: with
+pysqlite's deferred transactions two processes both "popped" one WAITING trial, 13 of 180 pops with 3 processes;
+PostgreSQL locks the row instead), and creating a fresh database concurrently is retried (two workers race on
+``CREATE TABLE``)."""
 
 from __future__ import annotations
 
@@ -37,9 +35,8 @@ def default_storage_url(results_dir: str | Path = "results") -> str:
 
 def sqlite_path(url: str) -> Path | None:
     """The file of a ``sqlite:///`` URL, or None for other databases (and in-memory SQLite)."""
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
-        return None
-    return Path(url.removeprefix("sqlite:///"))
+    file = url.removeprefix("sqlite:///")
+    return Path(file) if file not in (url, ":memory:") else None
 
 
 def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None, max_retry: int = 3,
