@@ -269,15 +269,17 @@ def test_config_file_sits_between_preset_and_command_line(tmp_path):
     ["preset=smoke", "model.head=anchor", "assigner.name=yolov5", "assigner.anchor_t=3.0", "optim.ema_decay=0.0",
      "model.anchors=[[[10,13],[16,30],[33,23]],[[30,61],[62,45],[59,119]],[[116,90],[156,198],[373,326]]]"],
     ["model.family=yolov8", "loss.dfl=2.0", "seed=3", "out_dir=/elsewhere", "wandb.mode=disabled", "name=t7"],
+    ["resume=auto", "optim.lr=0.002"],  # how a trial runs; its best-config file must not resume anything
 ])
 def test_best_overrides_reproduce_the_config(tmp_path, overrides):
     cfg = to_dict(load_config(overrides))
     flat = best_overrides(cfg)
     assert "name" not in flat and "out_dir" not in flat and not any(k.startswith("wandb.") for k in flat)
+    assert "resume" not in flat
     path = tmp_path / "best.yaml"
     path.write_text(yaml.safe_dump(flat))
     again, original = flatten(to_dict(load_config([f"config={path}"]))), flatten(cfg)
-    skip = ("name", "out_dir", "wandb.mode")
+    skip = ("name", "out_dir", "wandb.mode", "resume")
     assert {k: v for k, v in again.items() if k not in skip} == {k: v for k, v in original.items() if k not in skip}
 
 

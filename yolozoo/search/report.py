@@ -19,7 +19,7 @@ from ..sweep.results import SEARCH_HEAD, SEARCH_TAIL, load_trials, trial_record
 from ..sweep.store import NON_IDENTITY_KEYS, open_storage
 from .space import SearchSpace
 
-LEFT_OUT = (*NON_IDENTITY_KEYS, "name", "preset")
+LEFT_OUT = (*NON_IDENTITY_KEYS, "name", "preset", "resume")  # a trial runs resume=auto; a re-run starts afresh
 
 
 def best_overrides(config: dict) -> dict[str, Any]:
