@@ -12,9 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from ..config import ConfigError, load_config, parse_overrides
 from ..console import quiet_libraries
 from ..redact import redact
+from .point import child_env
 
 # The command's own options; every other key=value overrides the config of every point or trial.
 COMMON = {
@@ -61,10 +64,6 @@ def spawn_workers(argv: list[str], workers: int) -> int:
     """Start ``workers`` copies of this command (``python -m yolozoo.sweep.cli``, without ``workers=``), splitting
     the GPUs; wait for all. Returns 130 on Ctrl-C (here or in a worker), 143 on SIGTERM (both forwarded), else 0:
     how a worker ended otherwise (a crash, kill -9) is the store's business, which the caller reports from."""
-    import torch
-
-    from .point import child_env
-
     gpus = torch.cuda.device_count() if "CUDA_VISIBLE_DEVICES" not in os.environ else 0
     share = gpus // workers
     procs = []

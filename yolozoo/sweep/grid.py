@@ -14,11 +14,13 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from ..config import load_config, to_dict
+from ..environment import cpu_info
 from ..record import json_safe
 from ..redact import redact
 from ..stats import seeds_to_add
 from . import published
 from .claims import GridState, conflicting_trial
+from .estimate import from_calibration, from_records
 from .progress import Progress, eta_seconds, format_eta
 from .results import load_results, trial_record
 from .runner import Job, Options, Worker, check_rank_zero
@@ -121,9 +123,6 @@ class GridWorker(Worker):
         if not todo:
             return
         # what the points left will cost on this machine, from published records or a short calibration
-        from ..environment import cpu_info
-        from .estimate import from_calibration, from_records
-
         cpu, records = cpu_info(), published.read_records(self.publish_dir) if self.publish_dir else []
         est = from_records(records, len(todo), cpu["model"])
         if est is None:

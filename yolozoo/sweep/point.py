@@ -21,15 +21,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig
 
 from ..config import load_config, to_dict
+from ..environment import environment
 from ..record import RunRecord, atomic_write, json_safe, save_record
 
 
 def needs_own_process(cfg: DictConfig) -> bool:
-    """True for DDP runs and runs on more than one device (``auto``/``-1``: every visible GPU); see the module
-    docstring."""
+    """True for DDP runs and runs on more than one device (``auto``/``-1``: every visible GPU)."""
     devices, text = cfg.trainer.devices, str(cfg.trainer.devices).strip()
     if isinstance(devices, ListConfig):
         count = len(devices)
@@ -47,19 +48,16 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {short}"[:2000] if lines else type(error).__name__
 
 
-def failed_result(cfg: DictConfig, reason: str, extra: dict, trace: str | None = None, out_dir: Path | None = None
-                  ) -> dict:
-    """The result of a run that failed before it finished; rank 0 saves its record (config, reason, no metrics)."""
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from ..environment import environment
+def failed_result(cfg: DictConfig, reason: str, extra: dict, trace: str | None = None) -> dict:
+    """The result of a run that failed before it finished; rank 0 saves its record (config, reason, no metrics; in the
+    run folder if ``results_dir`` cannot be written)."""
     from ..train import run_name
 
     now = datetime.now(timezone.utc).isoformat()
     record = RunRecord(name=run_name(cfg), status="failed", reason=reason, traceback=trace, started=now, finished=now,
                        config=to_dict(cfg), environment=environment(), **extra)
     if rank_zero_only.rank == 0:
-        save_record(record, Path(cfg.results_dir), out_dir)
+        save_record(record, Path(cfg.results_dir), Path(cfg.out_dir))
     return {"status": "failed", "reason": reason, "record": record.to_dict()}
 
 
@@ -75,7 +73,7 @@ def train_point(cfg: DictConfig, extra: dict, callbacks: list | None = None) -> 
     except Exception as e:
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        return failed_result(cfg, failure_reason(e), extra, trace, Path(cfg.out_dir))
+        return failed_result(cfg, failure_reason(e), extra, trace)
     finally:
         gc.collect()
         torch.cuda.empty_cache()  # a no-op unless this process used CUDA
@@ -134,8 +132,6 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     callbacks = [build_callback(c) for c in spec.get("callbacks", [])]
     result = train_point(load_config(spec["overrides"]), spec["extra"], callbacks)
-    from lightning.pytorch.utilities import rank_zero_only
-
     if rank_zero_only.rank == 0:  # set by the Trainer to this process's global rank
         atomic_write(Path(spec["result"]), json.dumps(json_safe(result)))
     return 0
