@@ -301,13 +301,13 @@ def test_best_config_file_as_a_sweeps_base(tmp_path):
 def test_failed_trials_are_recorded_with_their_reason_and_the_search_goes_on(tmp_path, monkeypatch, capsys):
     import bench.run as bench_run
     from yolozoo.search import load_trials
+    from yolozoo.sweep.point import failed_result
 
     train = fake_train()
 
     def diverges_at_high_lr(cfg, extra, panel_images=8, callbacks=None):
-        if cfg.optim.lr > 0.05:
-            # as a run whose process died: no record; the worker writes the failure record itself
-            return {"status": "failed", "reason": "FloatingPointError: loss is nan at epoch 0, step 3", "record": None}
+        if cfg.optim.lr > 0.05:  # a failed result, its record written as train_point writes it for a training error
+            return failed_result(cfg, "FloatingPointError: loss is nan at epoch 0, step 3", extra)
         return train(cfg, extra, panel_images, callbacks)
 
     monkeypatch.setattr("yolozoo.sweep.runner.train_point", diverges_at_high_lr)

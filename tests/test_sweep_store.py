@@ -19,7 +19,7 @@ from yolozoo.record import json_safe
 from yolozoo.sweep import load_results
 from yolozoo.sweep.claims import GridState, conflicting_trial, trial_key
 from yolozoo.sweep.grid import GridSampler
-from yolozoo.sweep.point import device_count, needs_own_process
+from yolozoo.sweep.point import needs_own_process
 from yolozoo.sweep.spec import Point
 from yolozoo.sweep.store import default_storage_url, open_storage, study_name
 
@@ -70,7 +70,7 @@ def study_with(*trials) -> optuna.Study:
 
 def test_grid_state_skips_completed_and_running_and_retries_old_failures():
     study = study_with((TrialState.COMPLETE, 0.25), (TrialState.RUNNING, 0.5), (TrialState.FAIL, 0.75))
-    state = GridState.of(study.get_trials(), POINTS)
+    state = GridState(study.get_trials(), POINTS)
     assert state.counts() == {"total": 3, "done": 1, "running": 1, "failed": 1}
     # 0.75 failed before this worker started: retried; after it started: left for the next run
     assert [p.labels["w"] for p in state.todo(datetime.now() + timedelta(seconds=1))] == [0.75]
@@ -80,7 +80,7 @@ def test_grid_state_skips_completed_and_running_and_retries_old_failures():
 def test_grid_state_reruns_a_point_whose_overrides_changed():
     study = study_with((TrialState.COMPLETE, 0.25))
     changed = [Point({"w": 0.25}, 0, {"model.width": 0.25, "data.img_size": 96})]  # the sweep file was edited
-    assert GridState.of(study.get_trials(), changed).todo(datetime.now()) == changed
+    assert GridState(study.get_trials(), changed).todo(datetime.now()) == changed
 
 
 def test_a_point_already_held_by_another_trial_is_a_conflict():
@@ -102,7 +102,7 @@ def test_a_trial_killed_between_its_suggestions_still_holds_its_whole_point():
     (half,) = study.get_trials()
     assert half.params == {"w": 0.5}
     assert trial_key(half) == POINTS[1].key
-    state = GridState.of(study.get_trials(), POINTS)
+    state = GridState(study.get_trials(), POINTS)
     assert list(state.running) == [POINTS[1].key] and state.counts()["running"] == 1
 
 
@@ -140,7 +140,7 @@ def test_load_results_errors_name_the_store_and_the_sweeps(tmp_path):
 
 def test_multi_device_points_get_their_own_process():
     assert not needs_own_process(load_config(["trainer.accelerator=cpu"]))
-    assert device_count(load_config(["trainer.devices=[0,1,2]"])) == 3
+    assert needs_own_process(load_config(["trainer.accelerator=cpu", "trainer.devices=[0,1,2]"]))
     assert needs_own_process(load_config(["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]))
     assert needs_own_process(load_config(["trainer.strategy=ddp", "trainer.devices=1"]))
 

@@ -34,10 +34,6 @@ def sweep_dirs(sub: str = "") -> list[Path]:
     return out
 
 
-def is_path(name_or_path: str) -> bool:
-    return name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path
-
-
 def list_names(sub: str = "", folder: Path | None = None) -> list[str]:
     """The names (file stems) found in ``folder``, or in every folder of :func:`sweep_dirs`."""
     folders = [Path(folder)] if folder is not None else sweep_dirs(sub)
@@ -60,4 +56,19 @@ def where(sub: str = "", folder: Path | None = None) -> str:
     return ", ".join(str(f) for f in sweep_dirs(sub)) or f"none found; set {ENV}=/path/to/sweeps"
 
 
-__all__ = ["ENV", "find_file", "is_path", "list_names", "sweep_dirs", "where"]
+def find_spec(name_or_path: str, sub: str = "", folder: Path | None = None, error: type = ValueError) -> Path:
+    """``assigners`` -> :func:`find_file` (``sub="search"``: a search space), an ``error`` listing the names if there is
+    none; a path to a ``.yaml`` file (a name with a ``/`` or a YAML suffix) is used as is."""
+    kind, label = ("search", "search space") if sub == "search" else ("sweep", "sweep")
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        if not Path(name_or_path).is_file():
+            raise error(f"{kind} file {name_or_path} does not exist")
+        return Path(name_or_path)
+    path = find_file(name_or_path, sub, folder)
+    if path is None:
+        raise error(f"unknown {label} {name_or_path!r}; valid: {', '.join(list_names(sub, folder)) or '(none)'} "
+                    f"(files in {where(sub, folder)}), or pass {kind}=path/to/file.yaml")
+    return path
+
+
+__all__ = ["ENV", "find_file", "find_spec", "list_names", "sweep_dirs", "where"]

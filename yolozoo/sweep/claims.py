@@ -11,7 +11,6 @@ that one failed: then running the point is a retry).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import optuna
@@ -37,31 +36,24 @@ def is_superseded(trial: FrozenTrial) -> bool:
     return "superseded_by" in trial.user_attrs
 
 
-@dataclass
 class GridState:
-    """Each grid point's trials, grouped by state (superseded trials left out)."""
+    """Each grid point's trials, grouped by state (superseded trials left out); ``published``: keys of points
+    completed in a published record (see .published)."""
 
-    points: list[Point]
-    completed: dict[str, FrozenTrial] = field(default_factory=dict)  # with the point's current overrides
-    running: dict[str, FrozenTrial] = field(default_factory=dict)
-    waiting: dict[str, FrozenTrial] = field(default_factory=dict)
-    failed: dict[str, FrozenTrial] = field(default_factory=dict)  # latest failure
-    published: set[str] = field(default_factory=set)  # completed in a published record (see .published)
-
-    @classmethod
-    def of(cls, trials: list[FrozenTrial], points: list[Point], published: set[str] = frozenset()) -> GridState:
-        state = cls(points, published=set(published))
+    def __init__(self, trials: list[FrozenTrial], points: list[Point], published: set[str] = frozenset()):
+        self.points, self.published = points, set(published)
+        self.completed: dict[str, FrozenTrial] = {}  # with the point's current overrides
+        self.running, self.waiting, self.failed = {}, {}, {}  # failed: the latest failure
         fingerprints = {p.key: p.fingerprint for p in points}
-        groups = {TrialState.RUNNING: state.running, TrialState.WAITING: state.waiting, TrialState.FAIL: state.failed}
+        groups = {TrialState.RUNNING: self.running, TrialState.WAITING: self.waiting, TrialState.FAIL: self.failed}
         for t in sorted(trials, key=lambda t: t.number):
             key = trial_key(t)
             if key not in fingerprints or is_superseded(t):
                 continue
             if t.state == TrialState.COMPLETE and t.user_attrs.get("fingerprint") == fingerprints[key]:
-                state.completed[key] = t
+                self.completed[key] = t
             elif t.state in groups:
                 groups[t.state][key] = t
-        return state
 
     def todo(self, session_start: datetime) -> list[Point]:
         """Points to run now: not completed, running or queued, nor failed since ``session_start`` (a failure of
@@ -80,5 +72,5 @@ class GridState:
 
 def conflicting_trial(study: optuna.Study, trial_number: int, point: Point) -> FrozenTrial | None:
     """Another RUNNING trial on ``point``, or a COMPLETE one with its current overrides, if any."""
-    state = GridState.of([t for t in study.get_trials(deepcopy=False) if t.number != trial_number], [point])
+    state = GridState([t for t in study.get_trials(deepcopy=False) if t.number != trial_number], [point])
     return state.running.get(point.key) or state.completed.get(point.key)

@@ -1,9 +1,7 @@
 """``python bench/run.py sweep=NAME | search=NAME [options] [key=value ...]``: one command for both.
 
 Runs one worker (or ``workers=N`` local worker processes), then prints a sweep's table or a search's best trials
-(:mod:`yolozoo.search.report`). Exit status: 0 when every point completed, or the search has a completed trial;
-1 when a point failed or was left unfinished, or no trial completed; 2 for a bad file, option or override; 130
-when interrupted, 143 when stopped by SIGTERM (re-run the same command to resume or retry).
+(:mod:`yolozoo.search.report`). Exit status: see the README's Sweeps section (a search: 1 when no trial completed).
 """
 
 from __future__ import annotations
@@ -14,9 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from ..config import ConfigError, load_config, parse_overrides
 from ..console import quiet_libraries
 from ..redact import redact
+from .point import child_env
 
 # The command's own options; every other key=value overrides the config of every point or trial.
 COMMON = {
@@ -63,10 +64,6 @@ def spawn_workers(argv: list[str], workers: int) -> int:
     """Start ``workers`` copies of this command (``python -m yolozoo.sweep.cli``, without ``workers=``), splitting
     the GPUs; wait for all. Returns 130 on Ctrl-C (here or in a worker), 143 on SIGTERM (both forwarded), else 0:
     how a worker ended otherwise (a crash, kill -9) is the store's business, which the caller reports from."""
-    import torch
-
-    from .point import child_env
-
     gpus = torch.cuda.device_count() if "CUDA_VISIBLE_DEVICES" not in os.environ else 0
     share = gpus // workers
     procs = []
@@ -100,6 +97,10 @@ def main(argv: list[str]) -> int:
     """Run the sweep or search command; see the module docstring for the arguments and the exit status."""
     from ..preflight import check_outputs
     from ..search import load_search
+    from ..search.report import report
+    from ..search.study import run_search, search_study_name
+    from .grid import GridWorker, run_sweep
+    from .progress import summary_table, wall_time_line
     from .runner import Options
     from .schema import validated
     from .spec import check_sweep, find_sweep, read_sweep
@@ -123,12 +124,8 @@ def main(argv: list[str]) -> int:
         code = spawn_workers(argv, options.workers) if options.workers > 1 else 0
         quiet_libraries()
         if options.workers == 1 and kind == "sweep":
-            from .grid import run_sweep
-
             outcome = run_sweep(spec, args, options)
         elif options.workers == 1:
-            from ..search.study import run_search
-
             run_search(space, context, args, options, search_options)
     except KeyboardInterrupt:
         print("\ninterrupted: re-run the same command to resume (the interrupted trial is re-run)", file=sys.stderr)
@@ -145,15 +142,9 @@ def main(argv: list[str]) -> int:
     if kind == "search":
         if code:
             return code
-        from ..search.report import report
-        from ..search.study import search_study_name
-
         name = options.study or search_study_name(space, args, search_options)
         reports_dir = Path(ours.get("reports") or Path(cfgs[0].results_dir).parent / "reports" / "search")
         return report(space, url, name, cfgs[0].results_dir, reports_dir)
-    from .grid import GridWorker
-    from .progress import summary_table, wall_time_line
-
     try:  # whatever the workers died of, the table says where the sweep stands
         df = outcome.results if outcome else GridWorker(spec, args, options).results()
     except ValueError as e:

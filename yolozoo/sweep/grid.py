@@ -14,11 +14,13 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from ..config import load_config, to_dict
+from ..environment import cpu_info
 from ..record import json_safe
 from ..redact import redact
 from ..stats import seeds_to_add
 from . import published
 from .claims import GridState, conflicting_trial
+from .estimate import from_calibration, from_records
 from .progress import Progress, eta_seconds, format_eta
 from .results import load_results, trial_record
 from .runner import Job, Options, Worker, check_rank_zero
@@ -101,7 +103,7 @@ class GridWorker(Worker):
 
     # -- Worker hooks --------------------------------------------------------------------------
     def state(self) -> GridState:
-        return GridState.of(self.study.get_trials(deepcopy=False), self.points, set(self.published))
+        return GridState(self.study.get_trials(deepcopy=False), self.points, set(self.published))
 
     def counts(self) -> tuple[dict[str, int], float | None]:
         counts = self.state().counts()
@@ -118,8 +120,19 @@ class GridWorker(Worker):
                   f"seed) in another sweep: {', '.join(self.reused)}", flush=True)
         self.report(progress)
         todo = self.state().todo(self.session_start) if self.options.estimate else []
-        if todo:  # what the points left will cost on this machine, from records or a short calibration
-            self.announce_estimate(todo)
+        if not todo:
+            return
+        # what the points left will cost on this machine, from published records or a short calibration
+        cpu, records = cpu_info(), published.read_records(self.publish_dir) if self.publish_dir else []
+        est = from_records(records, len(todo), cpu["model"])
+        if est is None:
+            try:
+                est = from_calibration(self.config(todo[0]), len(todo))
+            except Exception as e:  # an estimate never stops a sweep; the point itself reports real errors
+                print(f"[{self.name}] no wall-time estimate ({type(e).__name__}: {e})", flush=True)
+                return
+        print(f"[{self.name}] {len(todo)} point(s) to run: estimated {'at least ' if est.lower_bound else ''}"
+              f"{format_eta(est.seconds)} for one worker on {cpu['model']} ({cpu['isa']}; {est.how})", flush=True)
 
     def step(self, progress: Progress) -> str:
         state = self.state()
@@ -191,22 +204,6 @@ class GridWorker(Worker):
         self.points += new
         self.reuse_published(new)
         return new
-
-    def announce_estimate(self, todo: list[Point]) -> None:
-        """Print what ``todo`` will cost on this machine, from published records or a short calibration."""
-        from ..environment import cpu_info
-        from .estimate import from_calibration, from_records
-
-        cpu, records = cpu_info(), published.read_records(self.publish_dir) if self.publish_dir else []
-        est = from_records(records, len(todo), cpu["model"])
-        if est is None:
-            try:
-                est = from_calibration(self.config(todo[0]), len(todo))
-            except Exception as e:  # an estimate never stops a sweep; the point itself reports real errors
-                print(f"[{self.name}] no wall-time estimate ({type(e).__name__}: {e})", flush=True)
-                return
-        print(f"[{self.name}] {len(todo)} point(s) to run: estimated {'at least ' if est.lower_bound else ''}"
-              f"{format_eta(est.seconds)} for one worker on {cpu['model']} ({cpu['isa']}; {est.how})", flush=True)
 
     def end(self) -> None:
         if self.open_rows:

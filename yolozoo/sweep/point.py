@@ -3,7 +3,7 @@
 A multi-device run (``trainer.devices=4``, ``strategy=ddp``) trains in ``python -m yolozoo.sweep.point RUN.json``:
 Lightning's DDP launcher re-runs that command for the other ranks, and cannot start a second DDP run in a
 process that ran one. Rank 0 writes the record and the result, ``{"status": completed | failed, "reason",
-"record": RunRecord dict | None}``, which the worker reads back.
+"record": RunRecord dict}``, which the worker reads back.
 """
 
 from __future__ import annotations
@@ -20,30 +20,25 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig
 
 from ..config import load_config, to_dict
+from ..environment import environment
 from ..record import RunRecord, atomic_write, json_safe, save_record
-
-SOURCE_ROOT = Path(__file__).resolve().parents[2]  # on PYTHONPATH of child processes (a clone's bench/, examples/)
-
-
-def device_count(cfg: DictConfig) -> int:
-    """How many devices Lightning will use for ``cfg.trainer`` (``auto`` = every visible GPU, else 1)."""
-    devices = cfg.trainer.devices
-    if isinstance(devices, (list, tuple, ListConfig)):
-        return len(devices)
-    text = str(devices).strip()
-    if text not in ("auto", "-1"):
-        return len([d for d in text.split(",") if d.strip()]) if "," in text else int(text)
-    import torch
-
-    return max(torch.cuda.device_count(), 1) if str(cfg.trainer.accelerator) in ("auto", "gpu", "cuda") else 1
 
 
 def needs_own_process(cfg: DictConfig) -> bool:
-    """True for multi-device or DDP runs (see the module docstring)."""
-    return device_count(cfg) > 1 or "ddp" in str(cfg.trainer.strategy)
+    """True for DDP runs and runs on more than one device (``auto``/``-1``: every visible GPU)."""
+    devices, text = cfg.trainer.devices, str(cfg.trainer.devices).strip()
+    if isinstance(devices, ListConfig):
+        count = len(devices)
+    elif text not in ("auto", "-1"):
+        count = len([d for d in text.split(",") if d.strip()]) if "," in text else int(text)
+    else:
+        count = torch.cuda.device_count() if str(cfg.trainer.accelerator) in ("auto", "gpu", "cuda") else 1
+    return count > 1 or "ddp" in str(cfg.trainer.strategy)
 
 
 def failure_reason(error: BaseException) -> str:
@@ -53,19 +48,16 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {short}"[:2000] if lines else type(error).__name__
 
 
-def failed_result(cfg: DictConfig, reason: str, extra: dict, trace: str | None = None, out_dir: Path | None = None
-                  ) -> dict:
-    """The result of a run that failed before it finished; rank 0 saves its record (config, reason, no metrics)."""
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from ..environment import environment
+def failed_result(cfg: DictConfig, reason: str, extra: dict, trace: str | None = None) -> dict:
+    """The result of a run that failed before it finished; rank 0 saves its record (config, reason, no metrics; in the
+    run folder if ``results_dir`` cannot be written)."""
     from ..train import run_name
 
     now = datetime.now(timezone.utc).isoformat()
     record = RunRecord(name=run_name(cfg), status="failed", reason=reason, traceback=trace, started=now, finished=now,
                        config=to_dict(cfg), environment=environment(), **extra)
     if rank_zero_only.rank == 0:
-        save_record(record, Path(cfg.results_dir), out_dir)
+        save_record(record, Path(cfg.results_dir), Path(cfg.out_dir))
     return {"status": "failed", "reason": reason, "record": record.to_dict()}
 
 
@@ -81,25 +73,23 @@ def train_point(cfg: DictConfig, extra: dict, callbacks: list | None = None) -> 
     except Exception as e:
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        return failed_result(cfg, failure_reason(e), extra, trace, Path(cfg.out_dir))
+        return failed_result(cfg, failure_reason(e), extra, trace)
     finally:
         gc.collect()
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        torch.cuda.empty_cache()  # a no-op unless this process used CUDA
 
 
 def child_env() -> dict[str, str]:
-    """This environment with the source tree on PYTHONPATH (for ``python -m`` children)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH"))
-                                                        if p)}
+    """This environment with the source tree (a clone's bench/, examples/) on PYTHONPATH, for ``python -m`` children."""
+    source = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))}
 
 
-def train_point_in_child(overrides: dict[str, str], extra: dict, work_dir: Path, callbacks: list[dict] | None = None
+def train_point_in_child(cfg: DictConfig, overrides: dict[str, str], extra: dict, callbacks: list[dict] | None = None
                          ) -> dict:
-    """Train in ``python -m yolozoo.sweep.point`` (its DDP ranks re-run that); read back the result.
-    ``callbacks``: specs for :func:`build_callback`, built in every rank."""
+    """Train ``cfg`` (resolved from ``overrides``) in ``python -m yolozoo.sweep.point`` (its DDP ranks re-run that);
+    read back the result. ``callbacks``: specs for :func:`build_callback`, built in every rank."""
+    work_dir = Path(cfg.out_dir) / "sweep-points"
     work_dir.mkdir(parents=True, exist_ok=True)
     trial = next(iter(extra.values()), {}).get("trial", 0)
     spec_path = work_dir / f"point-{os.getpid()}-{trial}.json"
@@ -114,7 +104,7 @@ def train_point_in_child(overrides: dict[str, str], extra: dict, work_dir: Path,
     reason = f"point process exited with code {proc.returncode} without a result"
     if proc.returncode < 0:
         reason += f" (killed by signal {-proc.returncode})"
-    return {"status": "failed", "reason": reason, "record": None}
+    return failed_result(cfg, reason, extra)  # the process died before rank 0 wrote a record: it is written here
 
 
 def build_callback(spec: dict):
@@ -127,14 +117,10 @@ def build_callback(spec: dict):
 
 def _die_with_parent() -> None:
     """Linux: get SIGKILL when the parent dies, so a killed worker does not leave its point training."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
+    if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 def main(argv: list[str]) -> int:
@@ -146,8 +132,6 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     callbacks = [build_callback(c) for c in spec.get("callbacks", [])]
     result = train_point(load_config(spec["overrides"]), spec["extra"], callbacks)
-    from lightning.pytorch.utilities import rank_zero_only
-
     if rank_zero_only.rank == 0:  # set by the Trainer to this process's global rank
         atomic_write(Path(spec["result"]), json.dumps(json_safe(result)))
     return 0

@@ -9,7 +9,6 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import optuna
 from omegaconf import DictConfig
@@ -17,10 +16,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 from pydantic import BaseModel, Field
 
+from ..environment import is_rank_zero
 from ..pruning import PRUNED_ATTR, pruned_reason
 from ..record import set_status
-from .point import failed_result, failure_reason, needs_own_process, train_point, train_point_in_child
+from .point import failure_reason, needs_own_process, train_point, train_point_in_child
 from .progress import Progress
+from .schema import SweepError
 from .store import default_storage_url, fail_stale, open_storage, worker_id
 
 log = logging.getLogger(__name__)
@@ -114,12 +115,9 @@ class Worker:
                                PRUNED_ATTR: None}.items():
                 trial.set_user_attr(key, value)
             if needs_own_process(job.cfg):
-                result = train_point_in_child(job.overrides, job.extra, Path(job.cfg.out_dir) / "sweep-points",
-                                              job.child_callbacks)
+                result = train_point_in_child(job.cfg, job.overrides, job.extra, job.child_callbacks)
             else:
                 result = train_point(job.cfg, job.extra, callbacks=job.callbacks)
-            if result["record"] is None:  # the run's process died without a result: its record is written here
-                result = failed_result(job.cfg, result["reason"], job.extra)
             record = result["record"]
             value = (record.get("metrics") or {}).get(self.metric)
             pruned = self.stored(trial).user_attrs.get(PRUNED_ATTR) if result["status"] == "completed" else None
@@ -156,12 +154,10 @@ class Worker:
             raise
 
     def report(self, progress: Progress) -> None:
-        counts, eta = self.counts()
-        progress.update(counts, eta, self.last)
+        progress.update(*self.counts(), self.last)
 
     def run(self) -> int:
         """Take and train trials until none is left (with ``wait``: none runs elsewhere); return how many it trained."""
-        poll = min(self.options.heartbeat, 2.0)
         progress = Progress(self.name, self.counts()[0]["total"], self.options.progress_bar, self.unit)
         waiting_announced = False
         try:
@@ -176,7 +172,7 @@ class Worker:
                         print(f"[{self.name}] waiting for {self.counts()[0]['running']} {self.unit}(s) running on "
                               "other workers (taking over any whose worker dies)", flush=True)
                         waiting_announced = True
-                    time.sleep(poll)
+                    time.sleep(min(self.options.heartbeat, 2.0))
                     continue
                 self.last = None
                 try:
@@ -193,9 +189,7 @@ class Worker:
 
 
 def check_rank_zero() -> None:
-    from ..environment import is_rank_zero
-    from .spec import SweepError
-
+    """Refuse to start a worker in a rank other than 0 (under torchrun/srun); quiet Optuna's logging."""
     if not is_rank_zero():
         raise SweepError("start a worker once per machine, not under torchrun/srun: a run's trainer.devices / "
                          "trainer.strategy=ddp start the per-GPU processes themselves")

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from .. import sweep_files
 from ..config import ConfigError, format_overrides, layered_overrides, load_config
 from ..record import METRICS
-from ..sweep_files import find_file, is_path, list_names, where
 from .schema import DISTINCT, Overrides, Scalar, SpecFile, SweepError, Value, Values, read_spec
 
 TABLES = ("assigners", "backbones", "widths", "pretrained")
@@ -148,22 +148,6 @@ class SweepSpec(SpecFile):
                 "path": str(self.path)}
 
 
-# -- files shared by sweeps and searches ---------------------------------------------------------
-def find_spec(name_or_path: str, sub: str = "", folder: Path | None = None, error: type = SweepError) -> Path:
-    """``assigners`` -> ``assigners.yaml`` in ``folder`` or the sweep folders (``sub="search"``: search spaces;
-    see :mod:`yolozoo.sweep_files`); a path to a ``.yaml`` file is used as is."""
-    kind, label = ("search", "search space") if sub == "search" else ("sweep", "sweep")
-    if is_path(name_or_path):
-        if not Path(name_or_path).is_file():
-            raise error(f"{kind} file {name_or_path} does not exist")
-        return Path(name_or_path)
-    path = find_file(name_or_path, sub, folder)
-    if path is None:
-        raise error(f"unknown {label} {name_or_path!r}; valid: {', '.join(list_names(sub, folder)) or '(none)'} "
-                    f"(files in {where(sub, folder)}), or pass {kind}=path/to/file.yaml")
-    return path
-
-
 def checked_config(overrides: dict[str, str], where: str, error: type = SweepError):
     """``load_config(overrides)``, its error naming ``where`` (load_config calls every override "command line")."""
     try:
@@ -173,7 +157,8 @@ def checked_config(overrides: dict[str, str], where: str, error: type = SweepErr
 
 
 # -- sweep files ---------------------------------------------------------------------------------
-list_sweeps = functools.partial(list_names, "")  # (sweeps_dir=None): the sweep names in sweeps_dir or the sweep folders
+find_spec = functools.partial(sweep_files.find_spec, error=SweepError)  # (name_or_path, sub="", folder=None)
+list_sweeps = functools.partial(sweep_files.list_names, "")  # (sweeps_dir=None): the names in sweeps_dir or the folders
 read_sweep = functools.partial(read_spec, model=SweepSpec)  # (path): the file's structure; see check_sweep for its keys
 
 
@@ -189,9 +174,8 @@ def check_sweep(spec: SweepSpec, cli: dict[str, str] | None = None) -> list:
     axes = {f"{where}: axis {name!r} label {label!r}": overrides for name, labels in spec.axes.items()
             for label, overrides in labels.items()}
     for at, overrides in {f"{where}: base": spec.base, **axes, "command line": cli}.items():
-        for key in ("seed", "name"):  # set per point by the runner
-            if key in overrides:
-                what = "list it under 'seeds:'" if key == "seed" else "the runner names each point's run"
+        for key, what in {"seed": "list it under 'seeds:'", "name": "the runner names each point's run"}.items():
+            if key in overrides:  # set per point by the runner
                 raise SweepError(f"{at}: {key!r} is set per point by the sweep runner ({what}); remove it")
     checked_config(format_overrides(spec.base), f"{where}: base")
     for at, overrides in axes.items():
