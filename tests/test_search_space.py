@@ -7,8 +7,10 @@ and records in seconds; the end-to-end runs with real training are in ``test_sea
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import pickle
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +26,7 @@ from yolozoo.pruning import PRUNED_ATTR, TrialPruning
 from yolozoo.record import RunRecord, save_record
 from yolozoo.search import SearchError, SearchOptions, list_searches, load_search, run_search
 from yolozoo.search.report import best_overrides
-from yolozoo.search.study import count_trials
+from yolozoo.search.study import ReplayableSampler, count_trials
 from yolozoo.sweep.runner import INTERRUPTED
 
 TINY = {"preset": "smoke", "data.num_train": "32", "data.num_val": "16", "trainer.max_epochs": "2"}
@@ -358,3 +360,12 @@ def test_trial_of_a_dead_worker_is_re_run_with_its_parameters(tmp_path, monkeypa
     df = load_trials(url).set_index("trial")
     assert df.loc[0, "reason"] == STALE_REASON and df.loc[retry.number, "retry_of"] == 0
     assert pd.isna(df.loc[retry.number, "reason"])
+
+
+def test_replayable_sampler_is_a_sampler_that_copies():
+    """It forwards BaseSampler's interface to the sampler it rebuilds per trial; copying or unpickling it (before
+    its inner sampler exists) must not recurse."""
+    sampler = ReplayableSampler("tpe", 3, {"n_startup_trials": 2})
+    assert isinstance(sampler, optuna.samplers.BaseSampler)
+    for twin in (copy.deepcopy(sampler), pickle.loads(pickle.dumps(sampler))):
+        assert isinstance(twin._inner, optuna.samplers.TPESampler) and twin.options == {"n_startup_trials": 2}

@@ -37,6 +37,8 @@ class ReplayableSampler:
         self._inner.before_trial(study, trial)
 
     def __getattr__(self, attr: str) -> Any:  # the rest of BaseSampler's interface: the current sampler's
+        if attr == "_inner":  # not set yet (a copy or unpickling looks up attributes first): no recursion
+            raise AttributeError(attr)
         return getattr(self._inner, attr)
 
 
