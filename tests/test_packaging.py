@@ -41,14 +41,16 @@ def test_a_non_editable_install_finds_its_sweep_files(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # no PYTHONPATH: a source tree on it (with the yolozoo.egg-info the build left there) made pip take yolozoo as
+    # installed already and skip the wheel
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", ENV)}
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                              str(wheel)], capture_output=True, text=True)
+                              str(wheel)], capture_output=True, text=True, env=env)
     assert install.returncode == 0, install.stderr[-2000:]
     # the dependencies (torch, ...) from this venv, without its editable yolozoo: a .pth line adds
     # the folder to sys.path after the new venv's own packages, and runs none of its .pth files
     (purelib,) = (venv / "lib").glob("python3*/site-packages")
     (purelib / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", ENV)}
 
     code = ("import yolozoo.sweep_files as f; print(f.__file__); print(f.find_file('assigners')); "
             "print(f.find_file('tal', 'search'))")
