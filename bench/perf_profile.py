@@ -27,6 +27,7 @@ from yolozoo.assigners.stats import assignment_stats
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
 from yolozoo.ema import fused_ema_update
+from yolozoo.lit import make_optimizer
 from yolozoo.losses import weighted_sum
 from yolozoo.perf_report import describe_model, update_section
 from yolozoo.train import build_module, ready_datamodule, train
@@ -54,7 +55,7 @@ def _last_grad_time(tensors: list[torch.Tensor], stamps: dict, key: str) -> None
 def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, float]:
     """Median seconds per part of the training step over ``batches`` (the first ``warmup`` untimed)."""
     model = module.model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = make_optimizer(model, module.optim)  # as training builds it
     ema = AveragedModel(model, multi_avg_fn=fused_ema_update(0.995), use_buffers=True)
     stock_ema = AveragedModel(model, avg_fn=get_ema_avg_fn(0.995), use_buffers=True)
     model.train()

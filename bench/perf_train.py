@@ -21,6 +21,7 @@ import torch
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, default_run_reset, format_overrides, load_config
+from yolozoo.lit import make_optimizer
 from yolozoo.losses import weighted_sum
 from yolozoo.perf_report import describe_model, update_section
 from yolozoo.train import build_module, ready_datamodule
@@ -47,7 +48,7 @@ class Stepper:
         self.cfg, self.dm = cfg, ready_datamodule(cfg)
         self.batches = [b for b, _ in zip(iter(self.dm.train_dataloader()), range(min(steps, 16)))]
         self.module = build_module(cfg, len(self.dm.classes))
-        self.opt = torch.optim.AdamW(self.module.model.parameters(), lr=1e-3)
+        self.opt = make_optimizer(self.module.model, self.module.optim)  # as training builds it
         self.module.train()
         self.times: list[float] = []
         self.done = 0

@@ -52,3 +52,23 @@ def test_a_later_start_leaves_the_average_at_the_first_weights():
     early = _averaged(FusedEMA(decay=0.9, update_starting_at_step=0))
     never = _averaged(FusedEMA(decay=0.9, update_starting_at_step=100))
     assert not torch.equal(early["net.0.weight"], never["net.0.weight"])
+
+
+def test_fused_ema_gathers_the_tensors_once_and_skips_frozen_ones(monkeypatch):
+    """After the first update, FusedEMA averages on tensor lists it gathered once (AveragedModel.update_parameters
+    is called once, not per step); a frozen parameter is left out and stays equal to the model's."""
+    from torch.optim.swa_utils import AveragedModel
+
+    calls = []
+    stock_update = AveragedModel.update_parameters
+    monkeypatch.setattr(AveragedModel, "update_parameters", lambda self, m: calls.append(1) or stock_update(self, m))
+    monkeypatch.setattr(Tiny, "on_fit_start", lambda self: self.net[0].weight.requires_grad_(False))
+    stock = _averaged(EMAWeightAveraging(decay=0.9, update_starting_at_step=2))
+    stock_calls, calls[:] = len(calls), []
+    fused = _averaged(FusedEMA(decay=0.9, update_starting_at_step=2))
+    assert stock_calls == 4 and len(calls) == 1  # steps 3-6 update
+    for key in stock:
+        if stock[key].is_floating_point():
+            torch.testing.assert_close(fused[key], stock[key], rtol=1e-5, atol=1e-6)
+    torch.manual_seed(0)
+    assert torch.equal(fused["net.0.weight"], Tiny().net[0].weight)  # frozen: never moved from its start

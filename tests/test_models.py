@@ -172,3 +172,85 @@ def test_freeze_needs_a_backbone_stride_and_pretrained_weights():
         load_config(["preset=smoke", "model.freeze=4", "model.family=yolov5"])  # every family reads it
     with pytest.raises(ConfigError, match="model.freeze must be >= 0"):
         load_config(["model.freeze=-4"])
+
+
+@pytest.mark.parametrize("name, strides, freeze", [("mobilenetv2_100", (4, 8, 16), 4), ("resnet18", (8, 16, 32), 4),
+                                                   ("darknet_small", (4, 8, 16), 0)])
+def test_streamlined_body_computes_the_same_maps_and_gradients(name, strides, freeze):
+    """Unused later blocks dropped, frozen BatchNorms folded into their convs: the training forward and the
+    trainable layers' gradients are those of the body as timm builds it, up to float rounding."""
+    import timm.utils
+
+    from yolozoo.models.backbone import TimmBackbone, modules_up_to
+    from yolozoo.models.pretrained import create_backbone_body
+
+    torch.manual_seed(0)
+    backbone = TimmBackbone(name, strides=strides, freeze=freeze)
+    torch.manual_seed(0)
+    plain = create_backbone_body(name, False)  # the same random weights as the backbone's
+    if freeze:
+        path = plain.feature_info.module_name()[max(i for i, r in enumerate(plain.feature_info.reduction())
+                                                    if r == freeze)]
+        timm.utils.freeze(plain, modules_up_to(plain, path))
+    names = {n for n, m in backbone.body.named_modules() if isinstance(m, torch.nn.Identity)}
+    assert any(n.startswith(("blocks.5", "stages_4")) for n in names) or freeze  # later blocks gone where unused
+    if freeze:  # no frozen norm is left
+        assert not any("Frozen" in type(m).__name__ for m in backbone.body.modules())
+    x = torch.randn(2, 3, 64, 64)
+    plain.train(), backbone.train()
+    want = [plain(x)[i] for i in backbone.indices]
+    got = backbone(x)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    sum(f.square().mean() for f in got).backward()
+    sum(f.square().mean() for f in want).backward()
+    trained = dict(plain.named_parameters())
+    for n, p in backbone.body.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, trained[n].grad, rtol=1e-3, atol=1e-5)
+
+
+def test_streamlining_that_changes_the_maps_is_not_used(monkeypatch):
+    """Should folding ever pair a conv with the wrong norm (an unusual timm model), the maps would differ: the
+    backbone warns and keeps the body as built."""
+    from yolozoo.models import backbone as bb
+
+    def wrong_fold(body):
+        with torch.no_grad():
+            body.conv_stem.weight.mul_(2)
+
+    monkeypatch.setattr(bb, "fold_frozen_batchnorms", wrong_fold)
+    with pytest.warns(UserWarning, match="maps differ; using it as built"):
+        backbone = bb.TimmBackbone("mobilenetv2_100", strides=(4, 8, 16))
+    assert not isinstance(backbone.body.blocks[6], torch.nn.Identity)
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_optimizer_is_fused_and_updates_like_the_reference(name):
+    """make_optimizer: trainable parameters only, no weight decay on norms and biases, PyTorch's fused kernel; the
+    update is the for-loop implementation's up to float rounding."""
+    from yolozoo.lit import make_optimizer
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8), torch.nn.Conv2d(8, 4, 1))
+    model[2].weight.requires_grad_(False)
+    optim = {"name": name, "lr": 0.01, "weight_decay": 0.05, "momentum": 0.9}
+    opt = make_optimizer(model, optim)
+    assert all(g["fused"] for g in opt.param_groups)
+    assert [len(g["params"]) for g in opt.param_groups] == [1, 3] and opt.param_groups[1]["weight_decay"] == 0
+    ref_model = __import__("copy").deepcopy(model)
+    groups = [{"params": [ref_model[0].weight], "weight_decay": 0.05},
+              {"params": [ref_model[1].weight, ref_model[1].bias, ref_model[2].bias],
+               "weight_decay": 0.0}]
+    ref = (torch.optim.AdamW(groups, lr=0.01, foreach=False) if name == "adamw" else
+           torch.optim.SGD(groups, lr=0.01, momentum=0.9, nesterov=True, foreach=False))
+    x = torch.randn(2, 3, 8, 8)
+    for _ in range(3):
+        for m, o in ((model, opt), (ref_model, ref)):
+            m(x).square().mean().backward()
+            o.step()
+            o.zero_grad()
+    for a, b in zip(model.parameters(), ref_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="optim.name must be adamw or sgd"):
+        make_optimizer(model, {**optim, "name": "lion"})

@@ -9,6 +9,7 @@ import time
 
 import torch
 
+from .lit import make_optimizer
 from .losses import weighted_sum
 
 
@@ -24,8 +25,8 @@ def synthetic_batch(batch_size: int, img_size: int, num_classes: int, boxes: int
 
 
 def train_images_per_second(module, batch: dict, steps: int = 4) -> float:
-    """Images/s of ``module``'s training step (forward, assignment, loss, backward, AdamW step) on ``batch``."""
-    opt = torch.optim.AdamW(module.model.parameters(), lr=1e-4)
+    """Images/s of ``module``'s training step (forward, assignment, loss, backward, optimizer step) on ``batch``."""
+    opt = make_optimizer(module.model, module.optim)  # as training builds it
     module.train()
 
     def step() -> None:
