@@ -19,3 +19,15 @@ def test_the_commit_is_the_one_the_process_started_with(monkeypatch):
 def test_cpu_info_names_the_widest_vector_isa():
     assert env.cpu_info(AVX2_EPYC)["isa"] == "AVX2" and env.cpu_info(AVX2_EPYC)["model"] == "AMD EPYC 7B13"
     assert env.cpu_info(AVX512)["isa"] == "AVX-512" and env.cpu_info(AVX512)["model"] == "AMD EPYC"
+
+
+def test_a_timing_stamp_names_what_holds_the_process_below_its_cpu(monkeypatch):
+    """An AVX2-only machine emulated on an AVX-512 one (kernels held to AVX2, one core by taskset) is stamped as such,
+    not as the AVX-512 machine it ran on."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(env.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    cpu = {"model": "AMD EPYC", "isa": "AVX-512", "cores": 2, "torch_isa": "AVX512"}
+    assert env.cpu_limits(cpu) == ""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setattr(env.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert env.cpu_limits({**cpu, "torch_isa": "AVX2"}) == " (PyTorch kernels AVX2, oneDNN AVX2), 1 of 2 cores"

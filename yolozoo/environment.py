@@ -63,7 +63,21 @@ def device_name() -> str:
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
     cpu = cpu_info()
-    return f"cpu: {cpu['model']}, {cpu['isa']}, {torch.get_num_threads()} threads"
+    return f"cpu: {cpu['model']}, {cpu['isa']}{cpu_limits(cpu)}, {torch.get_num_threads()} threads"
+
+
+def cpu_limits(cpu: dict) -> str:
+    """What makes this process slower than its CPU, for a timing's stamp: PyTorch's or oneDNN's kernels held below the
+    CPU's vector ISA (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``), fewer cores than the machine has (``taskset``).
+    ``" (PyTorch kernels AVX2, oneDNN AVX2), 1 of 2 cores"``, or ``""``."""
+    held = []
+    if cpu["torch_isa"].replace("AVX512", "AVX-512") != cpu["isa"] and cpu["isa"] in ("AVX-512", "AVX2"):
+        held.append(f"PyTorch kernels {cpu['torch_isa']}")
+    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        held.append(f"oneDNN {os.environ['ONEDNN_MAX_CPU_ISA']}")
+    text = f" ({', '.join(held)})" if held else ""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpu["cores"]
+    return text + (f", {usable} of {cpu['cores']} cores" if usable != cpu["cores"] else "")
 
 
 _CODE_COMMIT: list = []  # the commit this process's code came from: HEAD at its first record (see environment)
