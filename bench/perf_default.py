@@ -9,7 +9,7 @@ interval over seeds. Targets on a 2-core CPU: under 10 minutes, val mAP@0.5 >= 0
 
 An AVX2-only 2-core machine can be emulated on a faster one: ``ATEN_CPU_CAPABILITY=avx2
 ONEDNN_MAX_CPU_ISA=AVX2 taskset -c 0 python bench/perf_default.py``. The figures then go to
-their own section, and the machine line names the limits.
+their own section (as every bench script's do), and the machine line names the limits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError
-from yolozoo.environment import cpu_info, cpu_limits, device_name
+from yolozoo.environment import device_name
 from yolozoo.perf_report import describe_model, update_section
 from yolozoo.stats import paired_t
 
@@ -89,9 +89,7 @@ def main(argv: list[str]) -> int:
         + ("met (every run) |" if ok_map else f"MISSED ({sum(r['metrics']['mAP50'] < 0.90 for _, r in runs)} of "
                                             f"{len(runs)} runs below) |")])
     print(body)
-    limits = cpu_limits(cpu_info())
-    section = "Default run on digits" + (", slower CPU emulated" if limits else "")
-    update_section(section, body, "python bench/perf_default.py " + " ".join(argv))
+    update_section("Default run on digits", body, "python bench/perf_default.py " + " ".join(argv))
     return 0
 
 

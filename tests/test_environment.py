@@ -31,3 +31,18 @@ def test_a_timing_stamp_names_what_holds_the_process_below_its_cpu(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.setattr(env.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert env.cpu_limits({**cpu, "torch_isa": "AVX2"}) == " (PyTorch kernels AVX2, oneDNN AVX2), 1 of 2 cores"
+
+
+def test_perf_sections_are_replaced_and_an_emulated_cpu_writes_its_own(tmp_path, monkeypatch):
+    from yolozoo import perf_report
+
+    path = tmp_path / "perf.md"
+    monkeypatch.setattr(env, "cpu_limits", lambda cpu: "")
+    perf_report.update_section("Default run", "first", "cmd", path)
+    perf_report.update_section("Default run", "second", "cmd", path)
+    monkeypatch.setattr(env, "cpu_limits", lambda cpu: ", 1 of 2 cores")
+    perf_report.update_section("Default run", "slow", "cmd", path)
+    text = path.read_text()
+    assert "first" not in text and text.count("<!-- begin Default run -->") == 1 and "second" in text
+    assert "<!-- begin Default run, slower CPU emulated -->\n## Default run, slower CPU emulated" in text
+    assert text.index("second") < text.index("slow")

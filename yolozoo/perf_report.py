@@ -10,9 +10,14 @@ PERF_MD = Path(__file__).resolve().parents[1] / "reports" / "perf.md"  # the sou
 
 
 def update_section(name: str, body: str, command: str, path: Path = PERF_MD) -> None:
-    """Replace (or append) the section ``name``; it records the command and machine that measured it."""
-    from .environment import device_name, git_commit
+    """Replace (or append) the section ``name``; it records the command and machine that measured it.
 
+    A CPU held below its speed (kernels limited to AVX2, fewer cores: :func:`~yolozoo.environment.cpu_limits`), as
+    when an AVX2-only machine is emulated, writes its own section, ``name`` + ", slower CPU emulated"."""
+    from .environment import cpu_info, cpu_limits, device_name, git_commit
+
+    if not device_name().startswith("cuda") and cpu_limits(cpu_info()):
+        name += ", slower CPU emulated"
     stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {device_name()}, commit {git_commit() or '?'}"
     section = (f"<!-- begin {name} -->\n## {name}\n\nMeasured by `{command}` ({stamp}).\n\n{body.strip()}\n"
                f"<!-- end {name} -->")
