@@ -5,7 +5,7 @@
 Times a hand-written copy of the training step, part by part, on batches already in memory:
 backbone, neck and head forward; assignment; loss; backward split at the tensors between head,
 neck and backbone (gradient hooks mark when each part's backward has finished); optimizer; the
-EMA update (the fused one of :class:`yolozoo.ema.FusedEMA`, which training uses; Lightning's
+EMA update (:class:`yolozoo.ema.FusedEMA`'s, which training uses; Lightning's
 stock per-tensor update is timed too, outside the step's sum); the assignment statistics. Then it
 times whole steps of the real run (``train()`` with W&B offline, the loader in use, Lightning's loop
 and logging) and reports the remainder as "Lightning loop, logging, data". Medians over ``steps``
@@ -26,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 from yolozoo.assigners.stats import assignment_stats
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
-from yolozoo.ema import fused_ema_update
+from yolozoo.ema import fused_ema_update, tensor_lists, update_from_lists
 from yolozoo.lit import make_optimizer
 from yolozoo.losses import weighted_sum
 from yolozoo.perf_report import describe_model, update_section
@@ -57,6 +57,8 @@ def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, flo
     model = module.model
     opt = make_optimizer(model, module.optim)  # as training builds it
     ema = AveragedModel(model, multi_avg_fn=fused_ema_update(0.995), use_buffers=True)
+    ema.update_parameters(model)  # the first update copies; FusedEMA then averages on lists gathered once
+    ema_lists = tensor_lists(ema.module, model)
     stock_ema = AveragedModel(model, avg_fn=get_ema_avg_fn(0.995), use_buffers=True)
     model.train()
     times: dict[str, list[float]] = {p: [] for p in [*PARTS, STOCK_EMA]}
@@ -86,7 +88,7 @@ def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, flo
         opt.step()
         opt.zero_grad(set_to_none=True)
         t.append(time.perf_counter())
-        ema.update_parameters(model)
+        update_from_lists(ema, ema_lists)
         t.append(time.perf_counter())
         assignment_stats(assign, batch["gt_mask"], priors)
         t.append(time.perf_counter())

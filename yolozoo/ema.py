@@ -64,10 +64,15 @@ class FusedEMA(EMAWeightAveraging):
             average.update_parameters(pl_module)  # the first update copies the weights
             self._lists = tensor_lists(average.module, pl_module)
         else:
-            for ema, current in self._lists:
-                average.multi_avg_fn(ema, current, average.n_averaged)
-            average.n_averaged += 1
+            update_from_lists(average, self._lists)
         self._latest_update_step = trainer.global_step
+
+
+def update_from_lists(average, lists: list[tuple[list, list]]) -> None:
+    """One update of ``AveragedModel`` ``average`` (its ``multi_avg_fn``) on :func:`tensor_lists`' pairs."""
+    for ema, current in lists:
+        average.multi_avg_fn(ema, current, average.n_averaged)
+    average.n_averaged += 1
 
 
 def tensor_lists(average: torch.nn.Module, model: torch.nn.Module) -> list[tuple[list, list]] | None:
@@ -84,4 +89,4 @@ def tensor_lists(average: torch.nn.Module, model: torch.nn.Module) -> list[tuple
     return list(groups.values())
 
 
-__all__ = ["FusedEMA", "fused_ema_update"]
+__all__ = ["FusedEMA", "fused_ema_update", "tensor_lists", "update_from_lists"]
