@@ -62,3 +62,40 @@ def test_hparams_round_trip_with_weights_only(tmp_path):
     torch.save({"hyper_parameters": hp, "state_dict": {}}, tmp_path / "c.ckpt")
     loaded = load_checkpoint(tmp_path / "c.ckpt")["hyper_parameters"]
     assert loaded == {"config": config, "classes": ["a", "b"], "num_classes": 2, "anchors": [[[1.0, 1.0]] * 2] * 3}
+
+
+def test_a_checkpoint_from_before_streamlined_backbones_still_loads():
+    """Weights saved before backbones were streamlined (timm's body: frozen BatchNorms unfolded, unused stride-32
+    blocks present) load into a detector built now, which then predicts as the old one did."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from yolozoo.checkpoint import load_detector_state
+    from yolozoo.config import ModelConfig
+    from yolozoo.models import build_model
+    from yolozoo.models.backbone import freeze_up_to
+    from yolozoo.models.pretrained import create_backbone_body
+
+    cfg = OmegaConf.structured(ModelConfig(backbone="mobilenetv2_100", strides=[4, 8, 16], freeze=4, width=0.25))
+    torch.manual_seed(0)
+    old = build_model(cfg, 3)
+    old.backbone.body = create_backbone_body("mobilenetv2_100", False)  # as built before
+    freeze_up_to(old.backbone.body, "mobilenetv2_100", 4)
+    with torch.no_grad():  # frozen norms that do something, so a wrong fold would show
+        for name, buf in old.backbone.body.named_buffers():
+            if name.startswith(("bn1.", "blocks.0.", "blocks.1.")) and name.endswith(("running_var", "weight")):
+                buf.uniform_(0.5, 2.0)
+            elif name.startswith(("bn1.", "blocks.0.", "blocks.1.")) and name.endswith(("running_mean", "bias")):
+                buf.normal_(0, 0.5)
+    state = old.state_dict()
+    assert "backbone.body.blocks.6.0.conv_pw.weight" in state and "backbone.body.bn1.running_var" in state
+    new = build_model(cfg, 3)
+    assert set(new.state_dict()) != set(state)
+    load_detector_state(new, state, "old.ckpt")
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        want, got = old.eval()(images), new.eval()(images)
+    torch.testing.assert_close(got.cls_logits, want.cls_logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got.boxes, want.boxes, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="old.ckpt: does not fit the configured detector"):
+        load_detector_state(build_model(cfg, 3), {**state, "backbone.body.extra": torch.zeros(1)}, "old.ckpt")

@@ -147,6 +147,8 @@ def infer_num_classes(state: dict[str, torch.Tensor], build: Callable[[int], nn.
 def load_detector_state(detector: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
     """Strict load; on a mismatch the error names the file, a key, and the likely cause."""
     result = detector.state_dict()
+    if set(state) != set(result):
+        state = upgrade_backbone_state(detector, state)
     missing = [k for k in result if k not in state]
     unexpected = [k for k in state if k not in result]
     shape = [k for k in result if k in state and state[k].shape != result[k].shape]
@@ -157,3 +159,18 @@ def load_detector_state(detector: nn.Module, state: dict[str, torch.Tensor], ori
                          f"{len(unexpected)} unexpected, {len(shape)} of another shape); pass the model.* "
                          "overrides the run used")
     detector.load_state_dict(state, strict=True)
+
+
+def upgrade_backbone_state(detector: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` from before yolozoo streamlined its backbones (2026-11-26: frozen BatchNorms folded into their convs,
+    unused later blocks dropped; :func:`yolozoo.models.backbone.streamlined`) as ``detector``'s; ``state`` itself
+    where its backbone weights are not a timm body's."""
+    prefix = "backbone.body."
+    backbone = getattr(detector, "backbone", None)
+    if not hasattr(backbone, "state_from_timm"):
+        return state
+    try:
+        body = backbone.state_from_timm({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
+    except RuntimeError:  # load_state_dict: not a timm body's weights either
+        return state
+    return {**{k: v for k, v in state.items() if not k.startswith(prefix)}, **{prefix + k: v for k, v in body.items()}}

@@ -55,12 +55,8 @@ class TimmBackbone(nn.Module):
         self.indices = [max(i for i, r in enumerate(reductions) if r == s) for s in strides]
         self.channels = [self.body.feature_info.channels()[i] for i in self.indices]
         self.strides = strides
-        if freeze:
-            if freeze not in reductions:
-                raise ValueError(f"model.freeze={freeze}: backbone {name!r} has no feature map at that stride (it has "
-                                 f"{sorted(set(reductions))}); 0 freezes nothing")
-            last = max(i for i, r in enumerate(reductions) if r == freeze)
-            timm.utils.freeze(self.body, modules_up_to(self.body, self.body.feature_info.module_name()[last]))
+        self.freeze = freeze
+        freeze_up_to(self.body, name, freeze)
         self.body = streamlined(self.body, self.indices)
         cfg = self.body.pretrained_cfg
         self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1) * 255,
@@ -72,6 +68,26 @@ class TimmBackbone(nn.Module):
         """images float [B, 3, H, W] normalised -> maps [B, C_i, H / s, W / s] at each of ``self.strides``."""
         feats = self.body(images)
         return [feats[i] for i in self.indices]
+
+    def state_from_timm(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state``, keyed like timm's body (a checkpoint from before :func:`streamlined`), as ``self.body``'s state
+        dict: loaded strictly into timm's body, frozen and streamlined as this one was."""
+        plain = create_backbone_body(self.name, False)
+        freeze_up_to(plain, self.name, self.freeze)
+        plain.load_state_dict(state)
+        return streamlined(plain, self.indices).state_dict()
+
+
+def freeze_up_to(body: nn.Module, name: str, stride: int) -> None:
+    """Freeze ``body``'s layers up to its (last) feature map at ``stride`` (``timm.utils.freeze``); 0 freezes none."""
+    if not stride:
+        return
+    reductions = body.feature_info.reduction()
+    if stride not in reductions:
+        raise ValueError(f"model.freeze={stride}: backbone {name!r} has no feature map at that stride (it has "
+                         f"{sorted(set(reductions))}); 0 freezes nothing")
+    last = max(i for i, r in enumerate(reductions) if r == stride)
+    timm.utils.freeze(body, modules_up_to(body, body.feature_info.module_name()[last]))
 
 
 def modules_up_to(body: nn.Module, path: str) -> list[str]:
