@@ -85,7 +85,8 @@ def tensor_lists(average: torch.nn.Module, model: torch.nn.Module) -> list[tuple
             return None
         if not (isinstance(m, torch.nn.Parameter) and not m.requires_grad):
             ema, current = groups.setdefault(a.dtype, ([], []))
-            ema.append(a.detach()), current.append(m.detach())
+            ema.append(a.detach())
+            current.append(m.detach())
     return list(groups.values())
 
 

@@ -16,9 +16,10 @@ def update_section(name: str, body: str, command: str, path: Path = PERF_MD) -> 
     when an AVX2-only machine is emulated, writes its own section, ``name`` + ", slower CPU emulated"."""
     from .environment import cpu_info, cpu_limits, device_name, git_commit
 
-    if not device_name().startswith("cuda") and cpu_limits(cpu_info()):
+    device = device_name()
+    if not device.startswith("cuda") and cpu_limits(cpu_info()):
         name += ", slower CPU emulated"
-    stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {device_name()}, commit {git_commit() or '?'}"
+    stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {device}, commit {git_commit() or '?'}"
     section = (f"<!-- begin {name} -->\n## {name}\n\nMeasured by `{command}` ({stamp}).\n\n{body.strip()}\n"
                f"<!-- end {name} -->")
     header = "# Performance figures\n\nEach section is rewritten by the script it names.\n"
