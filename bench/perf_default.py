@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
-from yolozoo.config import ConfigError
 from yolozoo.environment import device_name
-from yolozoo.perf_report import describe_model, update_section
+from yolozoo.perf_report import describe_model, parse_seeds, update_section
 from yolozoo.stats import paired_t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,11 +62,9 @@ def main(argv: list[str]) -> int:
         return print_help(__doc__, OPTIONS)
     try:
         own, overrides = split_options(argv, OPTIONS)
-        seeds = [int(s) for s in str(own["seeds"]).split(",") if s.strip()]
-    except ConfigError as e:
+        seeds = parse_seeds(own["seeds"])
+    except ValueError as e:  # ConfigError included
         return user_error(e)
-    except ValueError:
-        return user_error(f"seeds: expected comma-separated whole numbers, got {own['seeds']!r}")
     rest = [f"{k}={v}" for k, v in overrides.items()]
     runs = [run_once(rest + ([f"seed={s}"] if s is not None else [])) for s in (seeds or [None])]
     cfg = runs[0][1]["config"]

@@ -1,6 +1,8 @@
 """Peer comparison: yolozoo's default against ultralytics YOLOv8n trained from scratch for the same time.
 
-    python bench/perf_peer.py [key=value ...]
+    python bench/perf_peer.py [seeds=0,1,2] [key=value ...]
+
+Once per seed in ``seeds`` (default: the config's seed, one pair), steps 1 and 3 with ``seed=S`` for both:
 
 1. Trains yolozoo with ``python bench/run.py`` (plus the config overrides) in fresh temp dirs, as
    bench/perf_default.py does, and reads its record: mAPs, training time and images/s.
@@ -8,14 +10,15 @@
 3. Trains ultralytics ``YOLO("yolov8n.yaml")`` on it from scratch, offline, with ``time=`` yolozoo's
    training time: ultralytics' defaults, but for ``pretrained=False amp=False plots=False val=False``,
    yolozoo's image size, batch size and flip probability (digits: 0, a flipped digit is another
-   glyph), ``workers=0``, ``seed=0``, and yolozoo's torch thread count (ultralytics' own CPU default
+   glyph), ``workers=0``, ``seed=`` yolozoo's, and yolozoo's torch thread count (ultralytics' own CPU default
    is CPUs - 1, i.e. one thread on a 2-core machine).
 4. Predicts the val images with its last weights (its val settings: conf 0.001, NMS IoU 0.7,
    max_det 300) and scores them with yolozoo.evaluation (faster-coco-eval) against the COCO ground
    truth that yolozoo's run was scored on (``coco_gt()`` of the same val split).
 5. Prints the comparison and writes the section "Peer comparison: ultralytics YOLOv8n" of
-   reports/perf.md. Targets: yolozoo ahead by >= 0.10 val mAP@0.5; yolozoo's training images/s
-   >= ultralytics'.
+   reports/perf.md: each seed's figures, and over seeds the mean of each pair's difference with its paired t
+   interval. Targets, met when every pair meets them: yolozoo ahead by >= 0.10 val mAP@0.5; yolozoo's training
+   images/s >= ultralytics'.
 
 Training time is the training loop's, validation passes included, for both: Lightning's ``train``
 stage for yolozoo, ultralytics' ``on_train_start`` to its last ``on_fit_epoch_end``. Ultralytics'
@@ -40,7 +43,8 @@ import numpy as np
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
-from yolozoo.perf_report import PERF_MD, describe_model, update_section
+from yolozoo.perf_report import PERF_MD, describe_model, parse_seeds, update_section
+from yolozoo.stats import paired_t
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "Peer comparison: ultralytics YOLOv8n"
@@ -49,6 +53,8 @@ PREDICT = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # ultralytics' own val se
 MARGIN = 0.10  # yolozoo's required lead in val mAP@0.5
 
 OPTIONS = [
+    KeyHelp("seeds", "", "comma-separated seeds, one yolozoo and one ultralytics run each (default: the config's "
+            "seed, one pair)"),
     KeyHelp("peer_time", None, "ultralytics' training time in seconds; default: yolozoo's training time"),
     KeyHelp("peer_threads", None, "torch threads for ultralytics' training; default: this process's (yolozoo's)"),
     KeyHelp("perf_md", None, "the report to update; default: reports/perf.md of this source tree"),
@@ -80,12 +86,12 @@ def peer_detections(results: Iterable, image_ids: dict[Path, int]) -> list[dict]
     return out
 
 
-def _train_yolozoo(tmp: Path, overrides: list[str]) -> dict:
-    """Run bench/run.py (fresh data in ``tmp``) and return its result record."""
-    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), f"data.root={tmp}/data", f"out_dir={tmp}/runs",
-           f"results_dir={tmp}/results", "trainer.enable_progress_bar=false", "wandb.mode=offline", *overrides]
+def _train_yolozoo(tmp: Path, tag: str, overrides: list[str]) -> dict:
+    """Run bench/run.py (data generated into ``tmp`` by the first run) and return its result record."""
+    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), f"data.root={tmp}/data", f"out_dir={tmp}/runs-{tag}",
+           f"results_dir={tmp}/results-{tag}", "trainer.enable_progress_bar=false", "wandb.mode=offline", *overrides]
     subprocess.run(cmd, cwd=ROOT, check=True)
-    (path,) = Path(tmp, "results", "runs").glob("*.json")
+    (path,) = Path(tmp, f"results-{tag}", "runs").glob("*.json")
     return json.loads(path.read_text())
 
 
@@ -134,7 +140,8 @@ def _train_peer(ultralytics, data_yaml: Path, out: Path, cfg: dict, seconds: flo
         model.add_callback(event, fn)
     model.train(data=str(data_yaml), pretrained=False, amp=False, plots=False, val=False, time=seconds / 3600,
                 imgsz=cfg["data"]["img_size"], batch=cfg["trainer"]["batch_size"], fliplr=cfg["data"]["flip"],
-                workers=0, device="cpu", seed=0, project=str(out), name="yolov8n", exist_ok=True)
+                workers=0, device="cpu", seed=cfg["seed"], project=str(out), name=f"yolov8n-s{cfg['seed']}",
+                exist_ok=True)
     trainer = model.trainer
     train_time = count["end"] - count["start"]
     return {"last": trainer.last, "train_time_s": train_time, "images": count["images"],
@@ -156,40 +163,63 @@ def _score_peer(ultralytics, weights: Path, val_ds, img_size: int, batch: int) -
     return evaluate_detections(val_ds.coco_gt(), peer_detections(results, image_ids), val_ds.classes)
 
 
-def _report(overrides: list[str], record: dict, peer: dict, peer_map: dict, version: str, time_from: str) -> str:
-    """The perf.md section: both detectors' figures, then the two targets."""
-    m, cfg = record["metrics"], record["config"]
-    margin = m["mAP50"] - peer_map["mAP50"]
-    ok_map, ok_speed = margin >= MARGIN, m["train_img_per_s"] >= peer["train_img_per_s"]
-    images = m["train_img_per_s"] * m["train_time_s"]
-    d = cfg["data"]
+def _over_seeds(values: list[float], fmt: str) -> str:
+    """One figure per seed, ``a / b / c``."""
+    return " / ".join(format(v, fmt) for v in values)
+
+
+def _target(diffs: list[float], ok: list[bool], fmt: str) -> str:
+    """A target row's value and verdict: the mean difference, its paired t interval over seeds, met by every pair?"""
+    iv = paired_t(diffs)
+    spread = f" [{iv.low:{fmt}}, {iv.high:{fmt}}] (paired t 95% interval, n = {iv.n})" if iv.low is not None else ""
+    verdict = "met" if all(ok) else f"MISSED ({len(ok) - sum(ok)} of {len(ok)} pairs)"
+    return f"{iv.mean:{fmt}}{spread} | {verdict + (' (every pair)' if all(ok) and len(ok) > 1 else '')} |"
+
+
+def _report(overrides: list[str], pairs: list[tuple[dict, dict, dict]], version: str, time_from: str) -> str:
+    """The perf.md section: both detectors' figures per seed (``a / b / c``), then the two targets over the pairs of
+    (yolozoo record, ultralytics training, ultralytics mAPs)."""
+    ours = [r["metrics"] for r, _, _ in pairs]
+    peers, peer_maps = [p for _, p, _ in pairs], [m for _, _, m in pairs]
+    cfg, d = pairs[0][0]["config"], pairs[0][0]["config"]["data"]
+    seeds = [r["config"]["seed"] for r, _, _ in pairs]
+    leads = [m["mAP50"] - pm["mAP50"] for m, pm in zip(ours, peer_maps)]
+    speed = [m["train_img_per_s"] - p["train_img_per_s"] for m, p in zip(ours, peers)]
+
+    def row(name: str, a: list[float], b: list[float], fmt: str) -> str:
+        return f"| {name} | {_over_seeds(a, fmt)} | {_over_seeds(b, fmt)} |"
+
     return (
         f"yolozoo: `{' '.join(overrides) or 'default'}` ({describe_model(cfg['model'])}, "
         f"at most {cfg['trainer']['max_epochs']} epochs, time budget {cfg['trainer'].get('max_time')}). "
         f"Peer: {version} `YOLO(\"{PEER_MODEL}\")` from scratch, `time=` "
-        f"{peer['time_limit_s']:.0f} s ({time_from}), `pretrained=False amp=False plots=False val=False workers=0 "
-        f"seed=0 imgsz={d['img_size']} batch={cfg['trainer']['batch_size']} fliplr={d['flip']}`, "
-        f"{peer['threads']} torch threads, its defaults otherwise. Same {d['name']} data "
+        f"{_over_seeds([p['time_limit_s'] for p in peers], '.0f')} s ({time_from}), `pretrained=False amp=False "
+        f"plots=False val=False workers=0 imgsz={d['img_size']} batch={cfg['trainer']['batch_size']} "
+        f"fliplr={d['flip']}`, the seed of the yolozoo run it is paired with, "
+        f"{peers[0]['threads']} torch threads, its defaults otherwise. Same {d['name']} data "
         f"({d['num_train']} train / {d['num_val']} val scenes, gen_seed {d['gen_seed']}) exported in YOLO layout; "
         f"both scored by yolozoo.evaluation (faster-coco-eval) on the same val ground truth, ultralytics' "
-        f"last.pt at conf {PREDICT['conf']}, NMS IoU {PREDICT['iou']}, max_det {PREDICT['max_det']}.\n\n"
-        f"| figure | yolozoo | ultralytics YOLOv8n |\n|---|---:|---:|\n"
-        f"| val mAP@0.5 | {m['mAP50']:.3f} | {peer_map['mAP50']:.3f} |\n"
-        f"| val mAP@0.5:0.95 | {m['mAP']:.3f} | {peer_map['mAP']:.3f} |\n"
-        f"| train time (s, training loop incl. validation) | {m['train_time_s']:.0f} | {peer['train_time_s']:.0f} |\n"
-        f"| epochs | {m['epochs']:.2f} | {peer['epochs']:.2f} |\n"
-        f"| training images | {images:.0f} | {peer['images']} |\n"
-        f"| train images/s | {m['train_img_per_s']:.1f} | {peer['train_img_per_s']:.1f} |\n"
-        f"| params | {m['params'] / 1e6:.2f} M | {peer['params'] / 1e6:.2f} M |\n\n"
-        f"| target | value | |\n|---|---|---|\n"
-        f"| yolozoo ahead by >= {MARGIN:.2f} val mAP@0.5 | {margin:+.3f} | {'met' if ok_map else 'MISSED'} |\n"
-        f"| yolozoo train images/s >= ultralytics' | {m['train_img_per_s']:.1f} vs {peer['train_img_per_s']:.1f} "
-        f"| {'met' if ok_speed else 'MISSED'} |"
+        f"last.pt at conf {PREDICT['conf']}, NMS IoU {PREDICT['iou']}, max_det {PREDICT['max_det']}. "
+        f"Seed{'s' if len(seeds) > 1 else ''} {_over_seeds(seeds, 'd')}, one pair each, run one after the other.\n\n"
+        f"| figure{' (per seed)' if len(seeds) > 1 else ''} | yolozoo | ultralytics YOLOv8n |\n|---|---:|---:|\n"
+        + "\n".join([
+            row("val mAP@0.5", [m["mAP50"] for m in ours], [m["mAP50"] for m in peer_maps], ".3f"),
+            row("val mAP@0.5:0.95", [m["mAP"] for m in ours], [m["mAP"] for m in peer_maps], ".3f"),
+            row("train time (s, training loop incl. validation)", [m["train_time_s"] for m in ours],
+                [p["train_time_s"] for p in peers], ".0f"),
+            row("epochs", [m["epochs"] for m in ours], [p["epochs"] for p in peers], ".2f"),
+            row("training images", [m["train_img_per_s"] * m["train_time_s"] for m in ours],
+                [p["images"] for p in peers], ".0f"),
+            row("train images/s", [m["train_img_per_s"] for m in ours], [p["train_img_per_s"] for p in peers], ".1f"),
+            f"| params | {ours[0]['params'] / 1e6:.2f} M | {peers[0]['params'] / 1e6:.2f} M |"])
+        + "\n\n| target | yolozoo minus ultralytics, mean over seeds | |\n|---|---|---|\n"
+        f"| yolozoo ahead by >= {MARGIN:.2f} val mAP@0.5 | {_target(leads, [x >= MARGIN for x in leads], '+.3f')}\n"
+        f"| yolozoo train images/s >= ultralytics' | {_target(speed, [x >= 0 for x in speed], '+.1f')}"
     )
 
 
 def _parse(argv: list[str]) -> tuple[dict, list[str]]:
-    """(own options, parsed; the yolozoo overrides as ``key=value``); raises ConfigError before any work."""
+    """(own options, parsed; the yolozoo overrides as ``key=value``); a ValueError (ConfigError) before any work."""
     own, overrides = split_options(argv, OPTIONS)
     load_config(overrides)  # an unknown key or bad value fails here, not after training
     for key, kind in (("peer_time", float), ("peer_threads", int)):
@@ -200,6 +230,7 @@ def _parse(argv: list[str]) -> tuple[dict, list[str]]:
                 raise ConfigError(f"{key}: expected a {kind.__name__}, got {own[key]!r}") from None
             if own[key] <= 0:
                 raise ConfigError(f"{key}: must be > 0, got {own[key]}")
+    own["seeds"] = parse_seeds(own["seeds"])
     return own, [f"{k}={v}" for k, v in overrides.items()]
 
 
@@ -208,7 +239,7 @@ def main(argv: list[str]) -> int:
         return print_help(__doc__, OPTIONS)
     try:
         own, overrides = _parse(argv)
-    except ConfigError as e:
+    except ValueError as e:  # ConfigError included
         return user_error(e)
     if importlib.util.find_spec("ultralytics") is None:
         return user_error("ultralytics is not installed; run: pip install -e '.[peer]'")
@@ -216,28 +247,33 @@ def main(argv: list[str]) -> int:
 
     own_threads = torch.get_num_threads()
     threads = own["peer_threads"] or own_threads
+    from omegaconf import OmegaConf
+
+    from yolozoo.data.export import export_dataset
+    from yolozoo.data.registry import create_dataset
+    from yolozoo.train import dataset_options
+
+    pairs = []
     with tempfile.TemporaryDirectory(prefix="yolozoo-peer-") as tmp_dir:
         tmp = Path(tmp_dir)
-        try:
-            record = _train_yolozoo(tmp, overrides)
-        except subprocess.CalledProcessError as e:
-            return e.returncode
-        from omegaconf import OmegaConf
-
-        from yolozoo.data.export import export_dataset
-        from yolozoo.data.registry import create_dataset
-        from yolozoo.train import dataset_options
-
-        cfg, data = record["config"], OmegaConf.create(record["config"]["data"])
-        splits = {s: create_dataset(data.name, s, data.root, **dataset_options(data)) for s in ("train", "val")}
-        export = export_dataset(splits, "yolo", tmp / "yolo")
-        ultralytics = _offline_ultralytics(tmp)
-        seconds = own["peer_time"] or record["metrics"]["train_time_s"]
-        peer = _train_peer(ultralytics, export / "data.yaml", tmp / "ultralytics-runs", cfg, seconds, threads)
-        peer_map = _score_peer(ultralytics, peer["last"], splits["val"], data.img_size, cfg["trainer"]["batch_size"])
-    torch.set_num_threads(own_threads)  # ultralytics' predictor set its own; the report's stamp names ours
+        ultralytics = splits = export = None
+        for seed in own["seeds"] or [None]:
+            try:
+                record = _train_yolozoo(tmp, f"s{seed}", overrides + ([f"seed={seed}"] if seed is not None else []))
+            except subprocess.CalledProcessError as e:
+                return e.returncode
+            cfg, data = record["config"], OmegaConf.create(record["config"]["data"])
+            if export is None:  # every seed trains on the same data: the seed is not in data.*
+                splits = {s: create_dataset(data.name, s, data.root, **dataset_options(data)) for s in ("train", "val")}
+                export = export_dataset(splits, "yolo", tmp / "yolo")
+                ultralytics = _offline_ultralytics(tmp)
+            seconds = own["peer_time"] or record["metrics"]["train_time_s"]
+            peer = _train_peer(ultralytics, export / "data.yaml", tmp / "ultralytics-runs", cfg, seconds, threads)
+            batch = cfg["trainer"]["batch_size"]
+            pairs.append((record, peer, _score_peer(ultralytics, peer["last"], splits["val"], data.img_size, batch)))
+            torch.set_num_threads(own_threads)  # ultralytics' predictor set its own; ours for what follows
     time_from = "peer_time" if own["peer_time"] else "yolozoo's training time"
-    body = _report(overrides, record, peer, peer_map, f"ultralytics {ultralytics.__version__}", time_from)
+    body = _report(overrides, pairs, f"ultralytics {ultralytics.__version__}", time_from)
     print(body)
     perf_md = Path(own["perf_md"]) if own["perf_md"] else PERF_MD
     update_section(SECTION, body, "python bench/perf_peer.py " + " ".join(argv), perf_md)

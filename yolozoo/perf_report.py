@@ -41,3 +41,12 @@ def describe_model(model) -> str:
     convs = model.get("head_convs", 2)
     return (f"{model['backbone']} {weights}{frozen}, width {model['width']}, {convs} head "
             f"conv{'s' if convs != 1 else ''} per branch")
+
+
+def parse_seeds(text) -> list[int]:
+    """``seeds=0,1,2`` of a bench script -> ``[0, 1, 2]`` (empty: one run at the config's seed); a ValueError names
+    the option."""
+    try:
+        return [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"seeds: expected comma-separated whole numbers, got {text!r}") from None
