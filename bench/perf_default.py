@@ -14,34 +14,26 @@ their own section (as every bench script's do), and the machine line names the l
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.environment import device_name
-from yolozoo.perf_report import describe_model, parse_seeds, update_section
+from yolozoo.perf_report import bench_run, describe_model, parse_seeds, update_section
 from yolozoo.stats import paired_t
 
-ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = [KeyHelp("seeds", "", "comma-separated seeds, one run each (default: the config's seed, one run)")]
 
 
 def run_once(overrides: list[str]) -> tuple[float, dict]:
-    """Wall seconds of one ``bench/run.py`` with ``overrides``, and its run record."""
+    """Wall seconds of one ``bench/run.py`` with ``overrides`` (fresh data: generation included), and its record."""
     with tempfile.TemporaryDirectory(prefix="yolozoo-perf-") as tmp:
-        cmd = [sys.executable, str(ROOT / "bench" / "run.py"), f"data.root={tmp}/data", f"out_dir={tmp}/runs",
-               f"results_dir={tmp}/results", "trainer.enable_progress_bar=false", "wandb.mode=offline", *overrides]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, env=None)
-        wall = time.perf_counter() - t0
-        if proc.returncode:
-            raise SystemExit(proc.returncode)
-        (path,) = Path(tmp, "results", "runs").glob("*.json")
-        return wall, json.loads(path.read_text())
+        try:
+            return bench_run(Path(tmp), "run", overrides)
+        except subprocess.CalledProcessError as e:
+            raise SystemExit(e.returncode) from None
 
 
 def plan(record: dict) -> str:

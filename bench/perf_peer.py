@@ -30,7 +30,6 @@ python bench/perf_peer.py preset=smoke trainer.max_epochs=1 peer_time=10 perf_md
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -43,10 +42,9 @@ import numpy as np
 
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
 from yolozoo.config import ConfigError, load_config
-from yolozoo.perf_report import PERF_MD, describe_model, parse_seeds, update_section
+from yolozoo.perf_report import PERF_MD, bench_run, describe_model, parse_seeds, update_section
 from yolozoo.stats import paired_t
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "Peer comparison: ultralytics YOLOv8n"
 PEER_MODEL = "yolov8n.yaml"
 PREDICT = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # ultralytics' own val settings
@@ -84,15 +82,6 @@ def peer_detections(results: Iterable, image_ids: dict[Path, int]) -> list[dict]
             raise ValueError(f"{path}: non-integer class indices from ultralytics: {cls[labels != cls][:3]}")
         out.append({"image_id": image_ids[path], "boxes": boxes.reshape(-1, 4), "scores": conf, "labels": labels})
     return out
-
-
-def _train_yolozoo(tmp: Path, tag: str, overrides: list[str]) -> dict:
-    """Run bench/run.py (data generated into ``tmp`` by the first run) and return its result record."""
-    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), f"data.root={tmp}/data", f"out_dir={tmp}/runs-{tag}",
-           f"results_dir={tmp}/results-{tag}", "trainer.enable_progress_bar=false", "wandb.mode=offline", *overrides]
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    (path,) = Path(tmp, f"results-{tag}", "runs").glob("*.json")
-    return json.loads(path.read_text())
 
 
 def _offline_ultralytics(tmp: Path):
@@ -172,8 +161,9 @@ def _target(diffs: list[float], ok: list[bool], fmt: str) -> str:
     """A target row's value and verdict: the mean difference, its paired t interval over seeds, met by every pair?"""
     iv = paired_t(diffs)
     spread = f" [{iv.low:{fmt}}, {iv.high:{fmt}}] (paired t 95% interval, n = {iv.n})" if iv.low is not None else ""
-    verdict = "met" if all(ok) else f"MISSED ({len(ok) - sum(ok)} of {len(ok)} pairs)"
-    return f"{iv.mean:{fmt}}{spread} | {verdict + (' (every pair)' if all(ok) and len(ok) > 1 else '')} |"
+    missed = len(ok) - sum(ok)
+    verdict = f"MISSED ({missed} of {len(ok)} pairs)" if missed else "met (every pair)" if len(ok) > 1 else "met"
+    return f"{iv.mean:{fmt}}{spread} | {verdict} |"
 
 
 def _report(overrides: list[str], pairs: list[tuple[dict, dict, dict]], version: str, time_from: str) -> str:
@@ -181,7 +171,8 @@ def _report(overrides: list[str], pairs: list[tuple[dict, dict, dict]], version:
     (yolozoo record, ultralytics training, ultralytics mAPs)."""
     ours = [r["metrics"] for r, _, _ in pairs]
     peers, peer_maps = [p for _, p, _ in pairs], [m for _, _, m in pairs]
-    cfg, d = pairs[0][0]["config"], pairs[0][0]["config"]["data"]
+    cfg = pairs[0][0]["config"]
+    d = cfg["data"]
     seeds = [r["config"]["seed"] for r, _, _ in pairs]
     leads = [m["mAP50"] - pm["mAP50"] for m, pm in zip(ours, peer_maps)]
     speed = [m["train_img_per_s"] - p["train_img_per_s"] for m, p in zip(ours, peers)]
@@ -259,7 +250,7 @@ def main(argv: list[str]) -> int:
         ultralytics = splits = export = None
         for seed in own["seeds"] or [None]:
             try:
-                record = _train_yolozoo(tmp, f"s{seed}", overrides + ([f"seed={seed}"] if seed is not None else []))
+                _, record = bench_run(tmp, f"s{seed}", overrides + ([f"seed={seed}"] if seed is not None else []))
             except subprocess.CalledProcessError as e:
                 return e.returncode
             cfg, data = record["config"], OmegaConf.create(record["config"]["data"])
