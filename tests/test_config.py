@@ -174,11 +174,14 @@ def test_a_record_from_before_a_key_existed_compares_equal_at_its_old_behaviour(
 
     config = to_dict(load_config(["preset=smoke"]))
     old = copy.deepcopy(config)
-    for key in ("trainer.max_time", "data.cache", "data.jitter_on", "model.freeze", "model.head_convs"):
+    for key in ("trainer.max_time", "data.cache", "data.jitter_on", "model.freeze", "model.head_convs",
+                "model.neck"):
         section, leaf = key.split(".")
         del old[section][leaf]
     assert training_config(config) == training_config(old)
     config["model"]["freeze"] = 4
     assert training_config(config) != training_config(old)
     config["model"]["freeze"], config["model"]["head_convs"] = 0, 1
+    assert training_config(config) != training_config(old)
+    config["model"]["head_convs"], config["model"]["neck"] = 2, "pan_sum"
     assert training_config(config) != training_config(old)

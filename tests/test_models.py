@@ -1,6 +1,7 @@
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch.utils.flop_counter import FlopCounterMode
 
 from yolozoo.config import ModelConfig
 from yolozoo.models import build_model, count_flops, count_params, make_priors
@@ -41,13 +42,14 @@ def test_head_convs_sets_the_3x3_convs_per_branch(head):
     from yolozoo.models.layers import ConvBNAct
 
     anchors = resolve_anchors("yolov5", 3, 64) if head == "anchor" else None
-    models = {n: build_model(model_cfg(width=0.25, head=head, head_convs=n), 10, anchors) for n in (1, 2, 3)}
+    models = {n: build_model(model_cfg(width=0.25, head=head, head_convs=n), 10, anchors) for n in (0, 1, 2, 3)}
     for n, model in models.items():
         for branch in (*model.head.cls_branch, *model.head.box_branch):
             assert [type(m) for m in branch] == [ConvBNAct] * n + [torch.nn.Conv2d]
-    assert count_params(models[1]) < count_params(models[2]) < count_params(models[3])
-    out = models[1](torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
-    assert out.cls_logits.shape[:2] == out.boxes.shape[:2] == (2, len(out.priors))
+    assert count_params(models[0]) < count_params(models[1]) < count_params(models[2]) < count_params(models[3])
+    for n in (0, 1):  # 0: the 1x1 outputs on the neck's maps (32, 64 and 128 channels at width 0.25)
+        out = models[n](torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
+        assert out.cls_logits.shape[:2] == out.boxes.shape[:2] == (2, len(out.priors))
     # the 2-conv head keeps its parameter names, so checkpoints from before the key load as they are
     assert "head.cls_branch.0.2.weight" in models[2].state_dict()
 
@@ -55,14 +57,40 @@ def test_head_convs_sets_the_3x3_convs_per_branch(head):
 def test_head_convs_out_of_range_or_unused_fails_before_training():
     from yolozoo.config import ConfigError, load_config
 
-    with pytest.raises(ConfigError, match="model.head_convs must be in 1..4"):
-        load_config(["preset=smoke", "model.head_convs=0"])
+    with pytest.raises(ConfigError, match="model.head_convs must be in 0..4"):
+        load_config(["preset=smoke", "model.head_convs=5"])
     with pytest.raises(ConfigError, match="model.head_convs=1 is not used by model.family=yolov8"):
         load_config(["preset=smoke", "model.head_convs=1", "model.family=yolov8"])
     # the default run's preset sets head_convs=1: another family on it still loads, unless the key is set again
     assert load_config(["model.family=yolov8"]).model.family == "yolov8"
     with pytest.raises(ConfigError, match="model.head_convs=3 is not used by model.family=yolov8"):
         load_config(["model.family=yolov8", "model.head_convs=3"])
+
+
+def test_pan_sum_neck_gives_the_same_maps_for_about_half_the_multiply_adds():
+    pan, pan_sum = (build_model(model_cfg(width=0.25, neck=n), 10) for n in ("pan", "pan_sum"))
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    feats = pan.backbone(images.float())
+    assert [f.shape for f in pan.neck(feats)] == [f.shape for f in pan_sum.neck(feats)]
+    assert pan.neck.out_channels == pan_sum.neck.out_channels == [32, 64, 128]
+    macs = {}
+    for name, model in (("pan", pan), ("pan_sum", pan_sum)):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.neck(feats)
+        macs[name] = counter.get_total_flops()
+    assert 0.4 < macs["pan_sum"] / macs["pan"] < 0.6
+    out = pan_sum(images)
+    (out.cls_logits.mean() + out.boxes.mean()).backward()
+    assert all(p.grad is not None for p in pan_sum.neck.parameters())
+    # the concatenating neck keeps its parameter names, so checkpoints from before the key load as they are
+    assert {"neck.td3.0.weight", "neck.bu5.0.weight"} <= set(pan.state_dict())
+
+
+def test_unknown_neck_fails_before_training_naming_the_key():
+    from yolozoo.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"model.neck: unknown neck 'pan-sum'.*did you mean 'pan_sum'"):
+        load_config(["preset=smoke", "model.neck=pan-sum"])
 
 
 def test_neck_sized_from_feature_info():

@@ -66,7 +66,10 @@ class ModelConfig:
     depth: float = 1.0  # block-count multiplier (CSP bottlenecks, Darknet conv-set pairs, YOLOv1 convs); not yolo
     prior_scale: float = 4.0  # anchor-free prior box side, in strides
     head: str = "free"  # free (anchor-free, one prior per cell) | anchor (K anchor boxes per cell; grid assigners)
-    head_convs: int = 2  # yolo: 3x3 convs per head branch (class and box), 1-4; YOLOX and YOLOv8 have 2
+    head_convs: int = 2  # yolo: 3x3 convs per head branch (class and box), 0-4; YOLOX and YOLOv8 have 2
+    # yolo: pan (concatenation then a 3x3 conv at each fusion, as YOLOv4-v8) | pan_sum (element-wise sums, as FPN
+    # and PANet: about half the multiply-adds)
+    neck: str = "pan"
     # anchor head: yolov5 (COCO anchors x img_size/640) | auto (IoU k-means on the training boxes) |
     # [[[w, h], ...K], ...3 levels] px at data.img_size
     anchors: Any = "yolov5"
@@ -390,7 +393,7 @@ NOT_TRAINING = ("name", "resume", "out_dir", "results_dir", "wandb", "trainer.en
 # Keys added after records were published, with the value that trains as before they existed: a config
 # holding that value compares equal to a record without the key (resume, sweep record reuse).
 LATER_KEYS = {"trainer.max_time": None, "data.cache": False, "data.jitter_on": "loader", "model.freeze": 0,
-              "model.head_convs": 2}
+              "model.head_convs": 2, "model.neck": "pan"}
 
 
 def training_config(config: dict, keep: tuple[str, ...] = ()) -> dict:

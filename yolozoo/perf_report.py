@@ -44,9 +44,9 @@ def describe_model(model) -> str:
     pretrained = str(model["pretrained"])
     weights = "from scratch" if pretrained.strip().lower() in SCRATCH else f"from {pretrained}"
     frozen = f", frozen to stride {model['freeze']}" if model.get("freeze") else ""
-    convs = model.get("head_convs", 2)
-    return (f"{model['backbone']} {weights}{frozen}, width {model['width']}, {convs} head "
-            f"conv{'s' if convs != 1 else ''} per branch")
+    convs, neck = model.get("head_convs", 2), model.get("neck", "pan")
+    return (f"{model['backbone']} {weights}{frozen}, {'' if neck == 'pan' else neck + ' neck, '}width "
+            f"{model['width']}, {convs} head conv{'s' if convs != 1 else ''} per branch")
 
 
 def parse_seeds(text) -> list[int]:

@@ -9,7 +9,7 @@ from .anchors import Anchors, resolve_anchors
 from .backbone import STRIDES, TimmBackbone
 from .detector import Detector, DetectorOutput, make_priors
 from .head import DecoupledHead
-from .neck import PANNeck
+from .neck import NECKS
 
 __all__ = ["Detector", "DetectorOutput", "build_model", "count_params", "count_flops", "make_priors",
            "resolve_anchors"]
@@ -29,7 +29,7 @@ def build_model(cfg, num_classes: int, anchors: Anchors | None = None) -> Detect
         return build_family(cfg, num_classes, anchors)
     backbone = TimmBackbone(cfg.backbone, pretrained=cfg.pretrained, strides=getattr(cfg, "strides", STRIDES),
                             freeze=getattr(cfg, "freeze", 0))
-    neck = PANNeck(backbone.channels, width=cfg.width)
+    neck = NECKS.get(getattr(cfg, "neck", "pan"))(backbone.channels, width=cfg.width)
     convs = getattr(cfg, "head_convs", 2)
     if cfg.head == "free":
         head = DecoupledHead(neck.out_channels, num_classes, prior_scale=cfg.prior_scale, convs=convs)

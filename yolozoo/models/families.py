@@ -196,7 +196,7 @@ def check_family_config(model_cfg: Mapping, assigner_name: str, assigner_options
     if "depth" in read and not 0 < m.get("depth", 1.0) <= 4:
         raise ValueError(f"model.depth must be in (0, 4], got {m['depth']}")
     limits = {"num_levels": (1, 3), "reg_max": (2, 64), "grid_size": (1, 64), "boxes_per_cell": (1, 16),
-              "head_convs": (1, 4)}
+              "head_convs": (0, 4)}
     for key, (lo, hi) in limits.items():
         if key in read and key in m and not lo <= m[key] <= hi:
             raise ValueError(f"model.{key} must be in {lo}..{hi} for model.family={name}, got {m[key]}")
@@ -233,8 +233,14 @@ def _check_free_priors(m: dict, assigner_name: str) -> None:
 
 
 def _check_yolo(m: dict, assigner_name: str) -> None:
-    """3 increasing backbone strides; the free or anchor head with an assigner it can train."""
+    """A known neck; 3 increasing backbone strides; the free or anchor head with an assigner it can train."""
     from .anchors import check_head_config
+    from .neck import NECKS
+
+    try:
+        NECKS.get(m.get("neck", "pan"))
+    except UnknownNameError as e:
+        raise ValueError(f"model.neck: {e}") from None
 
     strides = list(m.get("strides", STRIDES))
     if len(strides) != 3 or strides != sorted(set(strides)):
@@ -257,13 +263,14 @@ Pretrained = str | bool | Path
 @register_family("yolo", assigner="tal", check=_check_yolo)
 def yolo(num_classes: int, *, backbone: str = "lcnet_075", pretrained: Pretrained = False, width: float = 1.0,
          strides: Sequence[int] = STRIDES, prior_scale: float = 4.0, head: str = "free", anchors=None,
-         box_param: str = "v5", freeze: int = 0, head_convs: int = 2) -> Detector:
-    """This harness's detector: PAN neck + anchor-free decoupled head, or the anchor head (``head=anchor``), with
-    ``head_convs`` 3x3 convs per head branch."""
+         box_param: str = "v5", freeze: int = 0, head_convs: int = 2, neck: str = "pan") -> Detector:
+    """This harness's detector: a PAN neck (``neck``: :data:`~yolozoo.models.neck.NECKS`) + anchor-free decoupled
+    head, or the anchor head (``head=anchor``), with ``head_convs`` 3x3 convs per head branch."""
     from . import build_model
 
     cfg = SimpleNamespace(family="yolo", backbone=backbone, pretrained=pretrained, width=width, strides=strides,
-                          prior_scale=prior_scale, head=head, box_param=box_param, freeze=freeze, head_convs=head_convs)
+                          prior_scale=prior_scale, head=head, box_param=box_param, freeze=freeze, head_convs=head_convs,
+                          neck=neck)
     return build_model(cfg, num_classes, anchors)
 
 

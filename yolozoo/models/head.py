@@ -25,8 +25,8 @@ from .layers import ConvBNAct
 
 def branch(cin: int, cout: int, convs: int = 2) -> nn.Sequential:
     """``convs`` 3x3 ConvBNAct (``max(cin, 32)`` channels; YOLOX and YOLOv8 use two) then a 1x1 conv to ``cout``
-    outputs."""
-    hc = max(cin, 32)
+    outputs; with ``convs=0`` the 1x1 conv alone, on the neck's map (a coupled head, as YOLOv3's and YOLOv5's)."""
+    hc = max(cin, 32) if convs else cin
     return nn.Sequential(*(ConvBNAct(cin if i == 0 else hc, hc) for i in range(convs)), nn.Conv2d(hc, cout, 1))
 
 
