@@ -52,7 +52,8 @@ def test_describe_model_names_what_differs_from_the_dataclass_model():
     from yolozoo.perf_report import describe_model
 
     default = {"backbone": "mobilenetv2_100", "pretrained": "imagenet", "freeze": 4, "width": 0.25, "head_convs": 1}
-    assert describe_model(default) == "mobilenetv2_100 from imagenet, frozen to stride 4, width 0.25, 1 head conv per branch"
+    assert describe_model(default) == ("mobilenetv2_100 from imagenet, frozen to stride 4, width 0.25, 1 head conv "
+                                       "per branch")
     assert describe_model({**default, "neck": "pan"}) == describe_model(default)
     assert describe_model({**default, "neck": "pan_sum", "head_convs": 0, "freeze": 0, "pretrained": "false"}) == (
         "mobilenetv2_100 from scratch, pan_sum neck, width 0.25, 0 head convs per branch")
