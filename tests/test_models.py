@@ -67,7 +67,7 @@ def test_head_convs_out_of_range_or_unused_fails_before_training():
         load_config(["model.family=yolov8", "model.head_convs=3"])
 
 
-def test_pan_sum_neck_gives_the_same_maps_for_about_half_the_multiply_adds():
+def test_pan_sum_neck_gives_maps_of_the_same_shapes_for_about_half_the_multiply_adds():
     pan, pan_sum = (build_model(model_cfg(width=0.25, neck=n), 10) for n in ("pan", "pan_sum"))
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     feats = pan.backbone(images.float())
