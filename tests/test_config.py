@@ -170,7 +170,8 @@ def test_a_record_from_before_a_key_existed_compares_equal_at_its_old_behaviour(
     that trains as before compares equal to them (resume, sweep record reuse), any other value does not."""
     import copy
 
-    from yolozoo.config import to_dict, training_config
+    from yolozoo.config import to_dict
+    from yolozoo.training_identity import training_config
 
     config = to_dict(load_config(["preset=smoke"]))
     old = copy.deepcopy(config)

@@ -15,8 +15,9 @@ import torch
 import yaml
 
 from yolozoo.checkpoint import detector_state, load_checkpoint
-from yolozoo.config import ConfigError, load_config, training_config
+from yolozoo.config import ConfigError, load_config
 from yolozoo.resume import RngState, checkpoint_in, resume_checkpoint, resume_mode
+from yolozoo.training_identity import training_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # smoke size, with the random augmentations on: the resumed run must redraw the same ones

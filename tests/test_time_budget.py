@@ -12,8 +12,9 @@ from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
 from torch.optim.lr_scheduler import OneCycleLR
 
 from yolozoo import time_budget
-from yolozoo.config import ConfigError, load_config, to_dict, training_config
+from yolozoo.config import ConfigError, load_config, to_dict
 from yolozoo.time_budget import BudgetError, TimeBudget, fit_total_steps, parse_duration, refit_one_cycle
+from yolozoo.training_identity import training_config
 
 LR, WARMUP = 0.004, 0.1
 

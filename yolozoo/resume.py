@@ -30,8 +30,9 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 from .checkpoint import CheckpointError, load_checkpoint, stored_hparams
-from .config import ConfigError, load_config, parse_overrides, to_dict, training_config
+from .config import ConfigError, load_config, parse_overrides, to_dict
 from .time_budget import stored_plan
+from .training_identity import training_config
 
 FLAGS = ("false", "true", "auto")
 

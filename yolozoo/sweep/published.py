@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import training_config
 from ..record import SCHEMA_VERSION, RunRecord, atomic_write, duration_s, json_safe, read_record, record_columns
+from ..training_identity import training_config
 from .spec import HEAD_COLUMNS, TAIL_COLUMNS, Point
 from .store import NON_IDENTITY_KEYS
 
