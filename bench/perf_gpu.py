@@ -8,13 +8,17 @@ at 416 px, with 416 and 640 px inputs, for ``steps`` optimizer steps per variant
 RAM (``data.cache``) and colour jitter on the GPU (``data.jitter_on=device``); as the ceiling a faster
 loader could reach, one collated batch fed again at every step ("no loader"); the weights' EMA as
 training does it (:class:`~yolozoo.ema.FusedEMA`), as Lightning's ``EMAWeightAveraging`` ("stock EMA"),
-and none.
+and none; the model compiled (``trainer.compile``: ``default``, and ``reduce-overhead``, which replays the
+forward and backward as CUDA graphs).
 Other ``key=value`` overrides go to every variant's config; ``only=`` picks variants by name.
 
 - images/s: the steps after ``warmup``, the device synchronised at both ends of the window;
 - GPU utilisation: nvidia-smi's ``utilization.gpu``, sampled every 100 ms over the same window;
 - loader wait: the share of the window spent between one step's end and the next one's start
-  (fetching the batch, plus Lightning's own per-step work).
+  (fetching the batch, plus Lightning's own per-step work);
+- syncs/step: the operations that made the host wait for the GPU in one step after the window
+  (``torch.cuda.set_sync_debug_mode``); each one stops the host from queueing work ahead of the GPU.
+  The script prints where they are.
 
 Prints a table and writes it to reports/perf.md with the GPU model. Needs a CUDA GPU.
 """
@@ -26,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections import Counter
 
 import lightning as L
 import torch
@@ -40,11 +46,13 @@ from yolozoo.train import build_datamodule, build_module
 OPTIONS = [KeyHelp("steps", 60, "optimizer steps per variant"),
            KeyHelp("warmup", 15, "steps before the timed window"),
            KeyHelp("scenes", 3840, "digits scenes rendered (at 416 px) for all variants"),
-           KeyHelp("only", "", "run only the variants whose name contains one of these |-separated texts")]
+           KeyHelp("only", "", "run only the variants named by one of these |-separated texts (a variant's whole "
+                               "name, else every variant whose name contains the text)")]
 RENDER_SIZE = 416  # the scenes are rendered once at this size; 640 px variants upscale them in the loader
 
 FP16, BF16, FP32 = "trainer.precision=16-mixed", "trainer.precision=bf16-mixed", "trainer.precision=32-true"
 FAST = ["data.cache=true", "data.jitter_on=device"]  # decoded images in RAM, colour jitter on the GPU
+GRAPHS = "trainer.compile=reduce-overhead"  # torch.compile, forward and backward replayed as CUDA graphs
 VARIANTS = [  # name, config overrides
     ("AMP fp16, channels_last, 8 workers", [FP16]),
     ("AMP fp16, NCHW, 8 workers", [FP16, "trainer.channels_last=false"]),
@@ -63,8 +71,17 @@ VARIANTS = [  # name, config overrides
     ("AMP fp16, cache + GPU jitter, no loader, stock EMA", [FP16, *FAST]),
     ("AMP fp16, cache + GPU jitter, no loader, no EMA", [FP16, *FAST, "optim.ema_decay=0"]),
     ("AMP fp16, cache + GPU jitter, batch 128, no loader", [FP16, *FAST, "trainer.batch_size=128"]),
+    ("AMP fp16, 14 workers, cache + GPU jitter, CUDA graphs", [FP16, *FAST, "data.num_workers=14", GRAPHS]),
+    ("AMP fp16, 14 workers, cache + GPU jitter, batch 128, CUDA graphs", [FP16, *FAST, "data.num_workers=14",
+                                                                        "trainer.batch_size=128", GRAPHS]),
+    ("AMP bf16, 14 workers, cache + GPU jitter, CUDA graphs", [BF16, *FAST, "data.num_workers=14", GRAPHS]),
+    ("AMP fp16, 14 workers, cache + GPU jitter, compiled", [FP16, *FAST, "data.num_workers=14",
+                                                          "trainer.compile=default"]),
+    ("AMP fp16, cache + GPU jitter, no loader, CUDA graphs", [FP16, *FAST, GRAPHS]),
     ("640 px: AMP fp16, 14 workers", [FP16, "data.img_size=640", "data.num_workers=14"]),
     ("640 px: AMP fp16, 14 workers, cache + GPU jitter", [FP16, *FAST, "data.img_size=640", "data.num_workers=14"]),
+    ("640 px: AMP fp16, 14 workers, cache + GPU jitter, CUDA graphs", [FP16, *FAST, "data.img_size=640",
+                                                                     "data.num_workers=14", GRAPHS]),
 ]
 
 
@@ -118,6 +135,29 @@ class Meter(Callback):
                            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0}
 
 
+class SyncCounter(Callback):
+    """Where the host waited for the GPU during optimizer step ``step`` (forward to the EMA's update):
+    ``torch.cuda.set_sync_debug_mode("warn")`` makes every synchronising operation warn, and each warning's
+    place (file:line) is counted. ``counts`` stays ``None`` without a GPU."""
+
+    def __init__(self, step: int):
+        self.step, self.counts, self._record = step, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step and torch.cuda.is_available() and self._record is None:
+            self._record = warnings.catch_warnings(record=True)
+            self._caught = self._record.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self._record is not None and self.counts is None:
+            torch.cuda.set_sync_debug_mode("default")
+            self._record.__exit__(None, None, None)
+            self.counts = Counter(f"{w.filename}:{w.lineno}" for w in self._caught
+                                  if "synchronizing" in str(w.message))
+
+
 class Repeat:
     """``item``, ``times`` times: an iterable Lightning takes as one train loader (a list would be many loaders)."""
 
@@ -155,21 +195,60 @@ def run_variant(cfg, warmup: int, steps: int, accelerator: str = "gpu", sampler=
         batch = next(iter(dm.train_dataloader()))
         if torch.cuda.is_available():
             batch = {k: v.pin_memory() for k, v in batch.items()}
-        dm.train_dataloader = lambda: Repeat(batch, steps + 1)
+        dm.train_dataloader = lambda: Repeat(batch, steps + 2)
     module = build_module(cfg, len(dm.classes), dm.classes)
-    meter = Meter(warmup, steps, sampler)
+    meter, syncs = Meter(warmup, steps, sampler), SyncCounter(steps)
     callbacks = [meter]
     if cfg.optim.ema_decay > 0:
         ema = EMAWeightAveraging if stock_ema else FusedEMA
         callbacks.append(ema(decay=cfg.optim.ema_decay, update_starting_at_step=0))
-    trainer = L.Trainer(max_steps=steps, precision=cfg.trainer.precision, accelerator=accelerator, devices=1,
+    callbacks.append(syncs)  # last: the EMA's update is in the step it counts
+    torch._dynamo.reset()  # trainer.compile: each variant compiles its own model, not a recompile of the last one
+    trainer = L.Trainer(max_steps=steps + 1, precision=cfg.trainer.precision, accelerator=accelerator, devices=1,
+                        gradient_clip_val=cfg.trainer.gradient_clip_val,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
                         log_every_n_steps=cfg.trainer.log_every_n_steps, callbacks=callbacks)
     trainer.fit(module, datamodule=dm)
     if not meter.result:
-        raise RuntimeError(f"fewer than {steps} steps ran: raise scenes= or lower steps=")
-    return meter.result
+        raise RuntimeError(f"fewer than {steps + 1} steps ran: raise scenes= or lower steps=")
+    return {**meter.result, "syncs": syncs.counts}
+
+
+def picks(text: str, name: str) -> bool:
+    """Whether ``only=``'s ``text`` picks the variant ``name``: the whole name where a variant has it, else a part."""
+    if any(text == n for n, _ in VARIANTS):
+        return text == name
+    return text in name
+
+
+def syncs_text(counts: Counter | None) -> str:
+    """``counts`` (place -> synchronising calls) as one line: the total, then the places, most first."""
+    if counts is None:
+        return "not counted (no GPU)"
+    places = ", ".join(f"{place.split('site-packages/')[-1]} x{n}" for place, n in counts.most_common())
+    return f"{sum(counts.values())}" + (f" ({places})" if places else "")
+
+
+def table(gpu: str, opts: dict, rows: list[tuple]) -> str:
+    """The section of reports/perf.md: the setting, then one row per variant measured (or failed)."""
+    cfg0 = rows[0][1]
+    lines = [f"GPU: {gpu}. Config: `preset=voc` ({cfg0.model.backbone} width {cfg0.model.width}, batch "
+             f"{cfg0.trainer.batch_size}, {cfg0.optim.name}, EMA {cfg0.optim.ema_decay}), trained from scratch on "
+             f"{opts['scenes']} digits scenes rendered at {RENDER_SIZE} px (channels_last unless NCHW is named); "
+             f"steps {opts['warmup']}-{opts['steps']} of each variant timed, utilisation from nvidia-smi every "
+             f"100 ms over that window; syncs/step: the host's waits for the GPU in the step after it. Target: "
+             f">= 90% GPU utilisation.", "",
+             "| variant | input px | images/s | GPU util mean (min) | loader wait | peak GiB | syncs/step |",
+             "|---|---|---|---|---|---|---|"]
+    for name, cfg, r in rows:
+        if "error" in r:
+            lines.append(f"| {name} | {cfg.data.img_size} | failed: {r['error'][:120]} | | | | |")
+            continue
+        lines.append(f"| {name} | {cfg.data.img_size} | {r['img_per_s']:.0f} | {r['util_mean']:.0f}% "
+                     f"({r['util_min']:.0f}%) | {100 * r['wait_share']:.0f}% | {r['peak_gib']:.1f} | "
+                     f"{sum(r['syncs'].values()) if r['syncs'] is not None else ''} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
@@ -183,7 +262,7 @@ def main(argv: list[str]) -> int:
     for key, value in own.items():
         if not str(value).isdigit() or int(value) < 1:
             return user_error(f"{key}: expected a whole number >= 1, got {value!r}")
-    variants = [v for v in VARIANTS if not only or any(t in v[0] for t in only)]
+    variants = [v for v in VARIANTS if not only or any(picks(t, v[0]) for t in only)]
     if not variants:
         return user_error(f"only={'|'.join(only)}: no variant's name contains it; variants: "
                           + "; ".join(name for name, _ in VARIANTS))
@@ -216,26 +295,12 @@ def main(argv: list[str]) -> int:
                 gc.collect()  # the variant's loader workers end before the next one starts
             rows.append((name, cfg, r))
             print(f"{name}: {r['img_per_s']:.0f} img/s, GPU {r['util_mean']:.0f}% (min {r['util_min']:.0f}, "
-                  f"{r['samples']} samples), loader wait {100 * r['wait_share']:.0f}%, peak {r['peak_gib']:.1f} GiB",
-                  flush=True)
-    cfg0 = rows[0][1]
-    lines = [f"GPU: {gpu}. Config: `preset=voc` ({cfg0.model.backbone} width {cfg0.model.width}, batch "
-             f"{cfg0.trainer.batch_size}, {cfg0.optim.name}, EMA {cfg0.optim.ema_decay}), trained from scratch on "
-             f"{opts['scenes']} digits scenes rendered at {RENDER_SIZE} px (channels_last unless NCHW is named); "
-             f"steps {opts['warmup']}-{opts['steps']} "
-             f"of each variant timed, utilisation from nvidia-smi every 100 ms over that window. Target: >= 90% "
-             f"GPU utilisation.", "",
-             "| variant | input px | images/s | GPU util mean (min) | loader wait | peak GiB |",
-             "|---|---|---|---|---|---|"]
-    for name, cfg, r in rows:
-        if "error" in r:
-            lines.append(f"| {name} | {cfg.data.img_size} | failed: {r['error'][:120]} | | | |")
-            continue
-        lines.append(f"| {name} | {cfg.data.img_size} | {r['img_per_s']:.0f} | {r['util_mean']:.0f}% "
-                     f"({r['util_min']:.0f}%) | {100 * r['wait_share']:.0f}% | {r['peak_gib']:.1f} |")
-    body = "\n".join(lines)
-    print(body)
-    update_section("GPU training throughput (VOC-shaped preset)", body, "python bench/perf_gpu.py " + " ".join(argv))
+                  f"{r['samples']} samples), loader wait {100 * r['wait_share']:.0f}%, peak {r['peak_gib']:.1f} GiB, "
+                  f"syncs/step {syncs_text(r['syncs'])}", flush=True)
+            # after every variant: a run cut short keeps the rows it measured
+            update_section("GPU training throughput (VOC-shaped preset)", table(gpu, opts, rows),
+                           "python bench/perf_gpu.py " + " ".join(argv))
+    print(table(gpu, opts, rows))
     return 0
 
 

@@ -59,3 +59,22 @@ def test_points_in_boxes():
 def test_box_area_matches_torchvision():
     boxes = random_boxes(10)
     assert torch.allclose(box_ops.box_area(boxes), torchvision.ops.box_area(boxes))
+
+
+@pytest.mark.parametrize("kind,loss", [("giou", torchvision.ops.generalized_box_iou_loss),
+                                       ("ciou", torchvision.ops.complete_box_iou_loss)])
+def test_aligned_iou_is_one_minus_torchvisions_loss_with_its_gradients(kind, loss):
+    """Overlapping, disjoint, touching, nested and identical pairs: values and both boxes' gradients."""
+    a, b = random_boxes(200, 3), random_boxes(200, 4)
+    b[:20] = a[:20]  # identical
+    b[20:40, 0] = a[20:40, 2]  # touching edges (no overlap)
+    b[20:40, 2] = b[20:40, 0] + 5
+    b[40:60] = a[40:60] + torch.tensor([1.0, 1.0, -1.0, -1.0])  # nested
+    pairs = []
+    for fn in (lambda x, y: 1 - box_ops.aligned_iou(x, y, kind), lambda x, y: loss(x, y, eps=1e-7)):
+        x, y = a.clone().requires_grad_(), b.clone().requires_grad_()
+        out = fn(x, y)
+        (out * torch.linspace(0.5, 1.5, len(out))).sum().backward()
+        pairs.append((out.detach(), x.grad, y.grad))
+    for ours, theirs in zip(*pairs):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)

@@ -1,5 +1,7 @@
 """TAL, the loss and post-processing on small hand-made inputs."""
 
+import dataclasses
+
 import torch
 
 from yolozoo.assigners import Priors, create_assigner
@@ -78,3 +80,31 @@ def test_postprocess_batch_separates_images():
     logits = torch.tensor([[[2.0]], [[3.0]]])
     dets = postprocess(logits, boxes)
     assert [len(d["boxes"]) for d in dets] == [1, 1]
+
+
+def test_box_loss_over_index_tensors_equals_the_boolean_mask_form():
+    """The box term over ``fg_mask.nonzero()`` index tensors is the boolean-mask form's, value and gradient (same
+    elements, same order); with no foreground prior it is 0 and still backpropagates (zero gradients)."""
+    from yolozoo.box_ops import aligned_iou
+
+    pri = priors_64()
+    A = len(pri)
+    g = torch.Generator().manual_seed(0)
+    gt_boxes = torch.tensor([[[8.0, 8, 40, 40], [30, 20, 60, 50]], [[0, 0, 20, 30], [0, 0, 0, 0]]])
+    gt_mask = torch.tensor([[True, True], [True, False]])
+    xy = torch.rand(2, A, 2, generator=g) * 48
+    pred = torch.cat([xy, xy + 4 + torch.rand(2, A, 2, generator=g) * 20], -1).requires_grad_()
+    logits = torch.randn(2, A, 3, generator=g, requires_grad=True)
+    res = create_assigner("tal")(logits.sigmoid().detach(), pred.detach(), pri, torch.tensor([[1, 2], [0, 0]]),
+                                 gt_boxes, gt_mask)
+    assert res.fg_mask.sum() > 5
+    box = DetectionLoss("ciou")(logits, pred, res)["box"]
+    (grad,) = torch.autograd.grad(box, pred)
+    fg, norm = res.fg_mask, res.scores.sum().clamp(min=1.0)
+    oracle = ((1.0 - aligned_iou(pred[fg], res.boxes[fg], "ciou")) * res.scores.sum(-1)[fg]).sum() / norm
+    (oracle_grad,) = torch.autograd.grad(oracle, pred)
+    assert torch.equal(box, oracle) and torch.equal(grad, oracle_grad)
+    none = dataclasses.replace(res, fg_mask=torch.zeros_like(fg))  # AssignResult is a dataclass
+    empty = DetectionLoss("ciou")(logits, pred, none)["box"]
+    (empty_grad,) = torch.autograd.grad(empty, pred)
+    assert empty.item() == 0 and not empty_grad.any()

@@ -1,13 +1,17 @@
 """Box utilities. Boxes are ``[..., 4]``; formats are ``xyxy`` (corners) or ``cxcywh``.
 
-Pairwise and element-wise IoU-family ops come from ``torchvision.ops``; this module adds
-the broadcasting, fp32 wrappers that assigners and losses need.
+Pairwise IoU and format conversion come from ``torchvision.ops``. The element-wise IoU family that
+assigners and losses need (:func:`aligned_iou`: broadcasting, fp32) is written here from its papers'
+definitions: torchvision's GIoU and CIoU losses compute the intersection through a boolean-mask
+assignment, which makes the host wait for the GPU three times a call (``reports/perf.md``).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
-from torchvision.ops import box_convert, box_iou, complete_box_iou_loss, generalized_box_iou_loss  # noqa: F401
+from torchvision.ops import box_convert, box_iou  # noqa: F401
 
 
 def xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
@@ -26,20 +30,35 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
 def aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
     """Element-wise IoU-family overlap of broadcastable xyxy boxes ``[..., 4]`` -> ``[...]``.
 
-    kind: ``iou``, ``giou`` or ``ciou`` (Zheng et al. 2020). Computed in fp32 whatever the
-    input dtype, so it is safe under autocast.
+    kind: ``iou``; ``giou`` (Rezatofighi et al. 2019): IoU minus the share of the smallest enclosing box
+    that the union leaves empty; ``ciou`` (Zheng et al. 2020): IoU minus the squared centre distance over the
+    enclosing box's squared diagonal, minus ``alpha v`` for the aspect ratios (``alpha`` without gradient, as
+    in the paper). Computed in fp32 whatever the input dtype, so it is safe under autocast; no operation in it
+    waits for the device (no boolean indexing). ``1 - aligned_iou`` equals torchvision's
+    ``generalized_box_iou_loss`` and ``complete_box_iou_loss`` (``tests/test_box_ops.py``).
     """
+    if kind not in ("iou", "giou", "ciou"):
+        raise ValueError(f"unknown IoU kind {kind!r}; valid: iou, giou, ciou")
     b1, b2 = torch.broadcast_tensors(boxes1.float(), boxes2.float())
+    lt = torch.maximum(b1[..., :2], b2[..., :2])
+    rb = torch.minimum(b1[..., 2:], b2[..., 2:])
     if kind == "iou":
-        lt = torch.maximum(b1[..., :2], b2[..., :2])
-        rb = torch.minimum(b1[..., 2:], b2[..., 2:])
         inter = (rb - lt).clamp(min=0).prod(-1)
         return inter / (box_area(b1) + box_area(b2) - inter + eps)
+    wh1, wh2, side = b1[..., 2:] - b1[..., :2], b2[..., 2:] - b2[..., :2], rb - lt
+    inter = torch.where((side > 0).all(-1), side[..., 0] * side[..., 1], 0.0)
+    union = wh1[..., 0] * wh1[..., 1] + wh2[..., 0] * wh2[..., 1] - inter
+    iou = inter / (union + eps)
+    enclosing = torch.maximum(b1[..., 2:], b2[..., 2:]) - torch.minimum(b1[..., :2], b2[..., :2])
     if kind == "giou":
-        return 1 - generalized_box_iou_loss(b1, b2, eps=eps)
-    if kind == "ciou":
-        return 1 - complete_box_iou_loss(b1, b2, eps=eps)
-    raise ValueError(f"unknown IoU kind {kind!r}; valid: iou, giou, ciou")
+        area_c = enclosing[..., 0] * enclosing[..., 1]
+        return iou - (area_c - union) / (area_c + eps)
+    diagonal2 = enclosing.square().sum(-1) + eps
+    centre2 = ((b1[..., :2] + b1[..., 2:]) / 2 - (b2[..., :2] + b2[..., 2:]) / 2).square().sum(-1)
+    v = (4 / math.pi**2) * (torch.atan(wh2[..., 0] / wh2[..., 1]) - torch.atan(wh1[..., 0] / wh1[..., 1])).square()
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return iou - centre2 / diagonal2 - alpha * v
 
 
 def points_in_boxes(points: torch.Tensor, boxes: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:

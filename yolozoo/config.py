@@ -130,6 +130,9 @@ class TrainerConfig:
     # NHWC conv layout (same numbers up to rounding): null times both at start-up on a CPU (yolozoo/layout.py),
     # takes channels_last on a GPU
     channels_last: bool | None = None
+    # torch.compile of the model for training steps: null (eager) or a torch.compile mode: default |
+    # reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs; validation stays eager
+    compile: str | None = None
     limit_train_batches: float = 1.0  # fraction (<= 1.0) or number of train batches per epoch
     limit_val_batches: float = 1.0  # fraction (<= 1.0) or number of val batches
     check_val_every_n_epoch: int = 1  # validate after every N epochs

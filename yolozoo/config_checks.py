@@ -67,6 +67,8 @@ def check_config(cfg: DictConfig, model_defaults: dict) -> None:
     check_names(cfg)
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 # key -> (test, rule): the numeric ranges a run needs, checked before anything trains.
 RANGES = {
     "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
@@ -92,6 +94,8 @@ RANGES = {
     "trainer.max_epochs": (lambda v: v >= 1, ">= 1"),
     "trainer.max_time": (lambda v: v is None or _is_duration(v), "a duration such as 10m, 90s or 1.5h, or null"),
     "trainer.batch_size": (lambda v: v >= 1, ">= 1"),
+    "trainer.compile": (lambda v: v is None or v in COMPILE_MODES, "null or a torch.compile mode: "
+                        + ", ".join(COMPILE_MODES)),
     "trainer.accumulate_grad_batches": (lambda v: v >= 1, ">= 1"),
     "trainer.gradient_clip_val": (lambda v: v >= 0, ">= 0 (0 disables clipping)"),
     "trainer.limit_train_batches": (lambda v: v > 0, "> 0 (a fraction, or a number of batches)"),

@@ -60,7 +60,7 @@ class FusedEMA(EMAWeightAveraging):
         average = self._average_model
         if trainer.global_step <= self._latest_update_step or not self.should_update(step_idx=trainer.global_step - 1):
             return
-        if self._lists is None or average.n_averaged == 0:
+        if self._lists is None:  # (not average.n_averaged == 0: reading it back waits for the device)
             average.update_parameters(pl_module)  # the first update copies the weights
             self._lists = tensor_lists(average.module, pl_module)
         else:

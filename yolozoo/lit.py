@@ -12,6 +12,8 @@ from .evaluation import evaluate_detections
 from .losses import weighted_sum
 from .postprocess import postprocess
 
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that replay CUDA graphs
+
 
 class DetectorModule(L.LightningModule):
     """Trains ``model`` with ``assigner`` + ``loss``; validates with COCO mAP.
@@ -26,6 +28,9 @@ class DetectorModule(L.LightningModule):
         img_size: letterboxed input size (maps predictions back to the original images).
         channels_last: keep conv weights and input images in NHWC memory layout (same numbers, faster
             convolutions on CPU and on GPU tensor cores).
+        compile_mode: ``None`` (eager), or the ``torch.compile`` mode the training steps run the model in
+            (``default``, ``reduce-overhead``: CUDA graphs, ...). Compiled at the first training step, it is the
+            same model and weights: checkpoints, the EMA's copy and validation (eager) see no difference.
         batch_jitter: colour jitter strength applied to each training batch on its device (0: none; the
             loader's transforms jitter instead). See :func:`~yolozoo.data.transforms.color_jitter_batch`.
         hparams: plain data saved in every checkpoint as ``hyper_parameters`` (the resolved config,
@@ -34,11 +39,12 @@ class DetectorModule(L.LightningModule):
 
     def __init__(self, model: nn.Module, assigner, loss, loss_weights: dict, optim: dict,
                  postprocess_kw: dict, img_size: int, channels_last: bool = False, batch_jitter: float = 0.0,
-                 hparams: dict | None = None):
+                 hparams: dict | None = None, compile_mode: str | None = None):
         super().__init__()
         if hparams:
             self.save_hyperparameters(hparams, logger=False)
-        self.channels_last, self.batch_jitter = channels_last, batch_jitter
+        self.channels_last, self.batch_jitter, self.compile_mode = channels_last, batch_jitter, compile_mode
+        self._compiled = None  # the compiled model (train_model), made at the first training step
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model, self.assigner, self.loss = model, assigner, loss
@@ -56,13 +62,34 @@ class DetectorModule(L.LightningModule):
             return batch["images"].contiguous(memory_format=torch.channels_last)
         return batch["images"]
 
+    def train_model(self) -> nn.Module:
+        """The model as training steps call it: ``self.model``, or with ``compile_mode`` its ``torch.compile``
+        wrapper (made on first use). The wrapper is kept outside the module's children, so the state dict's
+        keys stay the model's own."""
+        if self.compile_mode is None:
+            return self.model
+        if self._compiled is None:
+            mode = None if self.compile_mode == "default" else self.compile_mode
+            # dynamic=False: one graph per input shape (a new shape compiles anew rather than symbolically)
+            object.__setattr__(self, "_compiled", torch.compile(self.model, mode=mode, dynamic=False))  # not a child
+        if self.compile_mode in CUDA_GRAPH_MODES:
+            torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's graph outputs may be reused
+        return self._compiled
+
+    def __getstate__(self) -> dict:
+        """Copies (the EMA's ``deepcopy``) and pickles leave the compiled wrapper out: it calls this module's
+        model, not the copy's."""
+        state = super().__getstate__()
+        state["_compiled"] = None
+        return state
+
     def on_after_batch_transfer(self, batch, dataloader_idx):
         if self.batch_jitter > 0 and self.trainer.training:
             batch["images"] = color_jitter_batch(batch["images"], self.batch_jitter)
         return batch
 
     def training_step(self, batch, batch_idx):
-        out = self.model(self.images(batch))
+        out = self.train_model()(self.images(batch))
         assign = self.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
                                batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
         terms = self.loss(out.cls_logits, out.boxes, assign, **out.extras)
@@ -114,7 +141,10 @@ class DetectorModule(L.LightningModule):
         self._val_preds = []
 
     def configure_optimizers(self):
-        opt = make_optimizer(self.model, self.optim)
+        # fp16 AMP's GradScaler scales the gradients; a fused optimizer would unscale them itself, after Lightning's
+        # clipping (which Lightning refuses), so the optimizer is not fused there
+        scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
+        opt = make_optimizer(self.model, self.optim, fused=not scaled)
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=self.optim["lr"], total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
             pct_start=self.optim["warmup"], cycle_momentum=False,
@@ -122,12 +152,12 @@ class DetectorModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def make_optimizer(model: nn.Module, optim: dict) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, optim: dict, fused: bool = True) -> torch.optim.Optimizer:
     """``optim.name`` (adamw or sgd) over ``model``'s trainable parameters, without weight decay on norms and biases.
 
-    PyTorch's fused kernel (one per step, not one per parameter) where the parameters' device has one: on a 2-core
-    AMD EPYC, AdamW's step over the default run's 2.66 M trainable parameters took 3.1 ms instead of 10.4 ms
-    (2026-11-26). The same update up to float rounding.
+    PyTorch's fused kernel (one per step, not one per parameter) where the parameters' device has one and ``fused``:
+    on a 2-core AMD EPYC, AdamW's step over the default run's 2.66 M trainable parameters took 3.1 ms instead of
+    10.4 ms (2026-11-26). The same update up to float rounding. ``fused=False``: PyTorch's default implementation.
     """
     decay, no_decay = [], []
     for p in model.parameters():
@@ -135,7 +165,7 @@ def make_optimizer(model: nn.Module, optim: dict) -> torch.optim.Optimizer:
             (decay if p.ndim > 1 else no_decay).append(p)  # no decay on norms and biases
     groups = [{"params": decay, "weight_decay": optim["weight_decay"]},
               {"params": no_decay, "weight_decay": 0.0}]
-    fused = all(p.device.type in ("cpu", "cuda") for p in decay + no_decay)
+    fused = fused and all(p.device.type in ("cpu", "cuda") for p in decay + no_decay)
     name = optim["name"]
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=optim["lr"], fused=fused)

@@ -32,13 +32,12 @@ class DetectionLoss:
         target_scores = assign.scores.to(cls_logits.dtype)
         norm = target_scores.sum().clamp(min=1.0)
         cls = F.binary_cross_entropy_with_logits(cls_logits.float(), target_scores.float(), reduction="sum") / norm
-        fg = assign.fg_mask
-        if fg.any():
-            weight = assign.scores.sum(-1)[fg]
-            iou = aligned_iou(pred_boxes[fg], assign.boxes[fg], self.iou_type)
-            box = ((1.0 - iou) * weight).sum() / norm
-        else:
-            box = pred_boxes.sum() * 0.0  # keeps the graph connected
+        # foreground priors as index tensors (one wait for the device; boolean masks wait at each use and in the
+        # backward pass); with none, the sums are 0 and the graph stays connected
+        b, a = assign.fg_mask.nonzero(as_tuple=True)
+        weight = assign.scores[b, a].sum(-1)
+        iou = aligned_iou(pred_boxes[b, a], assign.boxes[b, a], self.iou_type)
+        box = ((1.0 - iou) * weight).sum() / norm
         return {"cls": cls, "box": box}
 
 

@@ -10,7 +10,7 @@ NOT_TRAINING = ("name", "resume", "out_dir", "results_dir", "wandb", "trainer.en
 # Keys added after records were published, with the value that trains as before they existed: a config
 # holding that value compares equal to a record without the key (resume, sweep record reuse).
 LATER_KEYS = {"trainer.max_time": None, "data.cache": False, "data.jitter_on": "loader", "model.freeze": 0,
-              "model.head_convs": 2, "model.neck": "pan"}
+              "model.head_convs": 2, "model.neck": "pan", "trainer.compile": None}
 
 
 def training_config(config: dict, keep: tuple[str, ...] = ()) -> dict:

@@ -108,8 +108,8 @@ def resolve_claims(b, m, a, priority, shape: tuple[int, int, int]) -> tuple[torc
     key = b * A + a
     best = priority.new_full((B * A,), float("-inf")).scatter_reduce(0, key, priority, "amax")
     win = priority == best[key]
-    first = torch.full((B * A,), M, dtype=torch.long, device=key.device)
-    first = first.scatter_reduce(0, key[win], m[win], "amin").view(B, A)
+    first = torch.full((B * A,), M, dtype=torch.long, device=key.device)  # M: no claim (above every GT index)
+    first = first.scatter_reduce(0, key, m.masked_fill(~win, M), "amin").view(B, A)  # no mask indexing: no wait
     fg = first < M
     return fg, first.masked_fill(~fg, 0)
 

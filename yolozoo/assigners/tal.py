@@ -71,8 +71,8 @@ class TaskAlignedAssigner:
         k = min(self.topk, A)
         top_align, top_a = align.topk(k, dim=-1)  # [B, M, k]
         keep = candidate.gather(-1, top_a)
-        pb, pm, _ = keep.nonzero(as_tuple=True)
-        pa, p_align = top_a[keep], top_align[keep]  # [P] positive (GT, prior) pairs
+        pb, pm, pk = keep.nonzero(as_tuple=True)  # index tensors, not masks: one wait for the device, not three
+        pa, p_align = top_a[pb, pm, pk], top_align[pb, pm, pk]  # [P] positive (GT, prior) pairs
         p_overlap = aligned_iou(gt_boxes[pb, pm], pred_boxes[pb, pa], self.iou_type).clamp_(0)
 
         # A prior claimed by several GT keeps the claimant it overlaps most.
@@ -80,7 +80,8 @@ class TaskAlignedAssigner:
         won = gt_index[pb, pa] == pm  # [P], with fg_mask[pb, pa] True for every pair
 
         # Normalised alignment over each GT's final positives: max per GT = that GT's best overlap.
-        pb, pm, pa, p_align, p_overlap = pb[won], pm[won], pa[won], p_align[won], p_overlap[won]
+        (w,) = won.nonzero(as_tuple=True)
+        pb, pm, pa, p_align, p_overlap = pb[w], pm[w], pa[w], p_align[w], p_overlap[w]
         key = pb * M + pm
         max_align = p_align.new_zeros(B * M).scatter_reduce_(0, key, p_align, "amax")
         max_overlap = p_overlap.new_zeros(B * M).scatter_reduce_(0, key, p_overlap, "amax")

@@ -36,8 +36,10 @@ def make_priors(shapes: list[tuple[int, int]], strides: list[int], prior_scale: 
     for i, ((h, w), s) in enumerate(zip(shapes, strides)):
         ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
         cell = (torch.stack([xs, ys], -1).reshape(-1, 2).float() + 0.5) * s
-        wh = [[prior_scale * s] * 2] if anchors is None else anchors[i]
-        wh = torch.as_tensor(wh, dtype=torch.float, device=device).reshape(-1, 2)
+        if anchors is None:  # made on the device: a copy from a Python list would wait for it
+            wh = torch.full((1, 2), float(prior_scale * s), device=device)
+        else:
+            wh = torch.as_tensor(anchors[i], dtype=torch.float, device=device).reshape(-1, 2)
         n = h * w * len(wh)
         centers.append(cell.repeat_interleave(len(wh), 0))
         sizes.append(wh.repeat(h * w, 1))
