@@ -213,6 +213,26 @@ def test_dfl_detection_loss_terms_and_empty_foreground():
     sum(terms.values()).backward()  # the graph stays connected without positives
 
 
+def test_dfl_term_over_index_tensors_equals_the_boolean_mask_form():
+    """The dfl term indexes the foreground with ``nonzero()``'s index tensors (no wait at each boolean mask):
+    the same elements in the same order as ``[fg_mask]``, so the same value and gradient."""
+    from yolozoo.box_ops import box_to_distance
+
+    torch.manual_seed(0)
+    model = build("yolov8", reg_max=8)
+    out = model(images())
+    assign = create_assigner("tal")(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
+                                    GT_LABELS, GT, GT_MASK)
+    fg, box_dist, priors = assign.fg_mask, out.extras["box_dist"], out.priors
+    assert fg.sum() > 3
+    dfl = DFLDetectionLoss("ciou")(out.cls_logits, out.boxes, assign, **out.extras)["dfl"]
+    a = fg.nonzero()[:, 1]
+    target = box_to_distance(priors.centers[a].float(), assign.boxes[fg]) / priors.strides[a, None]
+    oracle = (dfl_loss(box_dist[fg], target) * assign.scores.sum(-1)[fg]).sum() / assign.scores.sum().clamp(min=1.0)
+    grads = [torch.autograd.grad(x, box_dist, retain_graph=True)[0] for x in (dfl, oracle)]
+    assert torch.equal(dfl, oracle) and torch.equal(*grads)
+
+
 # ---------------------------------------------------------------- yolov1
 
 

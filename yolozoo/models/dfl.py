@@ -118,13 +118,10 @@ class DFLDetectionLoss:
     def __call__(self, cls_logits: torch.Tensor, boxes: torch.Tensor, assign: AssignResult, box_dist: torch.Tensor,
                  priors: Priors) -> dict:
         terms = self.detection(cls_logits, boxes, assign)
-        fg = assign.fg_mask
-        if fg.any():
-            a = fg.nonzero()[:, 1]
-            target = box_to_distance(priors.centers[a].float(), assign.boxes[fg]) / priors.strides[a, None]
-            weight = assign.scores.sum(-1)[fg]
-            norm = assign.scores.sum().clamp(min=1.0)
-            terms["dfl"] = (dfl_loss(box_dist[fg], target) * weight).sum() / norm
-        else:
-            terms["dfl"] = box_dist.sum() * 0.0  # keeps the graph connected
+        # foreground priors as index tensors, as DetectionLoss (one wait for the device); none: 0, graph connected
+        b, a = assign.fg_mask.nonzero(as_tuple=True)
+        target = box_to_distance(priors.centers[a].float(), assign.boxes[b, a]) / priors.strides[a, None]
+        weight = assign.scores[b, a].sum(-1)
+        norm = assign.scores.sum().clamp(min=1.0)
+        terms["dfl"] = (dfl_loss(box_dist[b, a], target) * weight).sum() / norm
         return terms
