@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import optuna
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, ValidationInfo, model_validator
 
 from ..config import flatten, layered_overrides, to_dict
 from ..evaluation import SUMMARY_KEYS as PER_EPOCH  # logged as val/<metric> after every validation
@@ -78,7 +78,7 @@ class Param(FileModel):
     """A searched config key, sampled only where every ``when`` condition (config key -> allowed values) holds."""
 
     when: dict[str, Annotated[Values, BeforeValidator(lambda v: v if isinstance(v, list) else [v]),
-                                AfterValidator(tuple)]] = {}
+                                AfterValidator(tuple), PlainSerializer(list)]] = {}  # held as tuples, stored as lists
 
     def applies(self, values: Mapping[str, Any]) -> bool:
         """Whether every condition holds for ``values``; a value matches by its text too (``0.5`` = ``"0.5"``)."""
