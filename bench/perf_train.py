@@ -7,8 +7,10 @@ training step consumes (forward + assignment + loss + backward + optimizer step 
 memory). The same step of a ``baseline`` config is timed in alternating rounds on the same machine, so
 the two compare within one sitting: ``baseline=dataclass`` (default) is the config with the default
 preset's keys at their dataclass defaults (over the command line's), lcnet_075 from scratch at batch 16:
-the default run when the time-to-accuracy issue (#17) was filed; ``baseline=none`` times the config alone.
-Medians of ``steps`` steps per config after one warm-up step. Writes the table to reports/perf.md.
+the default run when the time-to-accuracy issue (#17) was filed; ``baseline=eager``: the same config without
+``trainer.compile`` (with ``trainer.compile=MODE``: what compiling buys, and the compilation's time);
+``baseline=none`` times the config alone. Medians of ``steps`` steps per config after one warm-up step (the one
+that compiles). Writes the table to reports/perf.md (``baseline=eager``: its own section).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from yolozoo.perf_report import describe_model, update_section
 from yolozoo.train import build_module, ready_datamodule
 
 OPTIONS = [KeyHelp("steps", 30, "training steps timed per config (3 alternating rounds)"),
-           KeyHelp("baseline", "dataclass", "the config timed against: dataclass (#17's default run) or none")]
+           KeyHelp("baseline", "dataclass", "the config timed against: dataclass (#17's default run), eager (the "
+                                            "config without trainer.compile) or none")]
 ROUNDS = 3
 
 
@@ -56,7 +59,7 @@ class Stepper:
 
     def step(self, batch) -> None:
         module = self.module
-        out = module.model(module.images(batch))
+        out = module.train_model()(module.images(batch))  # trainer.compile: the compiled model, as training runs it
         assign = module.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
                                  batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
         weighted_sum(module.loss(out.cls_logits, out.boxes, assign), module.loss_weights).backward()
@@ -86,17 +89,22 @@ def main(argv: list[str]) -> int:
         own, overrides = split_options(argv, OPTIONS)
         rest = [f"{k}={v}" for k, v in overrides.items()]
         cfg = load_config(rest)
-        if own["baseline"] not in ("dataclass", "none"):
-            raise ConfigError(f"baseline: expected dataclass or none, got {own['baseline']!r}")
-        # the default preset's keys at their dataclass defaults win over the command line's
-        base_cfg = (load_config({**overrides, **format_overrides(default_run_reset())})
-                    if own["baseline"] == "dataclass" else None)
+        baseline = own["baseline"]
+        if baseline not in ("dataclass", "eager", "none"):
+            raise ConfigError(f"baseline: expected dataclass, eager or none, got {baseline!r}")
+        if baseline == "eager" and cfg.trainer.compile is None:
+            raise ConfigError("baseline=eager compares trainer.compile=MODE with eager steps: set trainer.compile")
+        # dataclass: the default preset's keys at their dataclass defaults win over the command line's
+        reset = {"dataclass": default_run_reset(), "eager": {"trainer.compile": None}}.get(baseline)
+        base_cfg = None if reset is None else load_config({**overrides, **format_overrides(reset)})
     except ConfigError as e:
         return user_error(e)
     if not str(own["steps"]).isdigit() or int(own["steps"]) < ROUNDS:
         return user_error(f"steps: expected a whole number >= {ROUNDS}, got {own['steps']!r}")
     steps = int(own["steps"])
-    current = Stepper(cfg, steps)
+    t0 = time.perf_counter()
+    current = Stepper(cfg, steps)  # its warm-up step compiles (trainer.compile)
+    first_s = time.perf_counter() - t0
     loader = current.dm.train_dataloader()
     load_ips = loader_throughput(loader, min(30, len(loader) - 1))
     steppers = [current] if base_cfg is None else [current, Stepper(base_cfg, steps)]
@@ -109,15 +117,21 @@ def main(argv: list[str]) -> int:
              "| what | images/s |", "|---|---|", f"| data loader delivers | {load_ips:.0f} |",
              f"| training consumes | {current.images_per_s:.0f} |",
              f"| ratio (target >= 3) | {load_ips / current.images_per_s:.1f}x |"]
-    if base_cfg is not None:
+    section = "Loader vs training throughput"
+    if baseline == "dataclass":
         base = steppers[1]
         speedup = current.images_per_s / base.images_per_s
         lines += [f"| baseline training consumes: {base.describe()} (the dataclass defaults) | "
                   f"{base.images_per_s:.0f} |",
                   f"| training images/s against the baseline (target >= 2x) | {speedup:.2f}x |"]
+    elif baseline == "eager":
+        section = "torch.compile of the training step (CPU)"
+        lines += [f"| the same steps eager (no trainer.compile) | {steppers[1].images_per_s:.0f} |",
+                  f"| compiled against eager | {current.images_per_s / steppers[1].images_per_s:.2f}x |",
+                  f"| data, model and the first step (its compilation) | {first_s:.0f} s |"]
     body = "\n".join(lines)
     print(body)
-    update_section("Loader vs training throughput", body, "python bench/perf_train.py " + " ".join(argv))
+    update_section(section, body, "python bench/perf_train.py " + " ".join(argv))
     return 0
 
 

@@ -82,6 +82,7 @@ def test_config_errors_name_the_key_with_a_did_you_mean(argv, message):
     ("export_data", ["format=yolo", "out=x", "model.widht=1"]),
     ("perf_train", ["model.widht=1"]),
     ("perf_train", ["baseline=issue17"]),
+    ("perf_train", ["baseline=eager"]),  # without trainer.compile there is nothing to compare
     ("val", ["checkpoint=x.ckpt", "model.widht=1"]),
     ("predict", ["checkpoint=x.ckpt", "confidence=0.3"]),
 ])
@@ -95,6 +96,8 @@ def test_cli_user_error_is_one_line_exit_2(name, argv, capsys):
     elif name == "predict":
         assert "unknown option 'confidence'" in err and "did you mean 'conf'?" in err
     elif argv == ["baseline=issue17"]:
-        assert "baseline: expected dataclass or none, got 'issue17'" in err
+        assert "baseline: expected dataclass, eager or none, got 'issue17'" in err
+    elif argv == ["baseline=eager"]:
+        assert "baseline=eager compares trainer.compile=MODE with eager steps: set trainer.compile" in err
     else:
         assert "'model.widht'" in err and "did you mean 'model.width'?" in err, err
