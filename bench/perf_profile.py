@@ -7,9 +7,12 @@ backbone, neck and head forward; assignment; loss; backward split at the tensors
 neck and backbone (gradient hooks mark when each part's backward has finished); optimizer; the
 EMA update (:class:`yolozoo.ema.FusedEMA`'s, which training uses; Lightning's
 stock per-tensor update is timed too, outside the step's sum); the assignment statistics. Then it
-times whole steps of the real run (``train()`` with W&B offline, the loader in use, Lightning's loop
-and logging) and reports the remainder as "Lightning loop, logging, data". Medians over ``steps``
-steps after 3 warm-up steps. Writes the table to reports/perf.md.
+times steps of the real run (``train()`` with W&B offline, the loader in use, Lightning's loop and
+logging), split at Lightning's hooks in the same steps: the training step (forward, assignment, loss,
+logging), the backward pass, the optimizer step with clipping and the callbacks' batch end (the EMA),
+and the time between steps (data, loop). Two passes, so the machine's speed may differ between the two
+tables; within each, the rows come from the same steps. Medians over ``steps`` steps after 3 warm-up
+steps. Writes the tables to reports/perf.md.
 """
 
 from __future__ import annotations
@@ -100,14 +103,39 @@ def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, flo
     return {p: statistics.median(v) for p, v in times.items()}
 
 
+REAL = ["training step: forward, assignment, loss, logging", "backward",
+        "optimizer step, clipping, callbacks' batch end", "between steps: data, Lightning's loop"]
+
+
 class StepClock(Callback):
-    """Wall time between consecutive training-batch starts (a whole step: data, loop, logging)."""
+    """Times at Lightning's hooks in each training step of a real run (listed after the EMA callback, so its batch
+    end follows the EMA's update). ``split()``: median seconds per :data:`REAL` segment, and of the whole step."""
 
     def __init__(self):
-        self.starts: list[float] = []
+        self.steps: list[dict[str, float]] = []
+
+    def _stamp(self, key: str) -> None:
+        self.steps[-1][key] = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.starts.append(time.perf_counter())
+        self.steps.append({})
+        self._stamp("start")
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self._stamp("forward")
+
+    def on_after_backward(self, trainer, pl_module):
+        self._stamp("backward")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._stamp("end")
+
+    def split(self, warmup: int = 3) -> tuple[dict[str, float], float]:
+        pairs = list(zip(self.steps, self.steps[1:]))[warmup:]
+        keys = ["start", "forward", "backward", "end"]
+        segments = {name: statistics.median(s[b] - s[a] for s, _ in pairs) for name, a, b in zip(REAL, keys, keys[1:])}
+        segments[REAL[-1]] = statistics.median(n["start"] - s["end"] for s, n in pairs)
+        return segments, statistics.median(n["start"] - s["start"] for s, n in pairs)
 
 
 def main(argv: list[str]) -> int:
@@ -136,17 +164,21 @@ def main(argv: list[str]) -> int:
                            "trainer.limit_val_batches=1", "eval.latency_batches=1", "trainer.max_time=null",
                            "trainer.enable_progress_bar=false"])
         train(run, callbacks=[clock])
-    whole = statistics.median(b - a for a, b in list(zip(clock.starts, clock.starts[1:]))[3:])
-    rest_s = whole - sum(parts.values())
+    real, whole = clock.split()
+    total = sum(parts.values())
     bs = cfg.trainer.batch_size
     lines = [f"Config: `{' '.join(rest) or 'default'}` ({describe_model(cfg.model)}, strides "
              f"{list(cfg.model.strides)}, {cfg.data.img_size} px, batch {bs}, {dm.num_workers} loader workers, "
              f"{torch.get_num_threads()} torch threads). Median of {steps} steps.", "",
+             "The training step by part (a copy of it, on batches in memory):", "",
              "| part | ms/step | share |", "|---|---|---|"]
-    for p, s in [*parts.items(), ("Lightning loop, logging, data (the rest of a real step)", rest_s)]:
-        lines.append(f"| {p} | {1000 * s:.1f} | {100 * s / whole:.0f}% |")
+    lines += [f"| {p} | {1000 * s:.1f} | {100 * s / total:.0f}% |" for p, s in parts.items()]
+    lines += [f"| **sum of the parts** | **{1000 * total:.1f}** | {bs / total:.0f} images/s |",
+              f"| {STOCK_EMA} | {1000 * stock_ema:.1f} | |", "",
+              "Steps of the real run (`train()`), split at Lightning's hooks:", "",
+              "| segment | ms/step | share |", "|---|---|---|"]
+    lines += [f"| {p} | {1000 * s:.1f} | {100 * s / whole:.0f}% |" for p, s in real.items()]
     lines.append(f"| **whole step of `train()`** | **{1000 * whole:.1f}** | {bs / whole:.0f} images/s |")
-    lines.append(f"| {STOCK_EMA} | {1000 * stock_ema:.1f} | |")
     body = "\n".join(lines)
     print(body)
     update_section("Training step profile", body, "python bench/perf_profile.py " + " ".join(argv))
