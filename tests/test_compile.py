@@ -78,15 +78,17 @@ def test_cuda_graph_modes_mark_each_step(tmp_path, eager_compile, monkeypatch):
     assert eager_compile == ["reduce-overhead"] and len(marks) == 3
 
 
-def test_fp16_amp_clips_gradients_with_an_unfused_optimizer(tmp_path):
-    """fp16 AMP (a GradScaler): Lightning unscales, then clips; a fused optimizer would unscale in its own step,
-    which Lightning refuses with clipping (``preset=voc`` on a GPU failed at its first step). Emulated on the CPU."""
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_mixed_precision_clips_gradients_with_an_unfused_optimizer(tmp_path, precision):
+    """Lightning's mixed precision refuses to clip a fused optimizer's gradients (fp16: it would unscale them in its
+    own step, after the clipping): ``preset=voc`` on a GPU failed at its first step, and so did ``bf16-mixed``, which
+    Lightning also takes for ``16-mixed`` on a CPU. fp16 with its GradScaler emulated on the CPU."""
     from lightning.pytorch.plugins.precision import MixedPrecision
 
     cfg = smoke(tmp_path)
     L.seed_everything(cfg.seed, verbose=False)
     dm, module = build_datamodule(cfg), build_module(cfg, num_classes=10)
-    trainer = L.Trainer(max_steps=2, accelerator="cpu", plugins=[MixedPrecision("16-mixed", "cpu")],
+    trainer = L.Trainer(max_steps=2, accelerator="cpu", plugins=[MixedPrecision(precision, "cpu")],
                         gradient_clip_val=10.0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=dm)

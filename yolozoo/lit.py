@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
 from .assigners.stats import assignment_stats
@@ -141,10 +142,10 @@ class DetectorModule(L.LightningModule):
         self._val_preds = []
 
     def configure_optimizers(self):
-        # fp16 AMP's GradScaler scales the gradients; a fused optimizer would unscale them itself, after Lightning's
-        # clipping (which Lightning refuses), so the optimizer is not fused there
-        scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
-        opt = make_optimizer(self.model, self.optim, fused=not scaled)
+        # Lightning's mixed precision (fp16 with its GradScaler, bf16) refuses to clip the gradients of a fused
+        # optimizer, which would unscale fp16 gradients in its own step, after the clipping: not fused there
+        amp = isinstance(self.trainer.precision_plugin, MixedPrecision)
+        opt = make_optimizer(self.model, self.optim, fused=not amp)
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=self.optim["lr"], total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
             pct_start=self.optim["warmup"], cycle_momentum=False,
