@@ -40,12 +40,11 @@ def aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", e
     if kind not in ("iou", "giou", "ciou"):
         raise ValueError(f"unknown IoU kind {kind!r}; valid: iou, giou, ciou")
     b1, b2 = torch.broadcast_tensors(boxes1.float(), boxes2.float())
-    lt = torch.maximum(b1[..., :2], b2[..., :2])
-    rb = torch.minimum(b1[..., 2:], b2[..., 2:])
+    side = torch.minimum(b1[..., 2:], b2[..., 2:]) - torch.maximum(b1[..., :2], b2[..., :2])  # of the intersection
     if kind == "iou":
-        inter = (rb - lt).clamp(min=0).prod(-1)
+        inter = side.clamp(min=0).prod(-1)
         return inter / (box_area(b1) + box_area(b2) - inter + eps)
-    wh1, wh2, side = b1[..., 2:] - b1[..., :2], b2[..., 2:] - b2[..., :2], rb - lt
+    wh1, wh2 = b1[..., 2:] - b1[..., :2], b2[..., 2:] - b2[..., :2]
     inter = torch.where((side > 0).all(-1), side[..., 0] * side[..., 1], 0.0)
     union = wh1[..., 0] * wh1[..., 1] + wh2[..., 0] * wh2[..., 1] - inter
     iou = inter / (union + eps)

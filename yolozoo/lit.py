@@ -66,7 +66,7 @@ class DetectorModule(L.LightningModule):
     def train_model(self) -> nn.Module:
         """The model as training steps call it: ``self.model``, or with ``compile_mode`` its ``torch.compile``
         wrapper (made on first use). The wrapper is kept outside the module's children, so the state dict's
-        keys stay the model's own."""
+        keys stay the model's own. Called once per training step: in CUDA-graph modes it marks the step's start."""
         if self.compile_mode is None:
             return self.model
         if self._compiled is None:

@@ -131,7 +131,7 @@ def build_module(cfg: DictConfig, num_classes: int, classes: list[str] | None = 
         img_size=cfg.data.img_size,
         channels_last=channels_last,
         batch_jitter=cfg.data.color_jitter if cfg.data.jitter_on == "device" else 0.0,
-        compile_mode=t.get("compile"),
+        compile_mode=t.compile,
         hparams={**checkpoint_hparams(to_dict(cfg), classes, anchors), "channels_last": channels_last},
     )
     module.layout = layout  # for the record
