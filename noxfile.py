@@ -1,5 +1,7 @@
-"""``nox -s test`` runs the suite but the long fault-injection tests; ``nox -s faults`` runs those;
-``nox -s lint`` runs ruff, the import-circle check and the engine's line budget.
+"""``nox -s test`` runs the suite but the long fault-injection tests, in one pytest-xdist process per usable CPU
+core (each test file in one process, with its module fixtures; ``nox -s test -- -n 0`` runs it all in one process
+with torch's own thread count). ``nox -s faults`` runs the fault-injection tests; ``nox -s lint`` runs ruff, the
+import-circle check and the engine's line budget.
 
 The test session reuses the repo's ``.venv`` when it exists (it holds torch, ~6 GB, which
 would be wasteful to install twice); otherwise nox builds its own.
@@ -34,18 +36,29 @@ def _test_env(tmp: str) -> dict:
     }
 
 
-def _pytest(session: nox.Session, *args: str) -> None:
+def _pytest(session: nox.Session, *args: str, env: dict | None = None) -> None:
     python = str(VENV / "bin" / "python") if VENV.is_dir() else "python"
     if not VENV.is_dir():
         session.install("-e", ".[dev]")
     with tempfile.TemporaryDirectory(prefix="yolozoo-test-") as tmp:
-        env = {**_test_env(tmp), "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env = {**_test_env(tmp), "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
         session.run(python, "-m", "pytest", "-q", *args, *session.posargs, env=env, external=True)
+
+
+def _parallel(posargs: list[str]) -> tuple[list[str], dict]:
+    """pytest-xdist's arguments and environment: one process per usable core, each with one torch thread (two
+    processes of two threads each on two cores slow training many times over), a test file per process; none
+    where the command line chooses its own ``-n``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < 2 or any(a.startswith(("-n", "--numprocesses")) for a in posargs):
+        return [], {}
+    return ["-n", str(cores), "--dist", "loadfile"], {"OMP_NUM_THREADS": "1"}
 
 
 @nox.session(venv_backend="none" if VENV.is_dir() else "virtualenv")
 def test(session: nox.Session) -> None:
-    _pytest(session, "-m", "not faults")
+    args, env = _parallel(session.posargs)
+    _pytest(session, "-m", "not faults", *args, env=env)
 
 
 @nox.session(venv_backend="none" if VENV.is_dir() else "virtualenv")
