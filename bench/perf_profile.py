@@ -12,7 +12,10 @@ logging), split at Lightning's hooks in the same steps: the training step (forwa
 logging), the backward pass, the optimizer step with clipping and the callbacks' batch end (the EMA),
 and the time between steps (data, loop). Two passes, so the machine's speed may differ between the two
 tables; within each, the rows come from the same steps. Medians over ``steps`` steps after 3 warm-up
-steps. Writes the tables to reports/perf.md.
+steps. A third table sets the parts' times against their arithmetic: the floating-point operations of one
+step's forward and backward by part (torch's ``FlopCounterMode``: convolutions and matrix products) and the
+rate each part attains, next to the rate of a float32 matrix product on the same threads, this machine's
+practical ceiling. Writes the tables to reports/perf.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from yolozoo.assigners.stats import assignment_stats
 from yolozoo.cli_help import KeyHelp, print_help, split_options, user_error, wants_help
@@ -42,17 +46,45 @@ PARTS = ["forward: backbone", "forward: neck", "forward: head, priors, decode", 
 STOCK_EMA = "EMA update as Lightning's EMAWeightAveraging makes it (not in the step)"
 
 
-def _last_grad_time(tensors: list[torch.Tensor], stamps: dict, key: str) -> None:
-    """Record in ``stamps[key]`` when the last of ``tensors`` has received its gradient."""
+def _mark_last_grad(tensors: list[torch.Tensor], mark, marks: dict, key: str) -> None:
+    """Set ``marks[key] = mark()`` when the last of ``tensors`` has received its gradient."""
     pending = {"n": len(tensors)}
 
     def hook(grad):
         pending["n"] -= 1
         if pending["n"] == 0:
-            stamps[key] = time.perf_counter()
+            marks[key] = mark()
 
     for t in tensors:
         t.register_hook(hook)
+
+
+def model_step(module, batch: dict, mark) -> tuple[list[float], dict, torch.Tensor]:
+    """One training step's forward, assignment, loss and backward by part: ``mark()`` is read at the start and at
+    the end of each of the first eight :data:`PARTS` (the backward split where the gradients of the neck's and the
+    backbone's maps are complete). Returns the readings, the assignment and the priors."""
+    model = module.model
+    t = [mark()]
+    x = module.images(batch)
+    x = (x.float() - model.backbone.mean) / model.backbone.std
+    feats_b = model.backbone(x)
+    t.append(mark())
+    feats = model.neck(feats_b)
+    t.append(mark())
+    cls_logits, box_raw = model.head(feats)
+    priors = model.head.priors([tuple(f.shape[-2:]) for f in feats], model.strides, device=x.device)
+    boxes = model.head.decode(box_raw, priors)
+    t.append(mark())
+    assign = module.assigner(cls_logits.detach().sigmoid(), boxes.detach(), priors, batch["gt_labels"],
+                             batch["gt_boxes"], batch["gt_mask"])
+    t.append(mark())
+    total = weighted_sum(module.loss(cls_logits, boxes, assign), module.loss_weights)
+    t.append(mark())
+    marks: dict[str, float] = {}
+    _mark_last_grad(list(feats), mark, marks, "head")
+    _mark_last_grad([f for f in feats_b if f.requires_grad], mark, marks, "neck")
+    total.backward()
+    return [*t, marks["head"], marks["neck"], mark()], assign, priors
 
 
 def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, float]:
@@ -66,28 +98,7 @@ def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, flo
     model.train()
     times: dict[str, list[float]] = {p: [] for p in [*PARTS, STOCK_EMA]}
     for i, batch in enumerate(batches):
-        t = [time.perf_counter()]
-        x = module.images(batch)
-        x = (x.float() - model.backbone.mean) / model.backbone.std
-        feats_b = model.backbone(x)
-        t.append(time.perf_counter())
-        feats = model.neck(feats_b)
-        t.append(time.perf_counter())
-        cls_logits, box_raw = model.head(feats)
-        priors = model.head.priors([tuple(f.shape[-2:]) for f in feats], model.strides, device=x.device)
-        boxes = model.head.decode(box_raw, priors)
-        t.append(time.perf_counter())
-        assign = module.assigner(cls_logits.detach().sigmoid(), boxes.detach(), priors, batch["gt_labels"],
-                                 batch["gt_boxes"], batch["gt_mask"])
-        t.append(time.perf_counter())
-        total = weighted_sum(module.loss(cls_logits, boxes, assign), module.loss_weights)
-        t.append(time.perf_counter())
-        stamps: dict[str, float] = {}
-        _last_grad_time(list(feats), stamps, "head")
-        _last_grad_time([f for f in feats_b if f.requires_grad], stamps, "neck")
-        total.backward()
-        end = time.perf_counter()
-        t += [stamps["head"], stamps["neck"], end]
+        t, assign, priors = model_step(module, batch, time.perf_counter)
         opt.step()
         opt.zero_grad(set_to_none=True)
         t.append(time.perf_counter())
@@ -101,6 +112,54 @@ def profile_parts(module, batches: list[dict], warmup: int = 3) -> dict[str, flo
             for part, a, b in zip(PARTS, t, t[1:]):
                 times[part].append(b - a)
     return {p: statistics.median(v) for p, v in times.items()}
+
+
+def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                        _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """A convolution's backward: the forward's operations once for each gradient it computes. Torch's own formula
+    (2.14) counts a grouped convolution's weight gradient as if it were not grouped: a depthwise 3x3 conv of 144
+    channels 144 times over."""
+    return conv_flop_count(x_shape, w_shape, grad_out_shape, transposed) * (bool(output_mask[0]) + bool(output_mask[1]))
+
+
+def step_flops(module, batch: dict) -> dict[str, int]:
+    """Floating-point operations of each of :data:`PARTS` in one training step (forward and backward; the parts
+    after the backward count none), as torch's ``FlopCounterMode`` counts them (convolutions and matrix products),
+    a convolution's backward by :func:`conv_backward_flops`."""
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flops}
+                         ) as counter:
+        marks, _, _ = model_step(module, batch, counter.get_total_flops)
+    module.model.zero_grad(set_to_none=True)
+    return {part: b - a for part, a, b in zip(PARTS, marks, marks[1:])} | {p: 0 for p in PARTS[len(marks) - 1:]}
+
+
+def matmul_rate(n: int = 1024, seconds: float = 1.0, tries: int = 3) -> float:
+    """Floating-point operations per second of an ``n`` x ``n`` float32 matrix product on torch's threads: the best
+    of ``tries`` runs of ``seconds`` each (a ceiling; the machine's speed moves by a fifth between runs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = 0.0
+    for _ in range(tries):
+        reps, t0 = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - t0) < seconds:
+            a @ b
+            reps += 1
+        best = max(best, 2 * n**3 * reps / elapsed)
+    return best
+
+
+def parts_rows(parts: dict[str, float], flops: dict[str, int], ceiling: float, batch_size: int) -> list[str]:
+    """Rows of the parts table: seconds and operations per part, the rate where a part computes, then the sum."""
+    total = sum(parts.values())
+
+    def rate(f: float, s: float) -> str:
+        return f"{f / s / 1e9:.0f} | {100 * f / s / ceiling:.0f}%" if f else " | "
+
+    rows = [f"| {p} | {1000 * s:.1f} | {100 * s / total:.0f}% | {flops[p] / 1e9:.2f} | {rate(flops[p], s)} |"
+            for p, s in parts.items()]
+    f = sum(flops.values())
+    return [*rows, f"| **sum of the parts** | **{1000 * total:.1f}** | {batch_size / total:.0f} images/s | "
+                   f"{f / 1e9:.2f} | {rate(f, total)} |"]
 
 
 REAL = ["training step: forward, assignment, loss, logging", "backward",
@@ -156,6 +215,7 @@ def main(argv: list[str]) -> int:
     module = build_module(cfg, len(dm.classes))
     parts = profile_parts(module, batches)
     stock_ema = parts.pop(STOCK_EMA)
+    flops, ceiling = step_flops(module, batches[0]), matmul_rate()
 
     clock = StepClock()
     with tempfile.TemporaryDirectory(prefix="yolozoo-profile-") as tmp:
@@ -165,18 +225,21 @@ def main(argv: list[str]) -> int:
                            "trainer.enable_progress_bar=false"])
         train(run, callbacks=[clock])
     real, whole = clock.split()
-    total = sum(parts.values())
     bs = cfg.trainer.batch_size
+    step_rate = sum(flops.values()) / sum(parts.values())
     lines = [f"Config: `{' '.join(rest) or 'default'}` ({describe_model(cfg.model)}, strides "
              f"{list(cfg.model.strides)}, {cfg.data.img_size} px, batch {bs}, {dm.num_workers} loader workers, "
              f"{torch.get_num_threads()} torch threads). Median of {steps} steps.", "",
-             "The training step by part (a copy of it, on batches in memory):", "",
-             "| part | ms/step | share |", "|---|---|---|"]
-    lines += [f"| {p} | {1000 * s:.1f} | {100 * s / total:.0f}% |" for p, s in parts.items()]
-    lines += [f"| **sum of the parts** | **{1000 * total:.1f}** | {bs / total:.0f} images/s |",
-              f"| {STOCK_EMA} | {1000 * stock_ema:.1f} | |", "",
-              "Steps of the real run (`train()`), split at Lightning's hooks:", "",
-              "| segment | ms/step | share |", "|---|---|---|"]
+             "The training step by part (a copy of it, on batches in memory), with each part's floating-point "
+             "operations (torch's `FlopCounterMode`: convolutions and matrix products) and the rate it attains "
+             f"against a float32 1024 x 1024 matrix product's on the same threads, {ceiling / 1e9:.0f} GFLOP/s here:",
+             "", "| part | ms/step | share | GFLOP/step | GFLOP/s | of the matmul rate |", "|---|---|---|---|---|---|",
+             *parts_rows(parts, flops, ceiling, bs),
+             f"| {STOCK_EMA} | {1000 * stock_ema:.1f} | | | | |", "",
+             f"The same arithmetic in half the step's time would run at {2 * step_rate / 1e9:.0f} GFLOP/s, "
+             f"{200 * step_rate / ceiling:.0f}% of the matmul rate.", "",
+             "Steps of the real run (`train()`), split at Lightning's hooks:", "",
+             "| segment | ms/step | share |", "|---|---|---|"]
     lines += [f"| {p} | {1000 * s:.1f} | {100 * s / whole:.0f}% |" for p, s in real.items()]
     lines.append(f"| **whole step of `train()`** | **{1000 * whole:.1f}** | {bs / whole:.0f} images/s |")
     body = "\n".join(lines)
