@@ -12,10 +12,10 @@ logging), split at Lightning's hooks in the same steps: the training step (forwa
 logging), the backward pass, the optimizer step with clipping and the callbacks' batch end (the EMA),
 and the time between steps (data, loop). Two passes, so the machine's speed may differ between the two
 tables; within each, the rows come from the same steps. Medians over ``steps`` steps after 3 warm-up
-steps. A third table sets the parts' times against their arithmetic: the floating-point operations of one
-step's forward and backward by part (torch's ``FlopCounterMode``: convolutions and matrix products) and the
-rate each part attains, next to the rate of a float32 matrix product on the same threads, this machine's
-practical ceiling. Writes the tables to reports/perf.md.
+steps. The parts' table sets their times against their arithmetic: each part's floating-point operations in
+one step (torch's ``FlopCounterMode``: convolutions and matrix products, counted at the same marks) and the rate
+it attains, against the rate of a float32 matrix product on the same threads, this machine's practical ceiling.
+Writes the tables to reports/perf.md.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def step_flops(module, batch: dict) -> dict[str, int]:
                          ) as counter:
         marks, _, _ = model_step(module, batch, counter.get_total_flops)
     module.model.zero_grad(set_to_none=True)
-    return {part: b - a for part, a, b in zip(PARTS, marks, marks[1:])} | {p: 0 for p in PARTS[len(marks) - 1:]}
+    return dict.fromkeys(PARTS, 0) | {part: b - a for part, a, b in zip(PARTS, marks, marks[1:])}
 
 
 def matmul_rate(n: int = 1024, seconds: float = 1.0, tries: int = 3) -> float:
