@@ -9,8 +9,10 @@ the two compare within one sitting: ``baseline=dataclass`` (default) is the conf
 preset's keys at their dataclass defaults (over the command line's), lcnet_075 from scratch at batch 16:
 the default run when the time-to-accuracy issue (#17) was filed; ``baseline=eager``: the same config without
 ``trainer.compile`` (with ``trainer.compile=MODE``: what compiling buys, and the compilation's time);
-``baseline=none`` times the config alone. Medians of ``steps`` steps per config after one warm-up step (the one
-that compiles). Writes the table to reports/perf.md (``baseline=eager``: its own section).
+``baseline=fp32``: the same config at ``trainer.precision=32-true`` (with ``trainer.precision=bf16-mixed``: what
+bfloat16 autocast buys, or costs, on this CPU); ``baseline=none`` times the config alone. Medians of ``steps``
+steps per config after one warm-up step (the one that compiles). Writes the table to reports/perf.md
+(``baseline=eager`` and ``fp32``: their own sections).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from yolozoo.train import build_module, ready_datamodule
 
 OPTIONS = [KeyHelp("steps", 30, "training steps timed per config (3 alternating rounds)"),
            KeyHelp("baseline", "dataclass", "the config timed against: dataclass (#17's default run), eager (the "
-                                            "config without trainer.compile) or none")]
+                                            "config without trainer.compile), fp32 (at trainer.precision=32-true) "
+                                            "or none")]
+MIXED = ("bf16-mixed", "16-mixed")  # Lightning autocasts these to bfloat16 on a CPU
 ROUNDS = 3
 
 
@@ -59,10 +63,13 @@ class Stepper:
 
     def step(self, batch) -> None:
         module = self.module
-        out = module.train_model()(module.images(batch))  # trainer.compile: the compiled model, as training runs it
-        assign = module.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
-                                 batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
-        weighted_sum(module.loss(out.cls_logits, out.boxes, assign), module.loss_weights).backward()
+        # trainer.precision=bf16-mixed: the forward and loss under bfloat16 autocast, as Lightning runs them on a CPU
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=str(self.cfg.trainer.precision) in MIXED):
+            out = module.train_model()(module.images(batch))  # trainer.compile: the compiled model, as training runs it
+            assign = module.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
+                                     batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
+            loss = weighted_sum(module.loss(out.cls_logits, out.boxes, assign), module.loss_weights)
+        loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
 
@@ -90,12 +97,19 @@ def main(argv: list[str]) -> int:
         rest = [f"{k}={v}" for k, v in overrides.items()]
         cfg = load_config(rest)
         baseline = own["baseline"]
-        if baseline not in ("dataclass", "eager", "none"):
-            raise ConfigError(f"baseline: expected dataclass, eager or none, got {baseline!r}")
+        if baseline not in ("dataclass", "eager", "fp32", "none"):
+            raise ConfigError(f"baseline: expected dataclass, eager, fp32 or none, got {baseline!r}")
         if baseline == "eager" and cfg.trainer.compile is None:
             raise ConfigError("baseline=eager compares trainer.compile=MODE with eager steps: set trainer.compile")
+        if baseline == "fp32" and str(cfg.trainer.precision) not in MIXED:
+            raise ConfigError("baseline=fp32 compares bfloat16 autocast with float32 steps: set "
+                              "trainer.precision=bf16-mixed")
+        if str(cfg.trainer.precision) not in (*MIXED, "32-true", "32"):
+            raise ConfigError(f"trainer.precision={cfg.trainer.precision}: this script times 32-true and "
+                              f"bf16-mixed steps")
         # dataclass: the default preset's keys at their dataclass defaults win over the command line's
-        reset = {"dataclass": default_run_reset(), "eager": {"trainer.compile": None}}.get(baseline)
+        reset = {"dataclass": default_run_reset(), "eager": {"trainer.compile": None},
+                 "fp32": {"trainer.precision": "32-true"}}.get(baseline)
         base_cfg = None if reset is None else load_config({**overrides, **format_overrides(reset)})
     except ConfigError as e:
         return user_error(e)
@@ -124,6 +138,10 @@ def main(argv: list[str]) -> int:
         lines += [f"| baseline training consumes: {base.describe()} (the dataclass defaults) | "
                   f"{base.images_per_s:.0f} |",
                   f"| training images/s against the baseline (target >= 2x) | {speedup:.2f}x |"]
+    elif baseline == "fp32":
+        section = "bfloat16 autocast of the training step (CPU)"
+        lines += [f"| the same steps in float32 (trainer.precision=32-true) | {steppers[1].images_per_s:.0f} |",
+                  f"| bfloat16 autocast against float32 | {current.images_per_s / steppers[1].images_per_s:.2f}x |"]
     elif baseline == "eager":
         section = "torch.compile of the training step (CPU)"
         lines += [f"| the same steps eager (no trainer.compile) | {steppers[1].images_per_s:.0f} |",

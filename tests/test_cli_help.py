@@ -83,6 +83,8 @@ def test_config_errors_name_the_key_with_a_did_you_mean(argv, message):
     ("perf_train", ["model.widht=1"]),
     ("perf_train", ["baseline=issue17"]),
     ("perf_train", ["baseline=eager"]),  # without trainer.compile there is nothing to compare
+    ("perf_train", ["baseline=fp32"]),  # nor without bfloat16
+    ("perf_train", ["trainer.precision=16-true"]),
     ("val", ["checkpoint=x.ckpt", "model.widht=1"]),
     ("predict", ["checkpoint=x.ckpt", "confidence=0.3"]),
 ])
@@ -96,8 +98,12 @@ def test_cli_user_error_is_one_line_exit_2(name, argv, capsys):
     elif name == "predict":
         assert "unknown option 'confidence'" in err and "did you mean 'conf'?" in err
     elif argv == ["baseline=issue17"]:
-        assert "baseline: expected dataclass, eager or none, got 'issue17'" in err
+        assert "baseline: expected dataclass, eager, fp32 or none, got 'issue17'" in err
     elif argv == ["baseline=eager"]:
         assert "baseline=eager compares trainer.compile=MODE with eager steps: set trainer.compile" in err
+    elif argv == ["baseline=fp32"]:
+        assert "baseline=fp32 compares bfloat16 autocast with float32 steps: set trainer.precision=bf16-mixed" in err
+    elif argv == ["trainer.precision=16-true"]:
+        assert "trainer.precision=16-true: this script times 32-true and bf16-mixed steps" in err
     else:
         assert "'model.widht'" in err and "did you mean 'model.width'?" in err, err

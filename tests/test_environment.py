@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import yolozoo.environment as env
 
 AVX2_EPYC = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse4_2 avx avx2 fma\n"
 AVX512 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx avx2 avx512f avx512dq\n"
+ZEN4 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx avx2 avx512f avx512_bf16\n"
 
 
 def test_the_commit_is_the_one_the_process_started_with(monkeypatch):
@@ -57,3 +60,35 @@ def test_describe_model_names_what_differs_from_the_dataclass_model():
     assert describe_model({**default, "neck": "pan"}) == describe_model(default)
     assert describe_model({**default, "neck": "pan_sum", "head_convs": 0, "freeze": 0, "pretrained": "false"}) == (
         "mobilenetv2_100 from scratch, pan_sum neck, width 0.25, 0 head convs per branch")
+
+
+def test_bfloat16_on_a_cpu_without_its_instructions_is_named_before_training(monkeypatch):
+    """bf16 on an AVX2-only CPU trains at a fraction of float32's speed: the run says so, and what to set."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    slow = env.slow_precision("bf16-mixed", "cpu", AVX2_EPYC)
+    assert slow.startswith("trainer.precision=bf16-mixed on the CPU: AMD EPYC 7B13 has no bfloat16 instructions")
+    assert slow.endswith("Use trainer.precision=32-true on this machine.")
+    assert env.slow_precision("16-mixed", "cpu", AVX2_EPYC)  # Lightning runs it as bfloat16 on a CPU
+    assert env.slow_precision("bf16-mixed", "cpu", ZEN4) is None  # AVX-512 BF16
+    assert env.slow_precision("bf16-mixed", "cpu", AVX512) is not None  # AVX-512 without BF16
+    assert env.slow_precision("32-true", "cpu", AVX2_EPYC) is None
+    assert env.slow_precision("bf16-mixed", "gpu", AVX2_EPYC) is None
+    monkeypatch.setattr(env.torch.cuda, "is_available", lambda: True)
+    assert env.slow_precision("bf16-mixed", "auto", AVX2_EPYC) is None  # auto picks the GPU
+    monkeypatch.setattr(env.torch.cuda, "is_available", lambda: False)
+    assert env.slow_precision("bf16-mixed", "auto", AVX2_EPYC) is not None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # an emulated AVX2-only machine
+    assert "oneDNN is held to AVX2" in env.slow_precision("bf16-mixed", "cpu", ZEN4)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert env.slow_precision("bf16-mixed", "cpu", ZEN4) is None
+
+
+def test_a_run_warns_of_slow_bfloat16_before_it_trains(monkeypatch, smoke_overrides):
+    from yolozoo import train as train_module
+    from yolozoo.config import load_config
+
+    monkeypatch.setattr(train_module, "slow_precision", lambda precision, accelerator: f"slow: {precision}")
+    monkeypatch.setattr(train_module, "run_name", lambda cfg: (_ for _ in ()).throw(RuntimeError("stop here")))
+    cfg = load_config([*smoke_overrides, "trainer.precision=bf16-mixed"])
+    with pytest.warns(UserWarning, match="slow: bf16-mixed"), pytest.raises(RuntimeError, match="stop here"):
+        train_module.train(cfg)

@@ -36,12 +36,8 @@ def git_commit(path: Path | None = None) -> str | None:
 ISA_FLAGS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"), ("asimd", "NEON"))
 
 
-def cpu_info(cpuinfo: str | None = None) -> dict:
-    """``{"model": "AMD EPYC 7B13", "isa": "AVX2", "cores": 2, "torch_isa": "AVX2"}`` from /proc/cpuinfo.
-
-    ``isa`` is the widest vector extension the CPU's flags list (:data:`ISA_FLAGS`);
-    ``torch_isa`` is what PyTorch's kernels use (``ATEN_CPU_CAPABILITY`` can lower it).
-    """
+def _cpu_fields(cpuinfo: str | None) -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (or of the text ``cpuinfo``)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -52,10 +48,48 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
         key, sep, value = line.partition(":")
         if sep and key.strip() not in fields:
             fields[key.strip()] = value.strip()
+    return fields
+
+
+def _cpu_flags(fields: dict[str, str]) -> set[str]:
+    return set((fields.get("flags") or fields.get("Features") or "").split())
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """``{"model": "AMD EPYC 7B13", "isa": "AVX2", "cores": 2, "torch_isa": "AVX2"}`` from /proc/cpuinfo.
+
+    ``isa`` is the widest vector extension the CPU's flags list (:data:`ISA_FLAGS`);
+    ``torch_isa`` is what PyTorch's kernels use (``ATEN_CPU_CAPABILITY`` can lower it).
+    """
+    fields = _cpu_fields(cpuinfo)
     model = fields.get("model name") or fields.get("Model") or platform.processor() or platform.machine()
-    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    flags = _cpu_flags(fields)
     isa = next((name for flag, name in ISA_FLAGS if flag in flags), "unknown")
     return {"model": model, "isa": isa, "cores": os.cpu_count(), "torch_isa": torch.backends.cpu.get_cpu_capability()}
+
+
+# CPU flags of the bfloat16 instructions oneDNN's bfloat16 convolutions need (x86: AVX-512 BF16, AMX; Arm: BF16)
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def slow_precision(precision: str, accelerator: str, cpuinfo: str | None = None) -> str | None:
+    """Why ``trainer.precision`` would train slowly on this machine, or None: bfloat16 (``bf16-*``, and
+    ``16-mixed``, which Lightning runs as bfloat16 on a CPU) on a CPU without bfloat16 instructions, or with
+    oneDNN held below them (``ONEDNN_MAX_CPU_ISA``)."""
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if not on_cpu or not ("bf16" in str(precision) or str(precision) in ("16-mixed", "16")):
+        return None
+    fields = _cpu_fields(cpuinfo)
+    held = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    if _cpu_flags(fields) & set(BF16_FLAGS) and (held in ("ALL", "DEFAULT") or "BF16" in held or "AMX" in held):
+        return None
+    cpu = fields.get("model name") or fields.get("Model") or platform.machine()
+    flags = " or ".join(BF16_FLAGS[:2])
+    where = (f"oneDNN is held to {held}, below the bfloat16 instructions ({flags})" if held not in ("ALL", "DEFAULT")
+             else f"{cpu} has no bfloat16 instructions ({flags})")
+    return (f"trainer.precision={precision} on the CPU: {where}, so bfloat16 "
+            "convolutions fall back to slow kernels (the default model trained 0.07x the images/s of float32 "
+            "with oneDNN held to AVX2: reports/perf.md). Use trainer.precision=32-true on this machine.")
 
 
 def device_name() -> str:

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .assigners import create_assigner
 from .config import to_dict
 from .datamodule import DetectionDataModule
 from .ema import FusedEMA
-from .environment import environment
+from .environment import environment, slow_precision
 from .interrupt import CtrlC
 from .layout import resolve_channels_last
 from .lit import DetectorModule
@@ -223,6 +224,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, extra: dict 
     clock_start = now()  # trainer.max_time counts from here
     started = datetime.now(timezone.utc)
     env = environment()  # the code and machine at the start: the tree may change while a long run trains
+    if slow := slow_precision(cfg.trainer.precision, cfg.trainer.accelerator):
+        warnings.warn(slow, stacklevel=2)
     name = run_name(cfg)
     resume_from = resume_checkpoint(cfg, name)
     if resume_from is not None:  # the interrupted run's folder: its checkpoints go on being updated there
