@@ -81,6 +81,7 @@ def test_bfloat16_on_a_cpu_without_its_instructions_is_named_before_training(mon
     assert "oneDNN is held to AVX2" in env.slow_precision("bf16-mixed", "cpu", ZEN4)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
     assert env.slow_precision("bf16-mixed", "cpu", ZEN4) is None
+    assert "AMD EPYC 7B13 has no bfloat16 instructions" in env.slow_precision("bf16-mixed", "cpu", AVX2_EPYC)
 
 
 def test_a_run_warns_of_slow_bfloat16_before_it_trains(monkeypatch, smoke_overrides):
