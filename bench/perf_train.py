@@ -53,6 +53,7 @@ class Stepper:
     def __init__(self, cfg, steps: int):
         torch.manual_seed(cfg.seed)
         self.cfg, self.dm = cfg, ready_datamodule(cfg)
+        self.bf16 = str(cfg.trainer.precision) in MIXED  # trainer.precision=bf16-mixed: autocast, as Lightning on a CPU
         self.batches = [b for b, _ in zip(iter(self.dm.train_dataloader()), range(min(steps, 16)))]
         self.module = build_module(cfg, len(self.dm.classes))
         self.opt = make_optimizer(self.module.model, self.module.optim)  # as training builds it
@@ -63,8 +64,7 @@ class Stepper:
 
     def step(self, batch) -> None:
         module = self.module
-        # trainer.precision=bf16-mixed: the forward and loss under bfloat16 autocast, as Lightning runs them on a CPU
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=str(self.cfg.trainer.precision) in MIXED):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):  # the forward and loss, as Lightning
             out = module.train_model()(module.images(batch))  # trainer.compile: the compiled model, as training runs it
             assign = module.assigner(out.cls_logits.detach().sigmoid(), out.boxes.detach(), out.priors,
                                      batch["gt_labels"], batch["gt_boxes"], batch["gt_mask"])
