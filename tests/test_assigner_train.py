@@ -1,12 +1,11 @@
 """Every registered assigner trains a small digits run to val mAP@0.5 > 0, above the untrained model's.
 
-Setting: ``preset=smoke`` (64 px, width 0.25) with 256 training images for 3 epochs (48
-steps) and no weight EMA. Why not the bare preset: it trains 8 steps, and its EMA (decay
-0.995) then still holds ~96% of the initial weights, so validation measures the untrained
-model. The untrained anchor-free model already scores mAP@0.5 ~ 5e-4 on these 32 val
-images (a box or two matched by chance), so "> 0" alone would prove nothing for it: each run
-must beat its own untrained start 3x (the anchor head starts at exactly 0). At this size
-the runs reach mAP@0.5 ~ 0.006-0.04, in 5-10 s each on one CPU thread.
+Setting (tests/train_helpers.py): ``preset=smoke`` (64 px, width 0.25) with 256 training images
+for 3 epochs (48 steps), no weight EMA, 128 val images. Why not the bare preset: it trains 8
+steps, and its EMA (decay 0.995) then still holds ~96% of the initial weights, so validation
+measures the untrained model. An untrained model can score mAP@0.5 ~ 1e-4 to 1e-3 by chance (a
+box or two matched), so "> 0" alone would prove nothing: each run must beat its own untrained
+start 3x. At this size the runs reach mAP@0.5 ~ 0.006-0.04, in 5-10 s each on one CPU thread.
 """
 
 from __future__ import annotations
