@@ -17,7 +17,6 @@ def test_real_steps_split_at_the_hooks_from_the_same_steps():
     assert [segments[k] for k in REAL] == pytest.approx([4, 3, 2, 1]) and whole == pytest.approx(10)
 
 
-
 def test_parts_rows_set_each_parts_operations_against_its_time():
     from bench.perf_profile import PARTS, parts_rows
 

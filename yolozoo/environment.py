@@ -55,6 +55,10 @@ def _cpu_flags(fields: dict[str, str]) -> set[str]:
     return set((fields.get("flags") or fields.get("Features") or "").split())
 
 
+def _cpu_model(fields: dict[str, str]) -> str:
+    return fields.get("model name") or fields.get("Model") or platform.processor() or platform.machine()
+
+
 def cpu_info(cpuinfo: str | None = None) -> dict:
     """``{"model": "AMD EPYC 7B13", "isa": "AVX2", "cores": 2, "torch_isa": "AVX2"}`` from /proc/cpuinfo.
 
@@ -62,10 +66,10 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
     ``torch_isa`` is what PyTorch's kernels use (``ATEN_CPU_CAPABILITY`` can lower it).
     """
     fields = _cpu_fields(cpuinfo)
-    model = fields.get("model name") or fields.get("Model") or platform.processor() or platform.machine()
     flags = _cpu_flags(fields)
     isa = next((name for flag, name in ISA_FLAGS if flag in flags), "unknown")
-    return {"model": model, "isa": isa, "cores": os.cpu_count(), "torch_isa": torch.backends.cpu.get_cpu_capability()}
+    return {"model": _cpu_model(fields), "isa": isa, "cores": os.cpu_count(),
+            "torch_isa": torch.backends.cpu.get_cpu_capability()}
 
 
 # CPU flags of the bfloat16 instructions oneDNN's bfloat16 convolutions need (x86: AVX-512 BF16, AMX; Arm: BF16)
@@ -79,14 +83,15 @@ def slow_precision(precision: str, accelerator: str, cpuinfo: str | None = None)
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
     if not on_cpu or not ("bf16" in str(precision) or str(precision) in ("16-mixed", "16")):
         return None
-    has_bf16 = bool(_cpu_flags(_cpu_fields(cpuinfo)) & set(BF16_FLAGS))
+    fields = _cpu_fields(cpuinfo)
+    has_bf16 = bool(_cpu_flags(fields) & set(BF16_FLAGS))
     held = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
     held_below = held not in ("ALL", "DEFAULT") and "BF16" not in held and "AMX" not in held
     if has_bf16 and not held_below:
         return None
     flags = " or ".join(BF16_FLAGS[:2])
     where = (f"oneDNN is held to {held}, below the bfloat16 instructions ({flags})" if has_bf16
-             else f"{cpu_info(cpuinfo)['model']} has no bfloat16 instructions ({flags})")
+             else f"{_cpu_model(fields)} has no bfloat16 instructions ({flags})")
     return (f"trainer.precision={precision} on the CPU: {where}, so bfloat16 "
             "convolutions fall back to slow kernels (the default model trained 0.07x the images/s of float32 "
             "with oneDNN held to AVX2: reports/perf.md). Use trainer.precision=32-true on this machine.")
